@@ -1,0 +1,143 @@
+//! `latch ping|status|state|events`: the admin API's command-line client.
+//!
+//! Exit codes: 0 answered; 2 no daemon at the endpoint; 3 the daemon did not answer in
+//! time (it may be wedged: try `latch-probe`); 1 anything else.
+
+use crate::autostart::{connect, ClientStream};
+use crate::cli::AdminArgs;
+use crate::net::Endpoint;
+use latch_probe_common::doc::{EventDoc, StateDoc};
+use std::io::{self, BufRead, BufReader, Write};
+use std::time::Duration;
+
+pub const EXIT_NO_DAEMON: i32 = 2;
+pub const EXIT_TIMEOUT: i32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Ping,
+    Status,
+    State,
+    Events,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Ping => "ping",
+            Op::Status => "status",
+            Op::State => "state",
+            Op::Events => "events",
+        }
+    }
+}
+
+pub fn run(endpoint: &Endpoint, op: Op, args: &AdminArgs) -> i32 {
+    match talk(endpoint, op, args) {
+        Ok(()) => 0,
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
+            eprintln!("latch: no daemon answers at {endpoint} ({e}); start one with `latch daemon`");
+            EXIT_NO_DAEMON
+        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            eprintln!(
+                "latch: the daemon at {endpoint} did not answer within {} ms; it may be wedged: \
+                 `latch-probe dump --pid PID` reads its state without its help",
+                args.timeout_ms
+            );
+            EXIT_TIMEOUT
+        }
+        Err(e) => {
+            eprintln!("latch: {} at {endpoint} failed: {e}", op.name());
+            1
+        }
+    }
+}
+
+fn talk(endpoint: &Endpoint, op: Op, args: &AdminArgs) -> io::Result<()> {
+    let mut stream = connect(endpoint)?;
+    writeln!(stream, "{{\"op\":\"{}\"}}", op.name())?;
+    if op != Op::Events {
+        set_timeout(&stream, Some(Duration::from_millis(args.timeout_ms.max(1))))?;
+    }
+    let mut lines = BufReader::new(stream).lines();
+    let mut out = io::stdout().lock();
+    loop {
+        let Some(line) = lines.next() else {
+            return if op == Op::Events { Ok(()) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+        };
+        let line = line?;
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&line) {
+            if let Some(err) = o.get("error") {
+                return Err(io::Error::other(format!("daemon said: {err}")));
+            }
+        }
+        if args.json {
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{}", human(op, &line))?;
+        }
+        out.flush()?;
+        if op != Op::Events {
+            return Ok(());
+        }
+    }
+}
+
+fn set_timeout(stream: &ClientStream, t: Option<Duration>) -> io::Result<()> {
+    stream.set_read_timeout(t)
+}
+
+/// A reply made readable; falls back to the JSON itself if it does not parse.
+fn human(op: Op, line: &str) -> String {
+    match op {
+        Op::State => serde_json::from_str::<StateDoc>(line).map_or_else(|_| line.to_owned(), |d| render_state(&d)),
+        Op::Events => serde_json::from_str::<EventDoc>(line).map_or_else(|_| line.to_owned(), |e| render_event(&e)),
+        Op::Ping | Op::Status => {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            match v.as_object() {
+                Some(o) => o.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n"),
+                None => line.to_owned(),
+            }
+        }
+    }
+}
+
+pub fn render_state(d: &StateDoc) -> String {
+    let mut s = format!("daemon pid {} version {} generation {}\n", d.pid, d.version, d.generation);
+    for l in &d.lockers {
+        s += &format!("locker {} {} ({})\n", l.id, l.resource_name, l.resource_type.name());
+        for (what, list) in [("holder ", &l.holders), ("waiting", &l.waitings)] {
+            for e in list {
+                s += &format!(
+                    "  {what} conn {} {}{}{}{} peer {}{}\n",
+                    e.conn,
+                    e.resource_name,
+                    e.lock_mode.map(|m| format!(" {}", m.short_name())).unwrap_or_default(),
+                    e.quantity.map(|q| format!(" quantity {q}")).unwrap_or_default(),
+                    e.element.as_ref().map(|x| format!(" element {x}")).unwrap_or_default(),
+                    e.peer_name,
+                    e.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    for i in &d.incubator {
+        s += &format!("incubating conn {} {} ({})\n", i.conn, i.resource_name, i.resource_type.name());
+    }
+    s.trim_end().to_owned()
+}
+
+fn render_event(e: &EventDoc) -> String {
+    format!(
+        "{} {:?} locker {} {} conn {} {:?}->{:?}{}",
+        e.ts_ns,
+        e.kind,
+        e.locker.map_or("-".to_owned(), |l| l.to_string()),
+        e.resource_name,
+        e.conn.map_or("-".to_owned(), |c| c.to_string()),
+        e.from,
+        e.to,
+        e.element.as_ref().map(|x| format!(" element {x}")).unwrap_or_default()
+    )
+}

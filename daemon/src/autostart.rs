@@ -1,0 +1,180 @@
+//! Connecting to the daemon, starting one if none answers (as flom's client does), and the
+//! started daemon's side of that: detach, take the start-up lock, report readiness.
+//!
+//! Concurrent starters race on `flock(<socket>.lock)`: exactly one binds; the others find
+//! the lock taken and simply retry connecting until the winner answers.
+
+use crate::net::Endpoint;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A connected client socket, blocking.
+pub enum ClientStream {
+    Unix(std::os::unix::net::UnixStream),
+    Tcp(std::net::TcpStream),
+}
+
+/// How long a client keeps retrying while a daemon it (or a rival) started comes up.
+const START_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Connects to `endpoint`; if nobody listens and `lifespan_ms` ≠ 0, starts a daemon with
+/// that lifespan and connects to it.
+pub fn connect_or_start(endpoint: &Endpoint, lifespan_ms: i64) -> io::Result<ClientStream> {
+    match connect(endpoint) {
+        Ok(s) => Ok(s),
+        Err(e) if lifespan_ms != 0 && nobody_listens(&e) => {
+            start_daemon(endpoint, lifespan_ms)?;
+            let deadline = Instant::now() + START_PATIENCE;
+            loop {
+                match connect(endpoint) {
+                    Ok(s) => return Ok(s),
+                    Err(e) if Instant::now() < deadline && nobody_listens(&e) => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn connect(endpoint: &Endpoint) -> io::Result<ClientStream> {
+    match endpoint {
+        Endpoint::Unix(path) => Ok(ClientStream::Unix(std::os::unix::net::UnixStream::connect(path)?)),
+        Endpoint::Tcp(addr, port) => {
+            let s = std::net::TcpStream::connect(Endpoint::socket_addr(addr, *port)?)?;
+            s.set_nodelay(true)?;
+            Ok(ClientStream::Tcp(s))
+        }
+    }
+}
+
+fn nobody_listens(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused)
+}
+
+/// Runs `latch daemon --spawned` and waits until it reports (ready, or lost the race).
+fn start_daemon(endpoint: &Endpoint, lifespan_ms: i64) -> io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("daemon").arg("--spawned").arg("-d").arg(lifespan_ms.to_string());
+    match endpoint {
+        Endpoint::Unix(p) => cmd.arg("-s").arg(p),
+        Endpoint::Tcp(a, p) => cmd.arg("-a").arg(a).arg("-p").arg(p.to_string()),
+    };
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        // One line when ready (or nothing if it lost the start-up race or failed).
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    // The child forks the real daemon and exits at once; reap it.
+    let _ = child.wait();
+    Ok(())
+}
+
+/// The start-up lock's path for an endpoint.
+pub fn lock_path(endpoint: &Endpoint) -> PathBuf {
+    match endpoint {
+        Endpoint::Unix(p) => {
+            let mut s = p.clone().into_os_string();
+            s.push(".lock");
+            PathBuf::from(s)
+        }
+        Endpoint::Tcp(a, p) => PathBuf::from(format!("/tmp/latch-tcp-{a}-{p}.lock")),
+    }
+}
+
+/// The spawned daemon's first steps: a new session, a second fork (so no client ever has
+/// to reap the daemon), and the start-up lock. Returns the held lock in the daemon process
+/// (keep it for the daemon's life), or `None` if another daemon is starting (exit then).
+/// Must run before any thread is started.
+pub fn detach_and_lock(endpoint: &Endpoint) -> io::Result<Option<Flock<File>>> {
+    nix::unistd::setsid().map_err(io::Error::from)?;
+    // SAFETY: single-threaded at this point (called first thing in main).
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { .. } => std::process::exit(0),
+        nix::unistd::ForkResult::Child => {}
+    }
+    let _ = std::env::set_current_dir("/");
+    let file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o666).open(lock_path(endpoint))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
+/// Tells the starting client the daemon listens, then lets go of the pipe.
+pub fn report_ready() {
+    let mut out = io::stdout();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    if let Ok(devnull) = File::open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto our own stdout; both descriptors are valid.
+        unsafe { libc::dup2(devnull.as_raw_fd(), libc::STDOUT_FILENO) };
+    }
+}
+
+impl io::Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Unix(s) => s.read(buf),
+            ClientStream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl io::Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Unix(s) => s.write(buf),
+            ClientStream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ClientStream {
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            ClientStream::Unix(s) => s.set_read_timeout(t),
+            ClientStream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        match self {
+            ClientStream::Unix(s) => s.shutdown(how),
+            ClientStream::Tcp(s) => s.shutdown(how),
+        }
+    }
+
+    /// Sends one whole message with MSG_NOSIGNAL, as flom does (EPIPE is an error, not a
+    /// signal).
+    pub fn send_message(&self, bytes: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            ClientStream::Unix(s) => s.as_raw_fd(),
+            ClientStream::Tcp(s) => s.as_raw_fd(),
+        };
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match nix::sys::socket::send(fd, &bytes[sent..], nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+                Ok(n) => sent += n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The command line: flom's options for the client, and latch's own subcommands.
+//!
+//! Only parsing and the flom-compatible interpretation of option values live here; what
+//! the options do is in [`crate::client`], [`crate::server`] and friends.
+
+use crate::net::Endpoint;
+use clap::{Args, Parser, Subcommand};
+use latch_probe_common::LockMode;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The default TCP port, as FLoM's.
+pub const DEFAULT_PORT: u16 = 28015;
+/// flom's default daemon lifespan for an auto-started daemon, in ms.
+pub const DEFAULT_LIFESPAN_MS: i64 = 5000;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "latch",
+    about = "A FLoM-compatible lock daemon and client, built to be probed from outside",
+    long_about = "A FLoM-compatible lock daemon and client.\n\n\
+        Run a command while holding a lock, as flom does:\n  \
+        latch -r RESOURCE [-l MODE] [-q N] [-o MS] -- command args...\n\n\
+        The first client starts a daemon if none answers on the socket (unless -d 0); \
+        `latch daemon` runs one in the foreground. The daemon's state is visible with \
+        `latch state` and, from outside, with latch-probe.",
+    disable_version_flag = true,
+    allow_negative_numbers = true,
+    after_help = "Exit status: the command's own; 96 the requester can't wait; 97 the command \
+        could not be run; 98 busy or timeout expired; 99 any other error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// Print the version and exit.
+    #[arg(long)]
+    pub version: bool,
+
+    /// The command to run while the lock is held (after `--`); the granted element, if the
+    /// resource has one, is appended as its last argument.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+
+    #[command(subcommand)]
+    pub sub: Option<Sub>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct EndpointArgs {
+    /// Unix socket of the daemon [default: /tmp/flom-<login>, as flom's].
+    #[arg(short = 's', long = "socket-name", global = true)]
+    pub socket: Option<PathBuf>,
+    /// TCP address of the daemon (instead of a Unix socket).
+    #[arg(short = 'a', long = "unicast-address", global = true)]
+    pub address: Option<String>,
+    /// TCP port of the daemon.
+    #[arg(short = 'p', long = "unicast-port", global = true)]
+    pub port: Option<u16>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LockArgs {
+    /// The resource to lock: name (simple), name[N] (numeric), a.b.c (set), /a/b
+    /// (hierarchical), _s_name[N] / _S_name[N] (sequence), _t_FORMAT[N] (timestamp).
+    #[arg(short = 'r', long = "resource-name")]
+    pub resource: Option<String>,
+    /// Lock mode for simple and hierarchical resources: NL CR CW PR PW EX (or long names).
+    #[arg(short = 'l', long = "lock-mode")]
+    pub mode: Option<String>,
+    /// Units of a numeric resource to take.
+    #[arg(short = 'q', long = "resource-quantity")]
+    pub quantity: Option<i64>,
+    /// How long to wait for the lock, ms: -1 forever, 0 do not wait.
+    #[arg(short = 'o', long = "resource-timeout", default_value_t = -1)]
+    pub timeout_ms: i64,
+    /// Create the resource if it does not exist (yes/no); with no, wait until someone does.
+    #[arg(short = 'e', long = "resource-create")]
+    pub create: Option<String>,
+    /// How long the resource outlives its last client, ms.
+    #[arg(short = 'i', long = "resource-idle-lifespan", default_value_t = 0)]
+    pub resource_lifespan_ms: i64,
+    /// Lifespan of an auto-started daemon, ms: 0 never start one, negative run forever.
+    #[arg(short = 'd', long = "daemon-lifespan", default_value_t = DEFAULT_LIFESPAN_MS)]
+    pub daemon_lifespan_ms: i64,
+    /// Ask the daemon to shut down when idle (quiesce).
+    #[arg(short = 'x', long = "quiesce-exit")]
+    pub quiesce: bool,
+    /// Ask the daemon to exit at once (immediate).
+    #[arg(short = 'X', long = "immediate-exit")]
+    pub immediate: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Sub {
+    /// Run a daemon in the foreground (until stopped, unless -d is given).
+    Daemon(DaemonArgs),
+    /// Check that the daemon answers (admin API).
+    Ping(AdminArgs),
+    /// Summary: pid, version, uptime, memory, counts (admin API).
+    Status(AdminArgs),
+    /// Every locker, holder, waiter and incubated client: the latch.state/1 document.
+    State(AdminArgs),
+    /// Stream every lock event (latch.event/1) until interrupted.
+    Events(AdminArgs),
+    /// Load generator speaking FLoM's protocol: lock+unlock rate, or a daemon filled with
+    /// held locks and waiters for the probe's benchmarks.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DaemonArgs {
+    /// Exit after this long idle, ms; negative: never.
+    #[arg(short = 'd', long = "daemon-lifespan", default_value_t = -1)]
+    pub lifespan_ms: i64,
+    /// Test hooks, as FLoM's --debug-feature: `hang-on-lock=NAME` makes the thread that
+    /// owns the lock table block forever, holding it, when a lock for NAME arrives.
+    #[arg(long = "debug-feature", value_name = "FEATURE")]
+    pub debug_feature: Vec<String>,
+    /// Internal: started by a client; detach and report readiness on stdout.
+    #[arg(long, hide = true)]
+    pub spawned: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AdminArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up waiting for the daemon's answer after this long, ms (not for events).
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+}
+
+impl EndpointArgs {
+    /// Where to talk: TCP if an address was given, else the Unix socket (flom's default
+    /// path). Refuses both at once, as flom does.
+    pub fn endpoint(&self) -> Result<Endpoint, EndpointConflict> {
+        match (&self.socket, &self.address) {
+            (Some(_), Some(_)) => Err(EndpointConflict),
+            (None, Some(addr)) => Ok(Endpoint::Tcp(addr.clone(), self.port.unwrap_or(DEFAULT_PORT))),
+            (Some(path), None) => Ok(Endpoint::Unix(path.clone())),
+            (None, None) => Ok(Endpoint::Unix(default_socket())),
+        }
+    }
+}
+
+/// `-s` together with `-a`.
+#[derive(Debug)]
+pub struct EndpointConflict;
+
+/// flom's default socket: `/tmp/flom-<login>`.
+pub fn default_socket() -> PathBuf {
+    let login = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "nobody".to_owned());
+    PathBuf::from(format!("/tmp/flom-{login}"))
+}
+
+/// flom's `-l`: a case-insensitive substring search, long then short name, in the order
+/// NL CR CW PW PR EX (recorded, transcripts e).
+pub fn parse_mode(text: &str) -> Option<LockMode> {
+    let lower = text.to_ascii_lowercase();
+    [LockMode::NL, LockMode::CR, LockMode::CW, LockMode::PW, LockMode::PR, LockMode::EX]
+        .into_iter()
+        .find(|m| {
+            lower.contains(&m.long_name().to_ascii_lowercase()) || lower.contains(&m.short_name().to_ascii_lowercase())
+        })
+}
+
+/// flom's `-e`: any text containing "no", "yes", "n" or "y" (case-insensitive, in that
+/// order) means no/yes/no/yes; anything else is refused.
+pub fn parse_create(text: &str) -> Option<bool> {
+    let lower = text.to_ascii_lowercase();
+    [("no", false), ("yes", true), ("n", false), ("y", true)]
+        .into_iter()
+        .find(|(word, _)| lower.contains(word))
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_as_flom_reads_them() {
+        for (text, mode) in [
+            ("NL", LockMode::NL),
+            ("ConcurrentRead", LockMode::CR),
+            ("cw", LockMode::CW),
+            ("ProtectedRead", LockMode::PR),
+            ("pw", LockMode::PW),
+            ("Ex", LockMode::EX),
+            ("EXCL", LockMode::EX),
+            ("exclusive", LockMode::EX),
+        ] {
+            assert_eq!(parse_mode(text), Some(mode), "{text}");
+        }
+        assert_eq!(parse_mode("xx"), None);
+        assert_eq!(parse_mode(""), None);
+    }
+
+    #[test]
+    fn create_as_flom_reads_it() {
+        assert_eq!(parse_create("no"), Some(false));
+        assert_eq!(parse_create("yes"), Some(true));
+        assert_eq!(parse_create("maybe"), Some(true));
+        assert_eq!(parse_create("xyz"), Some(true));
+        assert_eq!(parse_create("n"), Some(false));
+        for bad in ["1", "0", "true", "false", ""] {
+            assert_eq!(parse_create(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,238 @@
+//! The flom-compatible client: lock a resource, run a command while holding it, unlock
+//! (with rollback when the command failed), exit with the command's status. Exit codes and
+//! messages are flom's (`flom-reference/exit-codes.md`); where flom is at fault (a command
+//! killed by a signal reported as success), latch differs and `docs/flom-differences.md`
+//! says so.
+
+use crate::autostart::{connect_or_start, ClientStream};
+use crate::cli::{parse_create, parse_mode, EndpointArgs, LockArgs};
+use crate::resource::{self, DEFAULT_RESOURCE};
+use crate::wire::{self, Framer, LockMsg};
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const EXIT_CANT_WAIT: i32 = 96;
+pub const EXIT_CANT_EXEC: i32 = 97;
+pub const EXIT_BUSY: i32 = 98;
+pub const EXIT_ERROR: i32 = 99;
+
+/// The session id flom puts in its messages: the machine id.
+pub fn machine_id() -> String {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "00000000000000000000000000000000".to_owned())
+}
+
+/// Runs the client as flom does; returns the process exit status.
+pub fn run(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> i32 {
+    let mode = match args.mode.as_deref().map(|m| (m, parse_mode(m))) {
+        Some((text, None)) => {
+            eprintln!("lock-mode: '{text}' is an invalid value");
+            return EXIT_ERROR;
+        }
+        Some((_, Some(m))) => m,
+        None => latch_probe_common::LockMode::EX,
+    };
+    let create = match args.create.as_deref().map(|c| (c, parse_create(c))) {
+        Some((text, None)) => {
+            println!("resource-create: '{text}' is an invalid value");
+            return EXIT_ERROR;
+        }
+        Some((_, Some(c))) => c,
+        None => true,
+    };
+    let name = match args.resource.as_deref() {
+        Some(DEFAULT_RESOURCE) => {
+            println!("ERROR: '{DEFAULT_RESOURCE}' is a reserved resource name and can not be set by user");
+            eprintln!("flom_config_set_resource_name: ret_cod=-14");
+            return EXIT_ERROR;
+        }
+        Some(n) => n.to_owned(),
+        None => DEFAULT_RESOURCE.to_owned(),
+    };
+    let Some(spec) = resource::classify(&name) else {
+        println!("ERROR: '{name}' is not a valid name for a resource");
+        eprintln!("flom_config_set_resource_name: ret_cod=-14");
+        return EXIT_ERROR;
+    };
+    let Ok(endpoint) = endpoint.endpoint() else {
+        println!("ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.");
+        eprintln!("Configuration is not valid, cannot go on!");
+        return EXIT_ERROR;
+    };
+    if args.quiesce || args.immediate {
+        return shutdown(&endpoint, args.immediate);
+    }
+    if command.is_empty() {
+        eprintln!("No command to execute!");
+        return EXIT_CANT_EXEC;
+    }
+    let resource_type = spec.resource_type();
+    let quantity = match args.quantity {
+        Some(q) if q < 0 => {
+            eprintln!("Resource quantity ignored because negative values ({q}) are meaningless");
+            1
+        }
+        Some(q) => q,
+        None => 1,
+    };
+    let msg = LockMsg {
+        name: name.clone(),
+        mode: resource_type.has_mode().then_some(mode.wire()),
+        wait: args.timeout_ms != 0,
+        quantity: resource_type.has_quantity().then_some(quantity),
+        create,
+        lifespan_ms: args.resource_lifespan_ms,
+    };
+    let mut stream = match connect_or_start(&endpoint, args.daemon_lifespan_ms) {
+        Ok(s) => s,
+        Err(_) => {
+            eprintln!("flom_client_connect: ret_cod=-105 (ERROR: 'connect' function returned an error condition)");
+            return EXIT_ERROR;
+        }
+    };
+    let element = match lock(&mut stream, &msg, args.timeout_ms) {
+        Ok(element) => element,
+        Err(code) => {
+            disconnect(&mut stream);
+            return code;
+        }
+    };
+    let (status, rollback) = run_command(command, element.as_deref());
+    if stream.send_message(&wire::format_unlock(&name, rollback)).is_err() {
+        eprintln!("flom_client_unlock: ret_cod=-130 (ERROR: 'send' function returned an error condition)");
+        return EXIT_ERROR;
+    }
+    disconnect(&mut stream);
+    status
+}
+
+/// Sends the lock and waits for the grant; `Err` is the exit status (message printed).
+fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Option<String>, i32> {
+    let recv_error = || {
+        eprintln!("flom_client_lock: ret_cod=-126 (ERROR: 'recv' function returned an error condition)");
+        EXIT_ERROR
+    };
+    if stream.send_message(&wire::format_lock(&machine_id(), msg)).is_err() {
+        eprintln!("flom_client_lock: ret_cod=-130 (ERROR: 'send' function returned an error condition)");
+        return Err(EXIT_ERROR);
+    }
+    let per_message = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
+    let mut framer = Framer::default();
+    loop {
+        let answer = match read_message(stream, &mut framer, per_message) {
+            Ok(Some(bytes)) => wire::parse_answer(&bytes).map_err(|_| recv_error())?,
+            Ok(None) => return Err(recv_error()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                eprintln!("The lock was not obtained because timeout ({timeout_ms} milliseconds) expired");
+                return Err(EXIT_BUSY);
+            }
+            Err(_) => return Err(recv_error()),
+        };
+        match answer.rc {
+            0 => return Ok(answer.element),
+            1 | 2 => continue,
+            4 => {
+                eprintln!("Resource already locked, the lock cannot be obtained");
+                return Err(EXIT_BUSY);
+            }
+            5 => {
+                eprintln!("The resource could be available in the future, but the requester can't wait");
+                return Err(EXIT_CANT_WAIT);
+            }
+            6 => {
+                eprintln!("Resource will never satisfy the request, the lock cannot be obtained");
+                return Err(EXIT_ERROR);
+            }
+            rc => {
+                eprintln!("flom_client_lock: ret_cod={rc}");
+                return Err(EXIT_ERROR);
+            }
+        }
+    }
+}
+
+/// Reads one whole message; `Ok(None)` on EOF. The timeout applies to this message, as
+/// flom's per-receive timeout does.
+fn read_message(stream: &mut ClientStream, framer: &mut Framer, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(msg) = framer.next_message().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+            return Ok(Some(msg));
+        }
+        let left = match deadline {
+            Some(d) => Some(d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()).ok_or(io::ErrorKind::TimedOut)?),
+            None => None,
+        };
+        stream.set_read_timeout(left)?;
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => framer.push(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs the command with the element appended; returns (exit status, rollback).
+fn run_command(command: &[OsString], element: Option<&str>) -> (i32, bool) {
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]);
+    if let Some(e) = element {
+        cmd.arg(e);
+    }
+    match cmd.status() {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => (code, code != 0),
+            // flom reports a signalled command as success (exit 0, no rollback); a command
+            // that was killed did not succeed.
+            (None, Some(sig)) => (128 + sig, true),
+            (None, None) => (EXIT_ERROR, true),
+        },
+        Err(_) => {
+            let now = crate::timefmt::format_timestamp("%H:%M:%S#fff", crate::timefmt::now_ns());
+            let shown = command[0].to_string_lossy();
+            eprintln!("\n** (latch:{}): WARNING **: {now}: Unable to execute command '{shown}'\n", std::process::id());
+            (EXIT_CANT_EXEC, true)
+        }
+    }
+}
+
+/// flom's goodbye: half-close, wait for the daemon's close, close.
+fn disconnect(stream: &mut ClientStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut sink = [0u8; 1024];
+    while let Ok(n) = stream.read(&mut sink) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// `-x` / `-X`: ask the daemon to shut down.
+fn shutdown(endpoint: &crate::net::Endpoint, immediate: bool) -> i32 {
+    let what = if immediate { "immediate" } else { "quiesce" };
+    println!("Starting FLoM daemon {what} shutdown...");
+    let _ = io::stdout().flush();
+    let Ok(mut stream) = crate::autostart::connect(endpoint) else {
+        return EXIT_ERROR;
+    };
+    if stream.send_message(&wire::format_shutdown(&machine_id(), immediate)).is_err() {
+        return EXIT_ERROR;
+    }
+    // flom waits up to a second for a reply that never comes, then says goodbye.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(if immediate { 1000 } else { 200 })));
+    let mut sink = [0u8; 64];
+    let _ = stream.read(&mut sink);
+    disconnect(&mut stream);
+    0
+}

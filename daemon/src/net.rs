@@ -1,0 +1,166 @@
+//! Sockets: the listener (Unix or TCP) and an accepted stream, with what identifies the
+//! peer. Thin wrappers over mio's types so the server handles both transports alike.
+
+use crate::table::Peer;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::PathBuf;
+
+/// Where the daemon listens and clients connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp(String, u16),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+            Endpoint::Tcp(a, p) => write!(f, "{a}:{p}"),
+        }
+    }
+}
+
+impl Endpoint {
+    /// Resolves a TCP endpoint's address (first match); errors say which address failed.
+    pub fn socket_addr(addr: &str, port: u16) -> io::Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        (addr, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no address for {addr}")))
+    }
+}
+
+pub enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+pub enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Listener {
+    /// Binds like FLoM: a stale Unix socket file is replaced, TCP gets SO_REUSEADDR (mio's
+    /// default), and the backlog is generous for bursts of one-lock connections.
+    pub fn bind(endpoint: &Endpoint) -> io::Result<Listener> {
+        match endpoint {
+            Endpoint::Unix(path) => {
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                Ok(Listener::Unix(UnixListener::bind(path)?))
+            }
+            Endpoint::Tcp(addr, port) => Ok(Listener::Tcp(TcpListener::bind(Endpoint::socket_addr(addr, *port)?)?)),
+        }
+    }
+
+    /// Accepts one connection and learns who the peer is.
+    pub fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Unix(l) => {
+                let (s, _) = l.accept()?;
+                let cred = nix::sys::socket::getsockopt(&s.as_fd(), nix::sys::socket::sockopt::PeerCredentials).ok();
+                let peer = Peer {
+                    fd: s.as_raw_fd(),
+                    name: "localhost/".to_owned(),
+                    pid: cred.as_ref().map(|c| c.pid() as u32),
+                    uid: cred.as_ref().map(|c| c.uid()),
+                };
+                Ok((Stream::Unix(s), peer))
+            }
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept()?;
+                s.set_nodelay(true)?;
+                nix::sys::socket::setsockopt(&s.as_fd(), nix::sys::socket::sockopt::KeepAlive, &true)?;
+                let peer = Peer { fd: s.as_raw_fd(), name: format!("{}/{}", addr.ip(), addr.port()), pid: None, uid: None };
+                Ok((Stream::Tcp(s), peer))
+            }
+        }
+    }
+}
+
+impl mio::event::Source for Listener {
+    fn register(&mut self, r: &mio::Registry, t: mio::Token, i: mio::Interest) -> io::Result<()> {
+        match self {
+            Listener::Unix(l) => l.register(r, t, i),
+            Listener::Tcp(l) => l.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &mio::Registry, t: mio::Token, i: mio::Interest) -> io::Result<()> {
+        match self {
+            Listener::Unix(l) => l.reregister(r, t, i),
+            Listener::Tcp(l) => l.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> io::Result<()> {
+        match self {
+            Listener::Unix(l) => l.deregister(r),
+            Listener::Tcp(l) => l.deregister(r),
+        }
+    }
+}
+
+impl Stream {
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl mio::event::Source for Stream {
+    fn register(&mut self, r: &mio::Registry, t: mio::Token, i: mio::Interest) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.register(r, t, i),
+            Stream::Tcp(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &mio::Registry, t: mio::Token, i: mio::Interest) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.reregister(r, t, i),
+            Stream::Tcp(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.deregister(r),
+            Stream::Tcp(s) => s.deregister(r),
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The daemon's main loop: one thread that accepts FLoM clients, reads their messages, runs
+//! them through the [`crate::engine`] with the lock table held, and writes the answers.
+//! Admin connections are handed to [`crate::admin`]; timers (timestamp grains, idle
+//! lockers, the daemon's own lifespan) are kept here.
+//!
+//! One thread for every client (an event loop, never a thread per locker): a snapshot has
+//! few threads to stop, and the table's owner is one well-known thread.
+
+use crate::admin::{self, AdminHandle, DaemonInfo};
+use crate::engine::{self, Answer, Effects, Rc};
+use crate::hub::Hub;
+use crate::journal::Journal;
+use crate::net::{Endpoint, Listener, Stream};
+use crate::resource;
+use crate::table::{LockTable, Peer, Request, LOCK_TABLE};
+use crate::timefmt::now_ns;
+use crate::wire::{self, ClientMessage, Framer, LockMsg, WireError, STEP_FIRST_ANSWER, STEP_LATER_ANSWER};
+use latch_probe_common::LockMode;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const FIRST_CONN: usize = 2;
+/// The daemon lifespan after a quiesce request (`-x`), as FLoM does.
+const QUIESCE_LIFESPAN_MS: i64 = 100;
+
+/// How the daemon was asked to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub endpoint: Endpoint,
+    /// Exit after this long without clients or lockers; negative: never.
+    pub lifespan_ms: i64,
+    /// Test hook: the table's owner blocks forever on a lock request for this name.
+    pub hang_on_lock: Option<String>,
+    /// The session id put in first answers (FLoM uses the machine id).
+    pub peerid: String,
+}
+
+/// Why [`Server::run`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    Idle,
+    Shutdown,
+    Signal,
+}
+
+struct Conn {
+    stream: Stream,
+    peer: Peer,
+    framer: Framer,
+    /// The id from the shared counter, taken at the first FLoM message.
+    id: Option<u64>,
+    /// Whether it sent its lock (one lock per connection).
+    locked: bool,
+    /// Answers not yet written (the socket was full).
+    output: Vec<u8>,
+    /// Close once `output` is written.
+    closing: bool,
+}
+
+pub struct Server {
+    config: Config,
+    poll: Poll,
+    listener: Listener,
+    /// The signal pipe's read end, registered with `poll`; kept open for the daemon's life.
+    _signals: mio::net::UnixStream,
+    conns: HashMap<Token, Conn>,
+    by_id: HashMap<u64, Token>,
+    next_token: usize,
+    /// (wall-clock ns, locker id)
+    timers: BTreeSet<(u64, u64)>,
+    /// When the daemon became idle (no clients, no lockers).
+    idle_since: Option<Instant>,
+    lifespan_ms: i64,
+    admin: AdminHandle,
+    hub: Arc<Hub>,
+    info: Arc<DaemonInfo>,
+}
+
+impl Server {
+    /// Binds the endpoint, starts the admin thread and installs the signal handlers.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = Listener::bind(&config.endpoint)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let (read_end, write_end) = std::os::unix::net::UnixStream::pair()?;
+        read_end.set_nonblocking(true)?;
+        write_end.set_nonblocking(true)?;
+        let mut signals = mio::net::UnixStream::from_std(read_end);
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+            signal_hook::low_level::pipe::register(sig, write_end.try_clone()?)?;
+        }
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let info = Arc::new(DaemonInfo { pid: std::process::id(), started: Instant::now(), connections: 0.into() });
+        let hub = Arc::new(Hub::default());
+        let admin = admin::spawn(info.clone(), hub.clone())?;
+        // The signal pipe's write end must outlive the handlers.
+        std::mem::forget(write_end);
+        Ok(Server {
+            lifespan_ms: config.lifespan_ms,
+            config,
+            poll,
+            listener,
+            _signals: signals,
+            conns: HashMap::new(),
+            by_id: HashMap::new(),
+            next_token: FIRST_CONN,
+            timers: BTreeSet::new(),
+            idle_since: Some(Instant::now()),
+            admin,
+            hub,
+            info,
+        })
+    }
+
+    /// Serves until idle past the lifespan, shut down, or signalled; removes a Unix socket.
+    pub fn run(mut self) -> io::Result<Exit> {
+        let mut events = Events::with_capacity(1024);
+        let exit = loop {
+            let timeout = self.next_wakeup();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut exit = None;
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_all(),
+                    SIGNALS => exit = Some(Exit::Signal),
+                    token => {
+                        if let Some(e) = self.on_ready(token, ev.is_readable(), ev.is_writable()) {
+                            exit = Some(e);
+                        }
+                    }
+                }
+            }
+            if let Some(e) = exit {
+                break e;
+            }
+            self.fire_timers();
+            if self.idle_expired() {
+                break Exit::Idle;
+            }
+        };
+        if let Endpoint::Unix(path) = &self.config.endpoint {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(exit)
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let token = Token(self.next_token);
+                    self.next_token += 1;
+                    if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+                        log::warn!("cannot watch a new connection: {e}");
+                        continue;
+                    }
+                    self.conns.insert(
+                        token,
+                        Conn { stream, peer, framer: Framer::default(), id: None, locked: false, output: Vec::new(), closing: false },
+                    );
+                    self.info.connections.store(self.conns.len(), Ordering::Relaxed);
+                    self.idle_since = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and let the backlog wait; never exit.
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self, token: Token, readable: bool, writable: bool) -> Option<Exit> {
+        if writable && !self.flush(token) {
+            self.close(token);
+            return None;
+        }
+        if !readable {
+            return None;
+        }
+        let mut eof = false;
+        let mut buf = [0u8; 4096];
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else { return None };
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    if conn.id.is_none() && !conn.locked && conn.framer.pending() == 0 && buf[0] == b'{' {
+                        return self.hand_to_admin(token, buf[..n].to_vec());
+                    }
+                    conn.framer.push(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else { return None };
+            match conn.framer.next_message() {
+                Ok(Some(msg)) => {
+                    if let Some(exit) = self.on_message(token, &msg) {
+                        return Some(exit);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.refuse(token, &e);
+                    return None;
+                }
+            }
+        }
+        if eof {
+            // FLoM clients half-close and wait for our close: release and close now.
+            self.close(token);
+        }
+        None
+    }
+
+    fn hand_to_admin(&mut self, token: Token, read: Vec<u8>) -> Option<Exit> {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.info.connections.store(self.conns.len(), Ordering::Relaxed);
+            self.admin.adopt(conn.stream, read);
+        }
+        self.note_idle();
+        None
+    }
+
+    fn on_message(&mut self, token: Token, msg: &[u8]) -> Option<Exit> {
+        let parsed = wire::parse_client(msg);
+        let conn = self.conns.get_mut(&token)?;
+        match parsed {
+            Ok(ClientMessage::Lock(m)) if !conn.locked => {
+                conn.locked = true;
+                self.on_lock(token, m);
+            }
+            Ok(ClientMessage::Unlock { name, rollback }) if conn.locked && conn.id.is_some() => {
+                let id = conn.id?;
+                let result = self.with_table(|table, journal, fx| {
+                    engine::unlock(table, id, &name, rollback, journal, fx)
+                });
+                if result.is_err() {
+                    log::info!("conn {id}: unlock of {name:?}, which it does not hold: closing it");
+                    self.close(token);
+                }
+            }
+            Ok(ClientMessage::Shutdown { immediate: true }) => {
+                log::info!("immediate shutdown requested");
+                return Some(Exit::Shutdown);
+            }
+            Ok(ClientMessage::Shutdown { immediate: false }) => {
+                log::info!("quiesce requested: lifespan now {QUIESCE_LIFESPAN_MS} ms");
+                self.lifespan_ms = QUIESCE_LIFESPAN_MS;
+            }
+            Ok(other) => {
+                log::info!("unexpected {other:?} on a connection that already has a lock: closing it");
+                self.close(token);
+            }
+            Err(e) => self.refuse(token, &e),
+        }
+        None
+    }
+
+    /// Bad input closes that one connection (FLoM's daemon dies instead).
+    fn refuse(&mut self, token: Token, e: &WireError) {
+        let id = self.conns.get(&token).and_then(|c| c.id);
+        log::warn!("connection {id:?}: {e}: closing it");
+        if matches!(e, WireError::TooLong) {
+            // Tell the client, so it does not wait for an answer that cannot come.
+            self.send(token, STEP_FIRST_ANSWER, &Answer::rc(Rc::TooLong));
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.closing = true;
+            }
+            if !self.flush(token) {
+                self.close(token);
+            }
+            return;
+        }
+        self.close(token);
+    }
+
+    fn on_lock(&mut self, token: Token, m: LockMsg) {
+        let Some(spec) = resource::classify(&m.name) else {
+            log::info!("lock request for invalid name {:?}", m.name);
+            self.send(token, STEP_FIRST_ANSWER, &Answer::rc(Rc::InvalidName));
+            self.half_close(token);
+            return;
+        };
+        let resource_type = spec.resource_type();
+        let Some(conn) = self.conns.get(&token) else { return };
+        let mut req = Box::new(Request {
+            conn: 0,
+            resource_type,
+            lock_mode: resource_type.has_mode().then(|| m.mode.and_then(LockMode::from_wire).unwrap_or(LockMode::EX)),
+            quantity: resource_type.has_quantity().then(|| m.quantity.map_or(1, |q| q.max(1) as u64)),
+            resource_name: m.name,
+            element: None,
+            since_ns: 0,
+            wait: m.wait,
+            lifespan_ms: m.lifespan_ms.max(0) as u64,
+            peer: conn.peer.clone(),
+        });
+        let mut table = lock_table();
+        if self.config.hang_on_lock.as_deref() == Some(req.resource_name.as_str()) {
+            log::warn!("debug feature hang-on-lock: blocking forever with the lock table held");
+            hang_forever(table);
+        }
+        let id = table.take_id();
+        req.conn = id;
+        let answer = self.change(&mut table, |table, journal, fx| engine::lock(table, spec, m.create, req, journal, fx));
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.id = Some(id);
+        }
+        self.by_id.insert(id, token);
+        self.send(token, STEP_FIRST_ANSWER, &answer);
+        match answer.rc {
+            Rc::CannotWait => self.half_close(token),
+            Rc::Granted | Rc::Queued | Rc::Incubated | Rc::Busy | Rc::Impossible | Rc::InvalidName | Rc::TooLong => {}
+        }
+    }
+
+    /// Runs `f` on the locked table as one change: generation odd throughout, events
+    /// published and answers sent after.
+    fn with_table<R>(&mut self, f: impl FnOnce(&mut LockTable, &mut Journal, &mut Effects) -> R) -> R {
+        let mut table = lock_table();
+        self.change(&mut table, f)
+    }
+
+    fn change<R>(
+        &mut self,
+        table: &mut MutexGuard<'static, LockTable>,
+        f: impl FnOnce(&mut LockTable, &mut Journal, &mut Effects) -> R,
+    ) -> R {
+        let mut journal = Journal::new(self.hub.active(), now_ns());
+        let mut fx = Effects::default();
+        table.generation += 1;
+        let result = f(table, &mut journal, &mut fx);
+        table.generation += 1;
+        self.hub.publish(&journal.events);
+        for (conn, answer) in fx.replies {
+            if let Some(&token) = self.by_id.get(&conn) {
+                self.send(token, STEP_LATER_ANSWER, &answer);
+            }
+        }
+        self.timers.extend(fx.timers);
+        result
+    }
+
+    fn send(&mut self, token: Token, step: u32, answer: &Answer) {
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        let msg = wire::format_answer(step, &self.config.peerid, answer.rc as i32, answer.element.as_deref());
+        conn.output.extend_from_slice(&msg);
+        if !self.flush(token) {
+            self.close(token);
+        }
+    }
+
+    /// Writes pending output; false when the connection is dead or finished.
+    fn flush(&mut self, token: Token) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else { return false };
+        let had_backlog = !conn.output.is_empty();
+        while !conn.output.is_empty() {
+            match conn.stream.write(&conn.output) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    conn.output.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        if conn.output.is_empty() && conn.closing {
+            return false;
+        }
+        if had_backlog {
+            let interest = if conn.output.is_empty() { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+            if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn half_close(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get(&token) {
+            let _ = conn.stream.shutdown_write();
+        }
+    }
+
+    /// Closes a connection; whatever it held or waited for goes.
+    fn close(&mut self, token: Token) {
+        let Some(mut conn) = self.conns.remove(&token) else { return };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(id) = conn.id {
+            self.by_id.remove(&id);
+            self.with_table(|table, journal, fx| engine::disconnect(table, id, journal, fx));
+        }
+        drop(conn);
+        self.info.connections.store(self.conns.len(), Ordering::Relaxed);
+        self.note_idle();
+    }
+
+    fn fire_timers(&mut self) {
+        let now = now_ns();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.with_table(|table, journal, fx| engine::on_timer(table, id, journal, fx));
+        }
+        self.note_idle();
+    }
+
+    /// Starts the idle clock when nothing is left: no clients, no lockers.
+    fn note_idle(&mut self) {
+        if !self.conns.is_empty() {
+            self.idle_since = None;
+            return;
+        }
+        let empty = {
+            let table = lock_table();
+            table.lockers.is_empty() && table.incubator.is_empty()
+        };
+        if empty {
+            self.idle_since.get_or_insert_with(Instant::now);
+        } else {
+            self.idle_since = None;
+        }
+    }
+
+    /// FLoM exits about its lifespan after the last resource went, or a third of it when no
+    /// resource was ever created (both recorded).
+    fn idle_limit(&self) -> Option<Duration> {
+        if self.lifespan_ms < 0 {
+            return None;
+        }
+        let ever = lock_table().ever_created;
+        let ms = if ever { self.lifespan_ms } else { self.lifespan_ms / 3 };
+        Some(Duration::from_millis(ms as u64))
+    }
+
+    fn idle_expired(&self) -> bool {
+        match (self.idle_since, self.idle_limit()) {
+            (Some(since), Some(limit)) => since.elapsed() >= limit,
+            _ => false,
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Duration> {
+        let timer = self.timers.first().map(|&(at, _)| Duration::from_nanos(at.saturating_sub(now_ns())));
+        let idle = match (self.idle_since, self.idle_limit()) {
+            (Some(since), Some(limit)) => Some(limit.saturating_sub(since.elapsed())),
+            _ => None,
+        };
+        match (timer, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+fn lock_table() -> MutexGuard<'static, LockTable> {
+    LOCK_TABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `hang-on-lock` test hook: keep the table's mutex forever, changing nothing.
+fn hang_forever(table: MutexGuard<'static, LockTable>) -> ! {
+    loop {
+        std::thread::park();
+        std::hint::black_box(&table);
+    }
+}
