@@ -79,7 +79,12 @@ pub fn spawn(info: Arc<DaemonInfo>, hub: Arc<Hub>) -> io::Result<AdminHandle> {
     Ok(AdminHandle { tx, waker })
 }
 
-fn run(mut poll: Poll, rx: mpsc::Receiver<(Stream, Vec<u8>)>, info: Arc<DaemonInfo>, hub: Arc<Hub>) {
+fn run(
+    mut poll: Poll,
+    rx: mpsc::Receiver<(Stream, Vec<u8>)>,
+    info: Arc<DaemonInfo>,
+    hub: Arc<Hub>,
+) {
     let mut conns: HashMap<Token, Conn> = HashMap::new();
     let mut next = 1usize;
     let mut events = Events::with_capacity(256);
@@ -97,14 +102,32 @@ fn run(mut poll: Poll, rx: mpsc::Receiver<(Stream, Vec<u8>)>, info: Arc<DaemonIn
                 while let Ok((mut stream, input)) = rx.try_recv() {
                     let token = Token(next);
                     next += 1;
-                    if poll.registry().register(&mut stream, token, Interest::READABLE).is_err() {
+                    if poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE)
+                        .is_err()
+                    {
                         continue;
                     }
-                    conns.insert(token, Conn { stream, input, output: Vec::new(), events: None, closing: false });
+                    conns.insert(
+                        token,
+                        Conn {
+                            stream,
+                            input,
+                            output: Vec::new(),
+                            events: None,
+                            closing: false,
+                        },
+                    );
                     touched.push(token);
                 }
                 // Events may have arrived for every streaming reader.
-                touched.extend(conns.iter().filter(|(_, c)| c.events.is_some()).map(|(t, _)| *t));
+                touched.extend(
+                    conns
+                        .iter()
+                        .filter(|(_, c)| c.events.is_some())
+                        .map(|(t, _)| *t),
+                );
             } else {
                 touched.push(ev.token());
             }
@@ -112,7 +135,9 @@ fn run(mut poll: Poll, rx: mpsc::Receiver<(Stream, Vec<u8>)>, info: Arc<DaemonIn
         touched.sort_unstable();
         touched.dedup();
         for token in touched {
-            let Some(conn) = conns.get_mut(&token) else { continue };
+            let Some(conn) = conns.get_mut(&token) else {
+                continue;
+            };
             let keep = serve(conn, &info, &hub) && flush(conn, poll.registry(), token);
             if !keep {
                 if let Some(mut conn) = conns.remove(&token) {
@@ -158,15 +183,23 @@ fn serve(conn: &mut Conn, info: &DaemonInfo, hub: &Hub) -> bool {
     if let Some(reader) = conn.events.clone() {
         let mut q = reader.lock();
         while conn.output.len() < MAX_BACKLOG {
-            let Some(line) = q.lines.pop_front() else { break };
+            let Some(line) = q.lines.pop_front() else {
+                break;
+            };
             conn.output.extend_from_slice(line.as_bytes());
             conn.output.push(b'\n');
         }
         if q.dropped && q.lines.is_empty() {
-            let dropped = DroppedDoc { schema: DROPPED_SCHEMA.to_owned(), missed: q.missed };
+            let dropped = DroppedDoc {
+                schema: DROPPED_SCHEMA.to_owned(),
+                missed: q.missed,
+            };
             push_json(conn, &dropped);
             conn.closing = true;
-            log::warn!("admin: dropped an events reader that fell {} events behind", q.missed);
+            log::warn!(
+                "admin: dropped an events reader that fell {} events behind",
+                q.missed
+            );
         }
     }
     true
@@ -175,14 +208,28 @@ fn serve(conn: &mut Conn, info: &DaemonInfo, hub: &Hub) -> bool {
 fn answer(conn: &mut Conn, line: &[u8], info: &DaemonInfo, hub: &Hub) {
     let op = match serde_json::from_slice::<AdminRequest>(line) {
         Ok(r) => r.op,
-        Err(e) => return reply_error(conn, &format!("not a request ({e}); send e.g. {{\"op\":\"ping\"}}")),
+        Err(e) => {
+            return reply_error(
+                conn,
+                &format!("not a request ({e}); send e.g. {{\"op\":\"ping\"}}"),
+            )
+        }
     };
     match op.as_str() {
-        "ping" => push_json(conn, &serde_json::json!({"pong": true, "pid": info.pid, "version": VERSION})),
+        "ping" => push_json(
+            conn,
+            &serde_json::json!({"pong": true, "pid": info.pid, "version": VERSION}),
+        ),
         "status" => {
             let table = LOCK_TABLE.lock().unwrap_or_else(|e| e.into_inner());
             let uptime = info.started.elapsed().as_millis() as u64;
-            let s = snapshot::status(&table, info.pid, VERSION, uptime, info.connections.load(Ordering::Relaxed));
+            let s = snapshot::status(
+                &table,
+                info.pid,
+                VERSION,
+                uptime,
+                info.connections.load(Ordering::Relaxed),
+            );
             drop(table);
             push_json(conn, &s);
         }
@@ -193,7 +240,10 @@ fn answer(conn: &mut Conn, line: &[u8], info: &DaemonInfo, hub: &Hub) {
             push_json(conn, &doc);
         }
         "events" => conn.events = Some(hub.subscribe()),
-        other => reply_error(conn, &format!("unknown op {other:?}; ops: ping, status, state, events")),
+        other => reply_error(
+            conn,
+            &format!("unknown op {other:?}; ops: ping, status, state, events"),
+        ),
     }
 }
 
@@ -224,6 +274,12 @@ fn flush(conn: &mut Conn, registry: &mio::Registry, token: Token) -> bool {
     if conn.output.is_empty() && conn.closing {
         return false;
     }
-    let interest = if conn.output.is_empty() { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
-    registry.reregister(&mut conn.stream, token, interest).is_ok()
+    let interest = if conn.output.is_empty() {
+        Interest::READABLE
+    } else {
+        Interest::READABLE | Interest::WRITABLE
+    };
+    registry
+        .reregister(&mut conn.stream, token, interest)
+        .is_ok()
 }

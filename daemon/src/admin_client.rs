@@ -35,11 +35,23 @@ impl Op {
 pub fn run(endpoint: &Endpoint, op: Op, args: &AdminArgs) -> i32 {
     match talk(endpoint, op, args) {
         Ok(()) => 0,
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
-            eprintln!("latch: no daemon answers at {endpoint} ({e}); start one with `latch daemon`");
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            eprintln!(
+                "latch: no daemon answers at {endpoint} ({e}); start one with `latch daemon`"
+            );
             EXIT_NO_DAEMON
         }
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             eprintln!(
                 "latch: the daemon at {endpoint} did not answer within {} ms; it may be wedged: \
                  `latch-probe dump --pid PID` reads its state without its help",
@@ -64,7 +76,11 @@ fn talk(endpoint: &Endpoint, op: Op, args: &AdminArgs) -> io::Result<()> {
     let mut out = io::stdout().lock();
     loop {
         let Some(line) = lines.next() else {
-            return if op == Op::Events { Ok(()) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+            return if op == Op::Events {
+                Ok(())
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
         };
         let line = line?;
         if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(&line) {
@@ -91,12 +107,18 @@ fn set_timeout(stream: &ClientStream, t: Option<Duration>) -> io::Result<()> {
 /// A reply made readable; falls back to the JSON itself if it does not parse.
 fn human(op: Op, line: &str) -> String {
     match op {
-        Op::State => serde_json::from_str::<StateDoc>(line).map_or_else(|_| line.to_owned(), |d| render_state(&d)),
-        Op::Events => serde_json::from_str::<EventDoc>(line).map_or_else(|_| line.to_owned(), |e| render_event(&e)),
+        Op::State => serde_json::from_str::<StateDoc>(line)
+            .map_or_else(|_| line.to_owned(), |d| render_state(&d)),
+        Op::Events => serde_json::from_str::<EventDoc>(line)
+            .map_or_else(|_| line.to_owned(), |e| render_event(&e)),
         Op::Ping | Op::Status => {
             let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
             match v.as_object() {
-                Some(o) => o.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n"),
+                Some(o) => o
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 None => line.to_owned(),
             }
         }
@@ -104,18 +126,33 @@ fn human(op: Op, line: &str) -> String {
 }
 
 pub fn render_state(d: &StateDoc) -> String {
-    let mut s = format!("daemon pid {} version {} generation {}\n", d.pid, d.version, d.generation);
+    let mut s = format!(
+        "daemon pid {} version {} generation {}\n",
+        d.pid, d.version, d.generation
+    );
     for l in &d.lockers {
-        s += &format!("locker {} {} ({})\n", l.id, l.resource_name, l.resource_type.name());
+        s += &format!(
+            "locker {} {} ({})\n",
+            l.id,
+            l.resource_name,
+            l.resource_type.name()
+        );
         for (what, list) in [("holder ", &l.holders), ("waiting", &l.waitings)] {
             for e in list {
                 s += &format!(
                     "  {what} conn {} {}{}{}{} peer {}{}\n",
                     e.conn,
                     e.resource_name,
-                    e.lock_mode.map(|m| format!(" {}", m.short_name())).unwrap_or_default(),
-                    e.quantity.map(|q| format!(" quantity {q}")).unwrap_or_default(),
-                    e.element.as_ref().map(|x| format!(" element {x}")).unwrap_or_default(),
+                    e.lock_mode
+                        .map(|m| format!(" {}", m.short_name()))
+                        .unwrap_or_default(),
+                    e.quantity
+                        .map(|q| format!(" quantity {q}"))
+                        .unwrap_or_default(),
+                    e.element
+                        .as_ref()
+                        .map(|x| format!(" element {x}"))
+                        .unwrap_or_default(),
                     e.peer_name,
                     e.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
                 );
@@ -123,7 +160,12 @@ pub fn render_state(d: &StateDoc) -> String {
         }
     }
     for i in &d.incubator {
-        s += &format!("incubating conn {} {} ({})\n", i.conn, i.resource_name, i.resource_type.name());
+        s += &format!(
+            "incubating conn {} {} ({})\n",
+            i.conn,
+            i.resource_name,
+            i.resource_type.name()
+        );
     }
     s.trim_end().to_owned()
 }
@@ -138,6 +180,9 @@ fn render_event(e: &EventDoc) -> String {
         e.conn.map_or("-".to_owned(), |c| c.to_string()),
         e.from,
         e.to,
-        e.element.as_ref().map(|x| format!(" element {x}")).unwrap_or_default()
+        e.element
+            .as_ref()
+            .map(|x| format!(" element {x}"))
+            .unwrap_or_default()
     )
 }

@@ -46,7 +46,9 @@ pub fn connect_or_start(endpoint: &Endpoint, lifespan_ms: i64) -> io::Result<Cli
 
 pub fn connect(endpoint: &Endpoint) -> io::Result<ClientStream> {
     match endpoint {
-        Endpoint::Unix(path) => Ok(ClientStream::Unix(std::os::unix::net::UnixStream::connect(path)?)),
+        Endpoint::Unix(path) => Ok(ClientStream::Unix(std::os::unix::net::UnixStream::connect(
+            path,
+        )?)),
         Endpoint::Tcp(addr, port) => {
             let s = std::net::TcpStream::connect(Endpoint::socket_addr(addr, *port)?)?;
             s.set_nodelay(true)?;
@@ -56,19 +58,29 @@ pub fn connect(endpoint: &Endpoint) -> io::Result<ClientStream> {
 }
 
 fn nobody_listens(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused)
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// Runs `latch daemon --spawned` and waits until it reports (ready, or lost the race).
 fn start_daemon(endpoint: &Endpoint, lifespan_ms: i64) -> io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    cmd.arg("daemon").arg("--spawned").arg("-d").arg(lifespan_ms.to_string());
+    cmd.arg("daemon")
+        .arg("--spawned")
+        .arg("-d")
+        .arg(lifespan_ms.to_string());
     match endpoint {
         Endpoint::Unix(p) => cmd.arg("-s").arg(p),
         Endpoint::Tcp(a, p) => cmd.arg("-a").arg(a).arg("-p").arg(p.to_string()),
     };
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
         // One line when ready (or nothing if it lost the start-up race or failed).
@@ -103,7 +115,12 @@ pub fn detach_and_lock(endpoint: &Endpoint) -> io::Result<Option<Flock<File>>> {
         nix::unistd::ForkResult::Child => {}
     }
     let _ = std::env::set_current_dir("/");
-    let file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o666).open(lock_path(endpoint))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o666)
+        .open(lock_path(endpoint))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
@@ -169,7 +186,11 @@ impl ClientStream {
         };
         let mut sent = 0;
         while sent < bytes.len() {
-            match nix::sys::socket::send(fd, &bytes[sent..], nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+            match nix::sys::socket::send(
+                fd,
+                &bytes[sent..],
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            ) {
                 Ok(n) => sent += n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),

@@ -70,27 +70,52 @@ pub fn run(endpoint: &Endpoint, args: &BenchArgs) -> Result<()> {
     let results: Vec<Result<()>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..args.clients)
             .map(|c| {
-                let name = if args.same_resource { "bench".to_owned() } else { format!("bench{c}") };
+                let name = if args.same_resource {
+                    "bench".to_owned()
+                } else {
+                    format!("bench{c}")
+                };
                 let peerid = &peerid;
                 s.spawn(move || (0..per_client).try_for_each(|_| one_lock(endpoint, &name, peerid)))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("a client thread panicked"))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("a client thread panicked"))
+            })
+            .collect()
     });
     let secs = start.elapsed().as_secs_f64();
     results.into_iter().collect::<Result<Vec<()>>>()?;
     let ops = per_client * args.clients;
-    let rate = Rate { clients: args.clients, ops, secs, ops_per_sec: ops as f64 / secs };
+    let rate = Rate {
+        clients: args.clients,
+        ops,
+        secs,
+        ops_per_sec: ops as f64 / secs,
+    };
     if args.json {
         println!("{}", serde_json::to_string(&rate)?);
     } else {
-        println!("{} clients, {} lock+unlock in {:.3} s: {:.0}/s", rate.clients, rate.ops, rate.secs, rate.ops_per_sec);
+        println!(
+            "{} clients, {} lock+unlock in {:.3} s: {:.0}/s",
+            rate.clients, rate.ops, rate.secs, rate.ops_per_sec
+        );
     }
     Ok(())
 }
 
 fn lock_msg(name: &str) -> LockMsg {
-    LockMsg { name: name.to_owned(), mode: Some(5), wait: true, quantity: None, create: true, lifespan_ms: 0 }
+    LockMsg {
+        name: name.to_owned(),
+        mode: Some(5),
+        wait: true,
+        quantity: None,
+        create: true,
+        lifespan_ms: 0,
+    }
 }
 
 /// One flom-style lock: connect, lock, wait for the grant, unlock, half-close, wait for
@@ -142,8 +167,19 @@ fn hold(endpoint: &Endpoint, args: &BenchArgs) -> Result<()> {
             Endpoint::Unix(p) => cmd.arg("-s").arg(p),
             Endpoint::Tcp(a, p) => cmd.arg("-a").arg(a).arg("-p").arg(p.to_string()),
         };
-        cmd.args(["bench", "--hold", "--waiters", &args.waiters.to_string(), "--hold-slice", &format!("{start}:{count}")]);
-        workers.push(cmd.stdout(Stdio::piped()).spawn().context("start a --hold worker")?);
+        cmd.args([
+            "bench",
+            "--hold",
+            "--waiters",
+            &args.waiters.to_string(),
+            "--hold-slice",
+            &format!("{start}:{count}"),
+        ]);
+        workers.push(
+            cmd.stdout(Stdio::piped())
+                .spawn()
+                .context("start a --hold worker")?,
+        );
         start += count;
     }
     let kill_all = |workers: &mut Vec<std::process::Child>| {
@@ -162,9 +198,17 @@ fn hold(endpoint: &Endpoint, args: &BenchArgs) -> Result<()> {
             bail!("a --hold worker failed before it was ready");
         }
     }
-    println!("ready: {} lockers, {} connections, pid {}", args.lockers, args.lockers * per_locker, std::process::id());
+    println!(
+        "ready: {} lockers, {} connections, pid {}",
+        args.lockers,
+        args.lockers * per_locker,
+        std::process::id()
+    );
     std::io::stdout().flush()?;
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
     signals.forever().next();
     kill_all(&mut workers);
     Ok(())
@@ -185,7 +229,10 @@ fn hold_worker(endpoint: &Endpoint, slice: &str, waiters: usize) -> Result<()> {
             let answer = wire::parse_answer(&read_message(&mut s, &mut Framer::default())?)?;
             let want = if w == 0 { 0 } else { 1 };
             if answer.rc != want {
-                bail!("lock {w} of {name} answered rc {}, expected {want}", answer.rc);
+                bail!(
+                    "lock {w} of {name} answered rc {}, expected {want}",
+                    answer.rc
+                );
             }
             held.push(s);
         }

@@ -23,7 +23,13 @@ pub fn locker_create(
 ) {
     // Let the pointer escape so the optimizer cannot turn the argument into scalars.
     black_box(&*locker as *const Locker);
-    journal.record(EventKind::LockerCreate, &locker, Some(cause), EntryState::None, EntryState::None);
+    journal.record(
+        EventKind::LockerCreate,
+        &locker,
+        Some(cause),
+        EntryState::None,
+        EntryState::None,
+    );
     lockers.insert(locker.id, locker);
 }
 
@@ -31,14 +37,25 @@ pub fn locker_create(
 #[inline(never)]
 pub fn locker_destroy(locker: Box<Locker>, journal: &mut Journal) {
     black_box(&*locker as *const Locker);
-    journal.record(EventKind::LockerDestroy, &locker, None, EntryState::None, EntryState::None);
+    journal.record(
+        EventKind::LockerDestroy,
+        &locker,
+        None,
+        EntryState::None,
+        EntryState::None,
+    );
 }
 
 /// A request for a resource that does not exist yet is parked in the incubator.
 #[inline(never)]
 pub fn incubate(req: Box<Request>, incubator: &mut Vec<Box<Request>>, journal: &mut Journal) {
     black_box(&*req as *const Request);
-    journal.record_incubator(EventKind::Incubate, &req, EntryState::None, EntryState::Incubating);
+    journal.record_incubator(
+        EventKind::Incubate,
+        &req,
+        EntryState::None,
+        EntryState::Incubating,
+    );
     incubator.push(req);
 }
 
@@ -47,7 +64,13 @@ pub fn incubate(req: Box<Request>, incubator: &mut Vec<Box<Request>>, journal: &
 #[inline(never)]
 pub fn promote(locker: &mut Locker, req: Box<Request>, journal: &mut Journal) {
     black_box(&*req as *const Request);
-    journal.record(EventKind::Promote, locker, Some(&req), EntryState::Incubating, EntryState::Waiting);
+    journal.record(
+        EventKind::Promote,
+        locker,
+        Some(&req),
+        EntryState::Incubating,
+        EntryState::Waiting,
+    );
     locker.waitings.push_back(req);
 }
 
@@ -55,7 +78,13 @@ pub fn promote(locker: &mut Locker, req: Box<Request>, journal: &mut Journal) {
 #[inline(never)]
 pub fn enqueue(locker: &mut Locker, req: Box<Request>, journal: &mut Journal) {
     black_box(&*req as *const Request);
-    journal.record(EventKind::Enqueue, locker, Some(&req), EntryState::None, EntryState::Waiting);
+    journal.record(
+        EventKind::Enqueue,
+        locker,
+        Some(&req),
+        EntryState::None,
+        EntryState::Waiting,
+    );
     locker.waitings.push_back(req);
     locker.idle_since_ns = None;
 }
@@ -65,7 +94,13 @@ pub fn enqueue(locker: &mut Locker, req: Box<Request>, journal: &mut Journal) {
 #[inline(never)]
 pub fn grant(locker: &mut Locker, req: Box<Request>, from: EntryState, journal: &mut Journal) {
     black_box(&*req as *const Request);
-    journal.record(EventKind::Grant, locker, Some(&req), from, EntryState::Holding);
+    journal.record(
+        EventKind::Grant,
+        locker,
+        Some(&req),
+        from,
+        EntryState::Holding,
+    );
     locker.holders.push(req);
     locker.idle_since_ns = None;
 }
@@ -75,7 +110,13 @@ pub fn grant(locker: &mut Locker, req: Box<Request>, from: EntryState, journal: 
 #[inline(never)]
 pub fn release(locker: &mut Locker, req: Box<Request>, journal: &mut Journal) {
     black_box(&*req as *const Request);
-    journal.record(EventKind::Release, locker, Some(&req), EntryState::Holding, EntryState::None);
+    journal.record(
+        EventKind::Release,
+        locker,
+        Some(&req),
+        EntryState::Holding,
+        EntryState::None,
+    );
 }
 
 /// A waiter or an incubated request leaves without being granted (its client went away);
@@ -84,7 +125,18 @@ pub fn release(locker: &mut Locker, req: Box<Request>, journal: &mut Journal) {
 pub fn cancel(locker: Option<&mut Locker>, req: Box<Request>, journal: &mut Journal) {
     black_box(&*req as *const Request);
     match locker {
-        Some(l) => journal.record(EventKind::Cancel, l, Some(&req), EntryState::Waiting, EntryState::None),
-        None => journal.record_incubator(EventKind::Cancel, &req, EntryState::Incubating, EntryState::None),
+        Some(l) => journal.record(
+            EventKind::Cancel,
+            l,
+            Some(&req),
+            EntryState::Waiting,
+            EntryState::None,
+        ),
+        None => journal.record_incubator(
+            EventKind::Cancel,
+            &req,
+            EntryState::Incubating,
+            EntryState::None,
+        ),
     }
 }

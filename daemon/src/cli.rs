@@ -141,7 +141,10 @@ impl EndpointArgs {
     pub fn endpoint(&self) -> Result<Endpoint, EndpointConflict> {
         match (&self.socket, &self.address) {
             (Some(_), Some(_)) => Err(EndpointConflict),
-            (None, Some(addr)) => Ok(Endpoint::Tcp(addr.clone(), self.port.unwrap_or(DEFAULT_PORT))),
+            (None, Some(addr)) => Ok(Endpoint::Tcp(
+                addr.clone(),
+                self.port.unwrap_or(DEFAULT_PORT),
+            )),
             (Some(path), None) => Ok(Endpoint::Unix(path.clone())),
             (None, None) => Ok(Endpoint::Unix(default_socket())),
         }
@@ -167,11 +170,19 @@ pub fn default_socket() -> PathBuf {
 /// NL CR CW PW PR EX (recorded, transcripts e).
 pub fn parse_mode(text: &str) -> Option<LockMode> {
     let lower = text.to_ascii_lowercase();
-    [LockMode::NL, LockMode::CR, LockMode::CW, LockMode::PW, LockMode::PR, LockMode::EX]
-        .into_iter()
-        .find(|m| {
-            lower.contains(&m.long_name().to_ascii_lowercase()) || lower.contains(&m.short_name().to_ascii_lowercase())
-        })
+    [
+        LockMode::NL,
+        LockMode::CR,
+        LockMode::CW,
+        LockMode::PW,
+        LockMode::PR,
+        LockMode::EX,
+    ]
+    .into_iter()
+    .find(|m| {
+        lower.contains(&m.long_name().to_ascii_lowercase())
+            || lower.contains(&m.short_name().to_ascii_lowercase())
+    })
 }
 
 /// flom's `-e`: any text containing "no", "yes", "n" or "y" (case-insensitive, in that

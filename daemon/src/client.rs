@@ -106,8 +106,13 @@ pub fn run(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> i3
         }
     };
     let (status, rollback) = run_command(command, element.as_deref());
-    if stream.send_message(&wire::format_unlock(&name, rollback)).is_err() {
-        eprintln!("flom_client_unlock: ret_cod=-130 (ERROR: 'send' function returned an error condition)");
+    if stream
+        .send_message(&wire::format_unlock(&name, rollback))
+        .is_err()
+    {
+        eprintln!(
+            "flom_client_unlock: ret_cod=-130 (ERROR: 'send' function returned an error condition)"
+        );
         return EXIT_ERROR;
     }
     disconnect(&mut stream);
@@ -117,11 +122,18 @@ pub fn run(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> i3
 /// Sends the lock and waits for the grant; `Err` is the exit status (message printed).
 fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Option<String>, i32> {
     let recv_error = || {
-        eprintln!("flom_client_lock: ret_cod=-126 (ERROR: 'recv' function returned an error condition)");
+        eprintln!(
+            "flom_client_lock: ret_cod=-126 (ERROR: 'recv' function returned an error condition)"
+        );
         EXIT_ERROR
     };
-    if stream.send_message(&wire::format_lock(&machine_id(), msg)).is_err() {
-        eprintln!("flom_client_lock: ret_cod=-130 (ERROR: 'send' function returned an error condition)");
+    if stream
+        .send_message(&wire::format_lock(&machine_id(), msg))
+        .is_err()
+    {
+        eprintln!(
+            "flom_client_lock: ret_cod=-130 (ERROR: 'send' function returned an error condition)"
+        );
         return Err(EXIT_ERROR);
     }
     let per_message = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
@@ -130,8 +142,15 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
         let answer = match read_message(stream, &mut framer, per_message) {
             Ok(Some(bytes)) => wire::parse_answer(&bytes).map_err(|_| recv_error())?,
             Ok(None) => return Err(recv_error()),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                eprintln!("The lock was not obtained because timeout ({timeout_ms} milliseconds) expired");
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                eprintln!(
+                    "The lock was not obtained because timeout ({timeout_ms} milliseconds) expired"
+                );
                 return Err(EXIT_BUSY);
             }
             Err(_) => return Err(recv_error()),
@@ -144,7 +163,9 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
                 return Err(EXIT_BUSY);
             }
             5 => {
-                eprintln!("The resource could be available in the future, but the requester can't wait");
+                eprintln!(
+                    "The resource could be available in the future, but the requester can't wait"
+                );
                 return Err(EXIT_CANT_WAIT);
             }
             6 => {
@@ -161,15 +182,26 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
 
 /// Reads one whole message; `Ok(None)` on EOF. The timeout applies to this message, as
 /// flom's per-receive timeout does.
-fn read_message(stream: &mut ClientStream, framer: &mut Framer, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {
+fn read_message(
+    stream: &mut ClientStream,
+    framer: &mut Framer,
+    timeout: Option<Duration>,
+) -> io::Result<Option<Vec<u8>>> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut buf = [0u8; 1024];
     loop {
-        if let Some(msg) = framer.next_message().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+        if let Some(msg) = framer
+            .next_message()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+        {
             return Ok(Some(msg));
         }
         let left = match deadline {
-            Some(d) => Some(d.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()).ok_or(io::ErrorKind::TimedOut)?),
+            Some(d) => Some(
+                d.checked_duration_since(Instant::now())
+                    .filter(|l| !l.is_zero())
+                    .ok_or(io::ErrorKind::TimedOut)?,
+            ),
             None => None,
         };
         stream.set_read_timeout(left)?;
@@ -200,7 +232,10 @@ fn run_command(command: &[OsString], element: Option<&str>) -> (i32, bool) {
         Err(_) => {
             let now = crate::timefmt::format_timestamp("%H:%M:%S#fff", crate::timefmt::now_ns());
             let shown = command[0].to_string_lossy();
-            eprintln!("\n** (latch:{}): WARNING **: {now}: Unable to execute command '{shown}'\n", std::process::id());
+            eprintln!(
+                "\n** (latch:{}): WARNING **: {now}: Unable to execute command '{shown}'\n",
+                std::process::id()
+            );
             (EXIT_CANT_EXEC, true)
         }
     }
@@ -226,11 +261,18 @@ fn shutdown(endpoint: &crate::net::Endpoint, immediate: bool) -> i32 {
     let Ok(mut stream) = crate::autostart::connect(endpoint) else {
         return EXIT_ERROR;
     };
-    if stream.send_message(&wire::format_shutdown(&machine_id(), immediate)).is_err() {
+    if stream
+        .send_message(&wire::format_shutdown(&machine_id(), immediate))
+        .is_err()
+    {
         return EXIT_ERROR;
     }
     // flom waits up to a second for a reply that never comes, then says goodbye.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(if immediate { 1000 } else { 200 })));
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(if immediate {
+        1000
+    } else {
+        200
+    })));
     let mut sink = [0u8; 64];
     let _ = stream.read(&mut sink);
     disconnect(&mut stream);

@@ -89,14 +89,18 @@ pub fn lock(
             let element = req.element.clone();
             change::grant(locker, req, EntryState::None, journal);
             table.placements.insert(conn, id);
-            Answer { rc: Rc::Granted, element }
+            Answer {
+                rc: Rc::Granted,
+                element,
+            }
         }
         Verdict::Impossible => Answer::rc(Rc::Impossible),
         Verdict::Wait if req.wait => {
             req.since_ns = now;
             change::enqueue(locker, req, journal);
             table.placements.insert(conn, id);
-            fx.timers.extend(rules::retry_at_ns(locker, now).map(|at| (at, id)));
+            fx.timers
+                .extend(rules::retry_at_ns(locker, now).map(|at| (at, id)));
             Answer::rc(Rc::Queued)
         }
         Verdict::Wait => Answer::rc(Rc::Busy),
@@ -119,7 +123,10 @@ pub fn unlock(
 ) -> Result<(), NotHeld> {
     let id = table.placements.get(&conn).copied().ok_or(NotHeld)?;
     let locker = table.lockers.get(&id).ok_or(NotHeld)?;
-    let holds = locker.holders.iter().any(|h| h.conn == conn && h.resource_name == name);
+    let holds = locker
+        .holders
+        .iter()
+        .any(|h| h.conn == conn && h.resource_name == name);
     if !holds {
         return Err(NotHeld);
     }
@@ -160,15 +167,39 @@ pub fn on_timer(table: &mut LockTable, id: u64, journal: &mut Journal, fx: &mut 
     }
 }
 
-fn create_locker(table: &mut LockTable, spec: Spec, key: &str, cause: &Request, journal: &mut Journal) -> u64 {
+fn create_locker(
+    table: &mut LockTable,
+    spec: Spec,
+    key: &str,
+    cause: &Request,
+    journal: &mut Journal,
+) -> u64 {
     let id = table.take_id();
     let rules = match spec {
         Spec::Simple => Rules::Simple,
         Spec::Numeric { total } => Rules::Numeric { total },
-        Spec::Set { elements } => Rules::Set { taken: vec![false; elements.len()], elements, next: 0 },
+        Spec::Set { elements } => Rules::Set {
+            taken: vec![false; elements.len()],
+            elements,
+            next: 0,
+        },
         Spec::Hierarchical { .. } => Rules::Hierarchical,
-        Spec::Sequence { transactional, max } => Rules::Sequence { transactional, max, next: 1, returned: VecDeque::new() },
-        Spec::Timestamp { format, max, grain_ns } => Rules::Timestamp { format, max, grain_ns, last_grain: None },
+        Spec::Sequence { transactional, max } => Rules::Sequence {
+            transactional,
+            max,
+            next: 1,
+            returned: VecDeque::new(),
+        },
+        Spec::Timestamp {
+            format,
+            max,
+            grain_ns,
+        } => Rules::Timestamp {
+            format,
+            max,
+            grain_ns,
+            last_grain: None,
+        },
     };
     let locker = Box::new(Locker {
         id,
@@ -188,7 +219,13 @@ fn create_locker(table: &mut LockTable, spec: Spec, key: &str, cause: &Request, 
 
 /// Moves the incubated requests for a just-created locker into it; each then gets a step-24
 /// answer: granted at once, or queued (rc 1, a grant follows later).
-fn promote_incubated(table: &mut LockTable, id: u64, key: &str, journal: &mut Journal, fx: &mut Effects) {
+fn promote_incubated(
+    table: &mut LockTable,
+    id: u64,
+    key: &str,
+    journal: &mut Journal,
+    fx: &mut Effects,
+) {
     let now = journal.now_ns;
     let Some(locker) = table.lockers.get_mut(&id) else {
         return;
@@ -196,7 +233,11 @@ fn promote_incubated(table: &mut LockTable, id: u64, key: &str, journal: &mut Jo
     let mut promoted = Vec::new();
     let mut i = 0;
     while i < table.incubator.len() {
-        if locker_key(&table.incubator[i].resource_name, table.incubator[i].resource_type) != key {
+        if locker_key(
+            &table.incubator[i].resource_name,
+            table.incubator[i].resource_type,
+        ) != key
+        {
             i += 1;
             continue;
         }
@@ -223,7 +264,13 @@ fn promote_incubated(table: &mut LockTable, id: u64, key: &str, journal: &mut Jo
     fx.replies.splice(first_reply..first_reply, queued);
 }
 
-fn release_or_cancel(table: &mut LockTable, conn: u64, rollback: bool, journal: &mut Journal, fx: &mut Effects) {
+fn release_or_cancel(
+    table: &mut LockTable,
+    conn: u64,
+    rollback: bool,
+    journal: &mut Journal,
+    fx: &mut Effects,
+) {
     let now = journal.now_ns;
     let Some(id) = table.placements.remove(&conn) else {
         return;
@@ -261,7 +308,13 @@ fn schedule(
                 };
                 req.element = rules::take_element(locker, now);
                 req.since_ns = now;
-                fx.replies.push((req.conn, Answer { rc: Rc::Granted, element: req.element.clone() }));
+                fx.replies.push((
+                    req.conn,
+                    Answer {
+                        rc: Rc::Granted,
+                        element: req.element.clone(),
+                    },
+                ));
                 change::grant(locker, req, EntryState::Waiting, journal);
             }
             Verdict::Impossible => {
@@ -276,7 +329,8 @@ fn schedule(
         }
     }
     if !locker.waitings.is_empty() {
-        fx.timers.extend(rules::retry_at_ns(locker, now).map(|at| (at, locker.id)));
+        fx.timers
+            .extend(rules::retry_at_ns(locker, now).map(|at| (at, locker.id)));
     }
 }
 
@@ -290,5 +344,6 @@ fn schedule_expiry(table: &mut LockTable, id: u64, now: u64, fx: &mut Effects) {
         return;
     }
     let since = *locker.idle_since_ns.get_or_insert(now);
-    fx.timers.push((since + (locker.lifespan_ms + IDLE_GRACE_MS) * 1_000_000, id));
+    fx.timers
+        .push((since + (locker.lifespan_ms + IDLE_GRACE_MS) * 1_000_000, id));
 }

@@ -15,7 +15,11 @@ pub struct Journal {
 
 impl Journal {
     pub fn new(enabled: bool, now_ns: u64) -> Journal {
-        Journal { enabled, now_ns, events: Vec::new() }
+        Journal {
+            enabled,
+            now_ns,
+            events: Vec::new(),
+        }
     }
 
     pub fn record(
@@ -33,9 +37,13 @@ impl Journal {
         // Locker events are about the locker; a request's events carry what it asked for.
         let is_locker_event = matches!(kind, EventKind::LockerCreate | EventKind::LockerDestroy);
         let (resource_name, conn, lock_mode, quantity, element) = match req {
-            Some(r) if !is_locker_event => {
-                (r.resource_name.clone(), Some(r.conn), r.lock_mode, r.quantity, r.element.clone())
-            }
+            Some(r) if !is_locker_event => (
+                r.resource_name.clone(),
+                Some(r.conn),
+                r.lock_mode,
+                r.quantity,
+                r.element.clone(),
+            ),
             _ => (locker.resource_name.clone(), None, None, None, None),
         };
         self.events.push(EventDoc {
@@ -55,7 +63,13 @@ impl Journal {
     }
 
     /// An event of a request in the incubator, which has no locker.
-    pub fn record_incubator(&mut self, kind: EventKind, req: &Request, from: EntryState, to: EntryState) {
+    pub fn record_incubator(
+        &mut self,
+        kind: EventKind,
+        req: &Request,
+        from: EntryState,
+        to: EntryState,
+    ) {
         if !self.enabled {
             return;
         }

@@ -12,7 +12,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { client::EXIT_ERROR } else { 0 };
+            let code = if e.use_stderr() {
+                client::EXIT_ERROR
+            } else {
+                0
+            };
             let _ = e.print();
             return exit(code);
         }
@@ -66,7 +70,9 @@ fn daemon(endpoint: latch::net::Endpoint, args: &latch::cli::DaemonArgs) -> Exit
         match feature.split_once('=') {
             Some(("hang-on-lock", name)) => hang_on_lock = Some(name.to_owned()),
             _ => {
-                eprintln!("latch daemon: unknown --debug-feature {feature:?} (known: hang-on-lock=NAME)");
+                eprintln!(
+                    "latch daemon: unknown --debug-feature {feature:?} (known: hang-on-lock=NAME)"
+                );
                 return exit(client::EXIT_ERROR);
             }
         }
@@ -87,7 +93,12 @@ fn daemon(endpoint: latch::net::Endpoint, args: &latch::cli::DaemonArgs) -> Exit
     };
     init_logging(args.spawned);
     bench::raise_fd_limit();
-    let config = Config { endpoint: endpoint.clone(), lifespan_ms: args.lifespan_ms, hang_on_lock, peerid: client::machine_id() };
+    let config = Config {
+        endpoint: endpoint.clone(),
+        lifespan_ms: args.lifespan_ms,
+        hang_on_lock,
+        peerid: client::machine_id(),
+    };
     let server = match Server::bind(config) {
         Ok(s) => s,
         Err(e) => {
@@ -98,7 +109,11 @@ fn daemon(endpoint: latch::net::Endpoint, args: &latch::cli::DaemonArgs) -> Exit
     if args.spawned {
         autostart::report_ready();
     }
-    log::info!("latch {} listening on {endpoint}, pid {}", table::VERSION, std::process::id());
+    log::info!(
+        "latch {} listening on {endpoint}, pid {}",
+        table::VERSION,
+        std::process::id()
+    );
     match server.run() {
         Ok(why) => {
             log::info!("exiting: {why:?}");
@@ -116,7 +131,10 @@ fn daemon(endpoint: latch::net::Endpoint, args: &latch::cli::DaemonArgs) -> Exit
 fn init_logging(spawned: bool) {
     let default = if spawned { "off" } else { "warn" };
     let level = std::env::var("LATCH_LOG").unwrap_or_else(|_| default.to_owned());
-    env_logger::Builder::new().parse_filters(&level).format_timestamp_millis().init();
+    env_logger::Builder::new()
+        .parse_filters(&level)
+        .format_timestamp_millis()
+        .init();
 }
 
 fn exit(code: i32) -> ExitCode {

@@ -28,10 +28,9 @@ impl Endpoint {
     /// Resolves a TCP endpoint's address (first match); errors say which address failed.
     pub fn socket_addr(addr: &str, port: u16) -> io::Result<SocketAddr> {
         use std::net::ToSocketAddrs;
-        (addr, port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no address for {addr}")))
+        (addr, port).to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("no address for {addr}"))
+        })
     }
 }
 
@@ -57,7 +56,9 @@ impl Listener {
                 }
                 Ok(Listener::Unix(UnixListener::bind(path)?))
             }
-            Endpoint::Tcp(addr, port) => Ok(Listener::Tcp(TcpListener::bind(Endpoint::socket_addr(addr, *port)?)?)),
+            Endpoint::Tcp(addr, port) => Ok(Listener::Tcp(TcpListener::bind(
+                Endpoint::socket_addr(addr, *port)?,
+            )?)),
         }
     }
 
@@ -66,7 +67,11 @@ impl Listener {
         match self {
             Listener::Unix(l) => {
                 let (s, _) = l.accept()?;
-                let cred = nix::sys::socket::getsockopt(&s.as_fd(), nix::sys::socket::sockopt::PeerCredentials).ok();
+                let cred = nix::sys::socket::getsockopt(
+                    &s.as_fd(),
+                    nix::sys::socket::sockopt::PeerCredentials,
+                )
+                .ok();
                 let peer = Peer {
                     fd: s.as_raw_fd(),
                     name: "localhost/".to_owned(),
@@ -78,8 +83,17 @@ impl Listener {
             Listener::Tcp(l) => {
                 let (s, addr) = l.accept()?;
                 s.set_nodelay(true)?;
-                nix::sys::socket::setsockopt(&s.as_fd(), nix::sys::socket::sockopt::KeepAlive, &true)?;
-                let peer = Peer { fd: s.as_raw_fd(), name: format!("{}/{}", addr.ip(), addr.port()), pid: None, uid: None };
+                nix::sys::socket::setsockopt(
+                    &s.as_fd(),
+                    nix::sys::socket::sockopt::KeepAlive,
+                    &true,
+                )?;
+                let peer = Peer {
+                    fd: s.as_raw_fd(),
+                    name: format!("{}/{}", addr.ip(), addr.port()),
+                    pid: None,
+                    uid: None,
+                };
                 Ok((Stream::Tcp(s), peer))
             }
         }

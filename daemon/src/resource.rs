@@ -11,12 +11,25 @@ pub const DEFAULT_RESOURCE: &str = "_RESOURCE";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Spec {
     Simple,
-    Numeric { total: u64 },
-    Set { elements: Vec<String> },
+    Numeric {
+        total: u64,
+    },
+    Set {
+        elements: Vec<String>,
+    },
     /// `components` are the path's parts; the locker is keyed by the first.
-    Hierarchical { components: Vec<String> },
-    Sequence { transactional: bool, max: u64 },
-    Timestamp { format: String, max: u64, grain_ns: u64 },
+    Hierarchical {
+        components: Vec<String>,
+    },
+    Sequence {
+        transactional: bool,
+        max: u64,
+    },
+    Timestamp {
+        format: String,
+        max: u64,
+        grain_ns: u64,
+    },
 }
 
 impl Spec {
@@ -37,7 +50,10 @@ pub fn classify(name: &str) -> Option<Spec> {
     if is_alnum_word(name) || name == DEFAULT_RESOURCE {
         return Some(Spec::Simple);
     }
-    if let Some(rest) = name.strip_prefix("_s_").or_else(|| name.strip_prefix("_S_")) {
+    if let Some(rest) = name
+        .strip_prefix("_s_")
+        .or_else(|| name.strip_prefix("_S_"))
+    {
         let transactional = name.starts_with("_S_");
         let (base, max) = bracketed(rest)?;
         return is_alnum_word(base).then_some(Spec::Sequence { transactional, max });
@@ -45,7 +61,11 @@ pub fn classify(name: &str) -> Option<Spec> {
     if let Some(rest) = name.strip_prefix("_t_") {
         let (format, max) = bracketed(rest)?;
         let grain_ns = timestamp_grain_ns(format)?;
-        return Some(Spec::Timestamp { format: format.to_owned(), max, grain_ns });
+        return Some(Spec::Timestamp {
+            format: format.to_owned(),
+            max,
+            grain_ns,
+        });
     }
     if let Some((base, total)) = bracketed(name) {
         return is_alnum_word(base).then_some(Spec::Numeric { total });
@@ -53,7 +73,9 @@ pub fn classify(name: &str) -> Option<Spec> {
     if name.contains('.') {
         let elements: Vec<&str> = name.split('.').collect();
         let ok = elements.len() >= 2 && elements.iter().all(|e| is_alnum(e));
-        return ok.then(|| Spec::Set { elements: elements.into_iter().map(str::to_owned).collect() });
+        return ok.then(|| Spec::Set {
+            elements: elements.into_iter().map(str::to_owned).collect(),
+        });
     }
     if let Some(path) = name.strip_prefix('/') {
         let components: Vec<&str> = path.split('/').collect();
@@ -68,7 +90,8 @@ pub fn classify(name: &str) -> Option<Spec> {
 /// `^[A-Za-z][A-Za-z0-9]*$`
 fn is_alnum_word(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric())
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric())
 }
 
 fn is_alnum(s: &str) -> bool {
@@ -118,7 +141,11 @@ pub fn fraction_digits(format: &str) -> Option<usize> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'#' {
-            let run = bytes[i + 1..].iter().take_while(|&&b| b == b'f').count().min(6);
+            let run = bytes[i + 1..]
+                .iter()
+                .take_while(|&&b| b == b'f')
+                .count()
+                .min(6);
             if run > 0 {
                 best = Some(best.map_or(run, |b: usize| b.max(run)));
             }
@@ -141,25 +168,58 @@ mod tests {
         assert_eq!(classify("num[3]"), Some(Spec::Numeric { total: 3 }));
         assert_eq!(
             classify("red.green.blue"),
-            Some(Spec::Set { elements: vec!["red".into(), "green".into(), "blue".into()] })
+            Some(Spec::Set {
+                elements: vec!["red".into(), "green".into(), "blue".into()]
+            })
         );
         assert_eq!(
             classify("/a/b"),
-            Some(Spec::Hierarchical { components: vec!["a".into(), "b".into()] })
+            Some(Spec::Hierarchical {
+                components: vec!["a".into(), "b".into()]
+            })
         );
-        assert_eq!(classify("_s_seq[3]"), Some(Spec::Sequence { transactional: false, max: 3 }));
-        assert_eq!(classify("_S_seq[3]"), Some(Spec::Sequence { transactional: true, max: 3 }));
+        assert_eq!(
+            classify("_s_seq[3]"),
+            Some(Spec::Sequence {
+                transactional: false,
+                max: 3
+            })
+        );
+        assert_eq!(
+            classify("_S_seq[3]"),
+            Some(Spec::Sequence {
+                transactional: true,
+                max: 3
+            })
+        );
         assert_eq!(
             classify("_t_%H:%M:%S#fff[1]"),
-            Some(Spec::Timestamp { format: "%H:%M:%S#fff".into(), max: 1, grain_ns: 1_000_000 })
+            Some(Spec::Timestamp {
+                format: "%H:%M:%S#fff".into(),
+                max: 1,
+                grain_ns: 1_000_000
+            })
         );
     }
 
     #[test]
     fn refuses_what_flom_refuses() {
         for bad in [
-            "1bad", "a_b", "foo bar", "", "num[x]", "red..blue", "/a//b", "a/b", "_s_x", "/",
-            "_t_[1]", "/a/", ".a.b", "café", "_t_%Y-%m-%d[1]",
+            "1bad",
+            "a_b",
+            "foo bar",
+            "",
+            "num[x]",
+            "red..blue",
+            "/a//b",
+            "a/b",
+            "_s_x",
+            "/",
+            "_t_[1]",
+            "/a/",
+            ".a.b",
+            "café",
+            "_t_%Y-%m-%d[1]",
         ] {
             assert_eq!(classify(bad), None, "{bad:?}");
         }

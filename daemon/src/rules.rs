@@ -23,7 +23,10 @@ pub fn verdict(locker: &Locker, req: &Request, now_ns: u64) -> Verdict {
     let ok = match &locker.rules {
         Rules::Simple => {
             let mode = req.lock_mode.unwrap_or(LockMode::EX);
-            locker.holders.iter().all(|h| mode.compatible_with(h.lock_mode.unwrap_or(LockMode::EX)))
+            locker
+                .holders
+                .iter()
+                .all(|h| mode.compatible_with(h.lock_mode.unwrap_or(LockMode::EX)))
         }
         Rules::Hierarchical => {
             let mode = req.lock_mode.unwrap_or(LockMode::EX);
@@ -42,9 +45,12 @@ pub fn verdict(locker: &Locker, req: &Request, now_ns: u64) -> Verdict {
         }
         Rules::Set { taken, .. } => taken.iter().any(|t| !t),
         Rules::Sequence { max, .. } => (locker.holders.len() as u64) < *max,
-        Rules::Timestamp { max, grain_ns, last_grain, .. } => {
-            (locker.holders.len() as u64) < *max && *last_grain != Some(now_ns / grain_ns)
-        }
+        Rules::Timestamp {
+            max,
+            grain_ns,
+            last_grain,
+            ..
+        } => (locker.holders.len() as u64) < *max && *last_grain != Some(now_ns / grain_ns),
     };
     if ok {
         Verdict::Grant
@@ -59,7 +65,11 @@ pub fn verdict(locker: &Locker, req: &Request, now_ns: u64) -> Verdict {
 pub fn take_element(locker: &mut Locker, now_ns: u64) -> Option<String> {
     match &mut locker.rules {
         Rules::Simple | Rules::Hierarchical | Rules::Numeric { .. } => None,
-        Rules::Set { elements, taken, next } => {
+        Rules::Set {
+            elements,
+            taken,
+            next,
+        } => {
             let n = elements.len();
             let start = *next % n.max(1);
             let pick = (0..n).map(|i| (start + i) % n).find(|&i| !taken[i])?;
@@ -75,7 +85,12 @@ pub fn take_element(locker: &mut Locker, now_ns: u64) -> Option<String> {
             });
             Some(value.to_string())
         }
-        Rules::Timestamp { format, grain_ns, last_grain, .. } => {
+        Rules::Timestamp {
+            format,
+            grain_ns,
+            last_grain,
+            ..
+        } => {
             *last_grain = Some(now_ns / *grain_ns);
             Some(crate::timefmt::format_timestamp(format, now_ns))
         }
@@ -86,12 +101,22 @@ pub fn take_element(locker: &mut Locker, now_ns: u64) -> Option<String> {
 /// value for reuse.
 pub fn give_back(locker: &mut Locker, holder: &Request, rollback: bool) {
     match &mut locker.rules {
-        Rules::Set { elements, taken, .. } => {
-            if let Some(i) = holder.element.as_ref().and_then(|e| elements.iter().position(|x| x == e)) {
+        Rules::Set {
+            elements, taken, ..
+        } => {
+            if let Some(i) = holder
+                .element
+                .as_ref()
+                .and_then(|e| elements.iter().position(|x| x == e))
+            {
                 taken[i] = false;
             }
         }
-        Rules::Sequence { transactional: true, returned, .. } if rollback => {
+        Rules::Sequence {
+            transactional: true,
+            returned,
+            ..
+        } if rollback => {
             if let Some(v) = holder.element.as_ref().and_then(|e| e.parse().ok()) {
                 returned.push_back(v);
             }
@@ -103,9 +128,11 @@ pub fn give_back(locker: &mut Locker, holder: &Request, rollback: bool) {
 /// When a waiter refused only by the clock may be retried: the start of the next grain.
 pub fn retry_at_ns(locker: &Locker, now_ns: u64) -> Option<u64> {
     match &locker.rules {
-        Rules::Timestamp { grain_ns, last_grain: Some(g), .. } if *g == now_ns / grain_ns => {
-            Some((g + 1) * grain_ns)
-        }
+        Rules::Timestamp {
+            grain_ns,
+            last_grain: Some(g),
+            ..
+        } if *g == now_ns / grain_ns => Some((g + 1) * grain_ns),
         _ => None,
     }
 }
@@ -134,7 +161,12 @@ mod tests {
             since_ns: 0,
             wait: true,
             lifespan_ms: 0,
-            peer: Peer { fd: -1, name: "localhost/".into(), pid: None, uid: None },
+            peer: Peer {
+                fd: -1,
+                name: "localhost/".into(),
+                pid: None,
+                uid: None,
+            },
         })
     }
 
@@ -169,18 +201,34 @@ mod tests {
     fn numeric_units_and_impossible() {
         let mut l = locker(Rules::Numeric { total: 3 });
         l.holders.push(req(2, "num[3]", None, Some(2)));
-        assert_eq!(verdict(&l, &req(4, "num[3]", None, Some(2)), 0), Verdict::Wait);
-        assert_eq!(verdict(&l, &req(5, "num[3]", None, Some(1)), 0), Verdict::Grant);
-        assert_eq!(verdict(&l, &req(6, "num[3]", None, Some(4)), 0), Verdict::Impossible);
+        assert_eq!(
+            verdict(&l, &req(4, "num[3]", None, Some(2)), 0),
+            Verdict::Wait
+        );
+        assert_eq!(
+            verdict(&l, &req(5, "num[3]", None, Some(1)), 0),
+            Verdict::Grant
+        );
+        assert_eq!(
+            verdict(&l, &req(6, "num[3]", None, Some(4)), 0),
+            Verdict::Impossible
+        );
         let empty = locker(Rules::Numeric { total: 0 });
-        assert_eq!(verdict(&empty, &req(7, "num[0]", None, Some(1)), 0), Verdict::Impossible);
+        assert_eq!(
+            verdict(&empty, &req(7, "num[0]", None, Some(1)), 0),
+            Verdict::Impossible
+        );
     }
 
     #[test]
     fn set_round_robin_as_recorded() {
         // g2: red held by c1 throughout; then four sequential grants+releases.
         let elements: Vec<String> = ["red", "green", "blue"].map(String::from).to_vec();
-        let mut l = locker(Rules::Set { taken: vec![false; 3], elements, next: 0 });
+        let mut l = locker(Rules::Set {
+            taken: vec![false; 3],
+            elements,
+            next: 0,
+        });
         let mut got = vec![take_element(&mut l, 0).unwrap()];
         let red = req(2, "s", None, None);
         for _ in 0..4 {
@@ -198,16 +246,33 @@ mod tests {
     fn hierarchy_conflicts_with_ancestors_and_descendants() {
         let mut l = locker(Rules::Hierarchical);
         l.holders.push(req(2, "/a/b", Some(LockMode::EX), None));
-        for (name, want) in [("/a", Verdict::Wait), ("/a/b/c", Verdict::Wait), ("/a/c", Verdict::Grant), ("/a/bc", Verdict::Grant)] {
-            assert_eq!(verdict(&l, &req(4, name, Some(LockMode::EX), None), 0), want, "{name}");
+        for (name, want) in [
+            ("/a", Verdict::Wait),
+            ("/a/b/c", Verdict::Wait),
+            ("/a/c", Verdict::Grant),
+            ("/a/bc", Verdict::Grant),
+        ] {
+            assert_eq!(
+                verdict(&l, &req(4, name, Some(LockMode::EX), None), 0),
+                want,
+                "{name}"
+            );
         }
-        assert_eq!(verdict(&l, &req(4, "/a", Some(LockMode::NL), None), 0), Verdict::Grant);
+        assert_eq!(
+            verdict(&l, &req(4, "/a", Some(LockMode::NL), None), 0),
+            Verdict::Grant
+        );
     }
 
     #[test]
     fn transactional_sequence_reuses_rolled_back_values() {
         for (transactional, want) in [(true, ["1", "2", "2", "3"]), (false, ["1", "2", "3", "4"])] {
-            let mut l = locker(Rules::Sequence { transactional, max: 3, next: 1, returned: VecDeque::new() });
+            let mut l = locker(Rules::Sequence {
+                transactional,
+                max: 3,
+                next: 1,
+                returned: VecDeque::new(),
+            });
             let mut got = Vec::new();
             for rollback in [false, true, false, false] {
                 let mut r = req(2, "_S_x[3]", None, None);
@@ -221,12 +286,20 @@ mod tests {
 
     #[test]
     fn timestamp_waits_for_the_next_grain() {
-        let mut l = locker(Rules::Timestamp { format: "%S".into(), max: 2, grain_ns: 1_000_000_000, last_grain: None });
+        let mut l = locker(Rules::Timestamp {
+            format: "%S".into(),
+            max: 2,
+            grain_ns: 1_000_000_000,
+            last_grain: None,
+        });
         let t = 5_300_000_000;
         assert_eq!(verdict(&l, &req(2, "t", None, None), t), Verdict::Grant);
         take_element(&mut l, t);
         assert_eq!(verdict(&l, &req(4, "t", None, None), t + 1), Verdict::Wait);
         assert_eq!(retry_at_ns(&l, t + 1), Some(6_000_000_000));
-        assert_eq!(verdict(&l, &req(4, "t", None, None), 6_000_000_000), Verdict::Grant);
+        assert_eq!(
+            verdict(&l, &req(4, "t", None, None), 6_000_000_000),
+            Verdict::Grant
+        );
     }
 }

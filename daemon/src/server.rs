@@ -14,7 +14,9 @@ use crate::net::{Endpoint, Listener, Stream};
 use crate::resource;
 use crate::table::{LockTable, Peer, Request, LOCK_TABLE};
 use crate::timefmt::now_ns;
-use crate::wire::{self, ClientMessage, Framer, LockMsg, WireError, STEP_FIRST_ANSWER, STEP_LATER_ANSWER};
+use crate::wire::{
+    self, ClientMessage, Framer, LockMsg, WireError, STEP_FIRST_ANSWER, STEP_LATER_ANSWER,
+};
 use latch_probe_common::LockMode;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{BTreeSet, HashMap};
@@ -57,10 +59,14 @@ struct Conn {
     id: Option<u64>,
     /// Whether it sent its lock (one lock per connection).
     locked: bool,
+    /// Whether the table still has its request (incubated, queued or held).
+    in_table: bool,
     /// Answers not yet written (the socket was full).
     output: Vec<u8>,
     /// Close once `output` is written.
     closing: bool,
+    /// Registered for writability too (output was left over).
+    want_write: bool,
 }
 
 pub struct Server {
@@ -74,6 +80,10 @@ pub struct Server {
     next_token: usize,
     /// (wall-clock ns, locker id)
     timers: BTreeSet<(u64, u64)>,
+    /// The earliest pending timer of each locker: one is enough, [`engine::on_timer`]
+    /// asks for the next itself (without this, every release of a busy resource would add
+    /// a timer).
+    timer_of: HashMap<u64, u64>,
     /// When the daemon became idle (no clients, no lockers).
     idle_since: Option<Instant>,
     lifespan_ms: i64,
@@ -87,16 +97,26 @@ impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = Listener::bind(&config.endpoint)?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let (read_end, write_end) = std::os::unix::net::UnixStream::pair()?;
         read_end.set_nonblocking(true)?;
         write_end.set_nonblocking(true)?;
         let mut signals = mio::net::UnixStream::from_std(read_end);
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+        for sig in [
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGHUP,
+        ] {
             signal_hook::low_level::pipe::register(sig, write_end.try_clone()?)?;
         }
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let info = Arc::new(DaemonInfo { pid: std::process::id(), started: Instant::now(), connections: 0.into() });
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let info = Arc::new(DaemonInfo {
+            pid: std::process::id(),
+            started: Instant::now(),
+            connections: 0.into(),
+        });
         let hub = Arc::new(Hub::default());
         let admin = admin::spawn(info.clone(), hub.clone())?;
         // The signal pipe's write end must outlive the handlers.
@@ -111,6 +131,7 @@ impl Server {
             by_id: HashMap::new(),
             next_token: FIRST_CONN,
             timers: BTreeSet::new(),
+            timer_of: HashMap::new(),
             idle_since: Some(Instant::now()),
             admin,
             hub,
@@ -132,10 +153,19 @@ impl Server {
             let mut exit = None;
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept_all(),
+                    LISTENER => {
+                        if let Some(e) = self.accept_all() {
+                            exit = Some(e);
+                        }
+                    }
                     SIGNALS => exit = Some(Exit::Signal),
                     token => {
-                        if let Some(e) = self.on_ready(token, ev.is_readable(), ev.is_writable()) {
+                        if let Some(e) = self.on_ready(
+                            token,
+                            ev.is_readable(),
+                            ev.is_read_closed(),
+                            ev.is_writable(),
+                        ) {
                             exit = Some(e);
                         }
                     }
@@ -155,56 +185,92 @@ impl Server {
         Ok(exit)
     }
 
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self) -> Option<Exit> {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
                     let token = Token(self.next_token);
                     self.next_token += 1;
-                    if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, token, Interest::READABLE)
+                    {
                         log::warn!("cannot watch a new connection: {e}");
                         continue;
                     }
                     self.conns.insert(
                         token,
-                        Conn { stream, peer, framer: Framer::default(), id: None, locked: false, output: Vec::new(), closing: false },
+                        Conn {
+                            stream,
+                            peer,
+                            framer: Framer::default(),
+                            id: None,
+                            locked: false,
+                            in_table: false,
+                            output: Vec::new(),
+                            closing: false,
+                            want_write: false,
+                        },
                     );
-                    self.info.connections.store(self.conns.len(), Ordering::Relaxed);
+                    self.info
+                        .connections
+                        .store(self.conns.len(), Ordering::Relaxed);
                     self.idle_since = None;
+                    // flom clients send their lock right after connecting: it is often
+                    // here already, and reading it now saves a trip through epoll.
+                    if let Some(exit) = self.on_ready(token, true, false, false) {
+                        return Some(exit);
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // EMFILE and friends: log and let the backlog wait; never exit.
                     log::warn!("accept failed: {e}");
-                    return;
+                    return None;
                 }
             }
         }
     }
 
-    fn on_ready(&mut self, token: Token, readable: bool, writable: bool) -> Option<Exit> {
+    fn on_ready(
+        &mut self,
+        token: Token,
+        readable: bool,
+        read_closed: bool,
+        writable: bool,
+    ) -> Option<Exit> {
         if writable && !self.flush(token) {
             self.close(token);
             return None;
         }
-        if !readable {
+        if !readable && !read_closed {
             return None;
         }
         let mut eof = false;
         let mut buf = [0u8; 4096];
         loop {
-            let Some(conn) = self.conns.get_mut(&token) else { return None };
+            let conn = self.conns.get_mut(&token)?;
             match conn.stream.read(&mut buf) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
                 Ok(n) => {
-                    if conn.id.is_none() && !conn.locked && conn.framer.pending() == 0 && buf[0] == b'{' {
+                    if conn.id.is_none()
+                        && !conn.locked
+                        && conn.framer.pending() == 0
+                        && buf[0] == b'{'
+                    {
                         return self.hand_to_admin(token, buf[..n].to_vec());
                     }
                     conn.framer.push(&buf[..n]);
+                    // A short read drained the socket and epoll (edge-triggered) reports
+                    // anything newer; but an EOF already reported must still be read.
+                    if n < buf.len() && !read_closed {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -215,7 +281,7 @@ impl Server {
             }
         }
         loop {
-            let Some(conn) = self.conns.get_mut(&token) else { return None };
+            let conn = self.conns.get_mut(&token)?;
             match conn.framer.next_message() {
                 Ok(Some(msg)) => {
                     if let Some(exit) = self.on_message(token, &msg) {
@@ -239,7 +305,9 @@ impl Server {
     fn hand_to_admin(&mut self, token: Token, read: Vec<u8>) -> Option<Exit> {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
-            self.info.connections.store(self.conns.len(), Ordering::Relaxed);
+            self.info
+                .connections
+                .store(self.conns.len(), Ordering::Relaxed);
             self.admin.adopt(conn.stream, read);
         }
         self.note_idle();
@@ -259,6 +327,9 @@ impl Server {
                 let result = self.with_table(|table, journal, fx| {
                     engine::unlock(table, id, &name, rollback, journal, fx)
                 });
+                if let (Ok(()), Some(conn)) = (&result, self.conns.get_mut(&token)) {
+                    conn.in_table = false;
+                }
                 if result.is_err() {
                     log::info!("conn {id}: unlock of {name:?}, which it does not hold: closing it");
                     self.close(token);
@@ -273,7 +344,9 @@ impl Server {
                 self.lifespan_ms = QUIESCE_LIFESPAN_MS;
             }
             Ok(other) => {
-                log::info!("unexpected {other:?} on a connection that already has a lock: closing it");
+                log::info!(
+                    "unexpected {other:?} on a connection that already has a lock: closing it"
+                );
                 self.close(token);
             }
             Err(e) => self.refuse(token, &e),
@@ -307,12 +380,18 @@ impl Server {
             return;
         };
         let resource_type = spec.resource_type();
-        let Some(conn) = self.conns.get(&token) else { return };
+        let Some(conn) = self.conns.get(&token) else {
+            return;
+        };
         let mut req = Box::new(Request {
             conn: 0,
             resource_type,
-            lock_mode: resource_type.has_mode().then(|| m.mode.and_then(LockMode::from_wire).unwrap_or(LockMode::EX)),
-            quantity: resource_type.has_quantity().then(|| m.quantity.map_or(1, |q| q.max(1) as u64)),
+            lock_mode: resource_type
+                .has_mode()
+                .then(|| m.mode.and_then(LockMode::from_wire).unwrap_or(LockMode::EX)),
+            quantity: resource_type
+                .has_quantity()
+                .then(|| m.quantity.map_or(1, |q| q.max(1) as u64)),
             resource_name: m.name,
             element: None,
             since_ns: 0,
@@ -327,21 +406,33 @@ impl Server {
         }
         let id = table.take_id();
         req.conn = id;
-        let answer = self.change(&mut table, |table, journal, fx| engine::lock(table, spec, m.create, req, journal, fx));
+        let answer = self.change(&mut table, |table, journal, fx| {
+            engine::lock(table, spec, m.create, req, journal, fx)
+        });
         if let Some(conn) = self.conns.get_mut(&token) {
             conn.id = Some(id);
+            conn.in_table = matches!(answer.rc, Rc::Granted | Rc::Queued | Rc::Incubated);
         }
         self.by_id.insert(id, token);
         self.send(token, STEP_FIRST_ANSWER, &answer);
         match answer.rc {
             Rc::CannotWait => self.half_close(token),
-            Rc::Granted | Rc::Queued | Rc::Incubated | Rc::Busy | Rc::Impossible | Rc::InvalidName | Rc::TooLong => {}
+            Rc::Granted
+            | Rc::Queued
+            | Rc::Incubated
+            | Rc::Busy
+            | Rc::Impossible
+            | Rc::InvalidName
+            | Rc::TooLong => {}
         }
     }
 
     /// Runs `f` on the locked table as one change: generation odd throughout, events
     /// published and answers sent after.
-    fn with_table<R>(&mut self, f: impl FnOnce(&mut LockTable, &mut Journal, &mut Effects) -> R) -> R {
+    fn with_table<R>(
+        &mut self,
+        f: impl FnOnce(&mut LockTable, &mut Journal, &mut Effects) -> R,
+    ) -> R {
         let mut table = lock_table();
         self.change(&mut table, f)
     }
@@ -362,13 +453,30 @@ impl Server {
                 self.send(token, STEP_LATER_ANSWER, &answer);
             }
         }
-        self.timers.extend(fx.timers);
+        for (at, id) in fx.timers {
+            match self.timer_of.get(&id) {
+                Some(&pending) if pending <= at => {}
+                _ => {
+                    if let Some(old) = self.timer_of.insert(id, at) {
+                        self.timers.remove(&(old, id));
+                    }
+                    self.timers.insert((at, id));
+                }
+            }
+        }
         result
     }
 
     fn send(&mut self, token: Token, step: u32, answer: &Answer) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
-        let msg = wire::format_answer(step, &self.config.peerid, answer.rc as i32, answer.element.as_deref());
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let msg = wire::format_answer(
+            step,
+            &self.config.peerid,
+            answer.rc as i32,
+            answer.element.as_deref(),
+        );
         conn.output.extend_from_slice(&msg);
         if !self.flush(token) {
             self.close(token);
@@ -377,8 +485,9 @@ impl Server {
 
     /// Writes pending output; false when the connection is dead or finished.
     fn flush(&mut self, token: Token) -> bool {
-        let Some(conn) = self.conns.get_mut(&token) else { return false };
-        let had_backlog = !conn.output.is_empty();
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
         while !conn.output.is_empty() {
             match conn.stream.write(&conn.output) {
                 Ok(0) => return false,
@@ -393,11 +502,22 @@ impl Server {
         if conn.output.is_empty() && conn.closing {
             return false;
         }
-        if had_backlog {
-            let interest = if conn.output.is_empty() { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
-            if self.poll.registry().reregister(&mut conn.stream, token, interest).is_err() {
+        let want_write = !conn.output.is_empty();
+        if want_write != conn.want_write {
+            let interest = if want_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, interest)
+                .is_err()
+            {
                 return false;
             }
+            conn.want_write = want_write;
         }
         true
     }
@@ -410,14 +530,20 @@ impl Server {
 
     /// Closes a connection; whatever it held or waited for goes.
     fn close(&mut self, token: Token) {
-        let Some(mut conn) = self.conns.remove(&token) else { return };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        // Closing the descriptor (below) takes it out of epoll; no deregister needed.
+        let Some(conn) = self.conns.remove(&token) else {
+            return;
+        };
         if let Some(id) = conn.id {
             self.by_id.remove(&id);
+        }
+        if let (Some(id), true) = (conn.id, conn.in_table) {
             self.with_table(|table, journal, fx| engine::disconnect(table, id, journal, fx));
         }
         drop(conn);
-        self.info.connections.store(self.conns.len(), Ordering::Relaxed);
+        self.info
+            .connections
+            .store(self.conns.len(), Ordering::Relaxed);
         self.note_idle();
     }
 
@@ -428,6 +554,7 @@ impl Server {
                 break;
             }
             self.timers.pop_first();
+            self.timer_of.remove(&id);
             self.with_table(|table, journal, fx| engine::on_timer(table, id, journal, fx));
         }
         self.note_idle();
@@ -457,7 +584,11 @@ impl Server {
             return None;
         }
         let ever = lock_table().ever_created;
-        let ms = if ever { self.lifespan_ms } else { self.lifespan_ms / 3 };
+        let ms = if ever {
+            self.lifespan_ms
+        } else {
+            self.lifespan_ms / 3
+        };
         Some(Duration::from_millis(ms as u64))
     }
 
@@ -469,7 +600,10 @@ impl Server {
     }
 
     fn next_wakeup(&self) -> Option<Duration> {
-        let timer = self.timers.first().map(|&(at, _)| Duration::from_nanos(at.saturating_sub(now_ns())));
+        let timer = self
+            .timers
+            .first()
+            .map(|&(at, _)| Duration::from_nanos(at.saturating_sub(now_ns())));
         let idle = match (self.idle_since, self.idle_limit()) {
             (Some(since), Some(limit)) => Some(limit.saturating_sub(since.elapsed())),
             _ => None,

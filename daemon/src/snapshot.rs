@@ -79,7 +79,13 @@ pub struct Status {
     pub incubated: usize,
 }
 
-pub fn status(table: &LockTable, pid: u32, version: &str, uptime_ms: u64, connections: usize) -> Status {
+pub fn status(
+    table: &LockTable,
+    pid: u32,
+    version: &str,
+    uptime_ms: u64,
+    connections: usize,
+) -> Status {
     Status {
         pid,
         version: version.to_owned(),
@@ -97,7 +103,11 @@ pub fn status(table: &LockTable, pid: u32, version: &str, uptime_ms: u64, connec
 fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;

@@ -155,7 +155,6 @@ impl LockTable {
     pub fn locker_by_key(&self, key: &str) -> Option<u64> {
         self.by_key.get(key).copied()
     }
-
 }
 
 impl Default for LockTable {

@@ -119,12 +119,18 @@ struct Parsed {
 
 impl Parsed {
     fn element(&self, name: &str) -> Option<&[(String, String)]> {
-        self.elements.iter().find(|(n, _)| n == name).map(|(_, a)| a.as_slice())
+        self.elements
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.as_slice())
     }
 }
 
 fn attr<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    attrs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn attrs_of(e: &BytesStart) -> Result<Vec<(String, String)>, WireError> {
@@ -132,15 +138,20 @@ fn attrs_of(e: &BytesStart) -> Result<Vec<(String, String)>, WireError> {
         .map(|a| {
             let a = a.map_err(|err| WireError::Malformed(err.to_string()))?;
             let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-            let value = a.unescape_value().map_err(|err| WireError::Malformed(err.to_string()))?;
+            let value = a
+                .unescape_value()
+                .map_err(|err| WireError::Malformed(err.to_string()))?;
             Ok((key, value.into_owned()))
         })
         .collect()
 }
 
 fn number<T: std::str::FromStr>(attrs: &[(String, String)], key: &str) -> Result<T, WireError> {
-    let text = attr(attrs, key).ok_or_else(|| WireError::Malformed(format!("missing attribute {key}")))?;
-    text.trim().parse().map_err(|_| WireError::Malformed(format!("attribute {key}={text:?} is not a number")))
+    let text =
+        attr(attrs, key).ok_or_else(|| WireError::Malformed(format!("missing attribute {key}")))?;
+    text.trim()
+        .parse()
+        .map_err(|_| WireError::Malformed(format!("attribute {key}={text:?} is not a number")))
 }
 
 fn parse(bytes: &[u8]) -> Result<Parsed, WireError> {
@@ -150,16 +161,26 @@ fn parse(bytes: &[u8]) -> Result<Parsed, WireError> {
     let mut elements = Vec::new();
     let mut depth = 0usize;
     loop {
-        match reader.read_event().map_err(|e| WireError::Malformed(e.to_string()))? {
+        match reader
+            .read_event()
+            .map_err(|e| WireError::Malformed(e.to_string()))?
+        {
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
             Event::Start(e) if depth == 0 && e.name().as_ref() == b"msg" => {
                 let a = attrs_of(&e)?;
-                envelope = Some((number(&a, "level")?, number(&a, "verb")?, number(&a, "step")?));
+                envelope = Some((
+                    number(&a, "level")?,
+                    number(&a, "verb")?,
+                    number(&a, "step")?,
+                ));
                 depth = 1;
             }
             Event::Empty(e) | Event::Start(e) if depth >= 1 => {
-                elements.push((String::from_utf8_lossy(e.name().as_ref()).into_owned(), attrs_of(&e)?));
+                elements.push((
+                    String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                    attrs_of(&e)?,
+                ));
             }
             Event::End(e) if e.name().as_ref() == b"msg" => break,
             Event::End(_) => {}
@@ -167,12 +188,20 @@ fn parse(bytes: &[u8]) -> Result<Parsed, WireError> {
             other => return Err(WireError::Malformed(format!("unexpected {other:?}"))),
         }
     }
-    let (level, verb, step) = envelope.ok_or_else(|| WireError::Malformed("no <msg> element".into()))?;
-    Ok(Parsed { level, verb, step, elements })
+    let (level, verb, step) =
+        envelope.ok_or_else(|| WireError::Malformed("no <msg> element".into()))?;
+    Ok(Parsed {
+        level,
+        verb,
+        step,
+        elements,
+    })
 }
 
 fn decode_name(b64: &str) -> Result<String, WireError> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| WireError::BadName)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| WireError::BadName)?;
     String::from_utf8(bytes).map_err(|_| WireError::BadName)
 }
 
@@ -222,11 +251,16 @@ pub fn parse_client(bytes: &[u8]) -> Result<ClientMessage, WireError> {
         (VERB_UNLOCK, STEP_REQUEST) => {
             let r = p.element("resource").ok_or_else(|| missing("resource"))?;
             let name = decode_name(attr(r, "name").ok_or_else(|| missing("resource name"))?)?;
-            Ok(ClientMessage::Unlock { name, rollback: flag(r, "rollback", false)? })
+            Ok(ClientMessage::Unlock {
+                name,
+                rollback: flag(r, "rollback", false)?,
+            })
         }
         (VERB_MNGMNT, STEP_REQUEST) => {
             let s = p.element("shutdown").ok_or_else(|| missing("shutdown"))?;
-            Ok(ClientMessage::Shutdown { immediate: flag(s, "immediate", false)? })
+            Ok(ClientMessage::Shutdown {
+                immediate: flag(s, "immediate", false)?,
+            })
         }
         (verb, step) => Err(WireError::UnexpectedVerb { verb, step }),
     }
@@ -239,10 +273,19 @@ pub fn parse_answer(bytes: &[u8]) -> Result<AnswerMsg, WireError> {
         return Err(WireError::Level(p.level));
     }
     if p.verb != VERB_LOCK || !(p.step == STEP_FIRST_ANSWER || p.step == STEP_LATER_ANSWER) {
-        return Err(WireError::UnexpectedVerb { verb: p.verb, step: p.step });
+        return Err(WireError::UnexpectedVerb {
+            verb: p.verb,
+            step: p.step,
+        });
     }
-    let a = p.element("answer").ok_or_else(|| WireError::Malformed("missing <answer>".into()))?;
-    Ok(AnswerMsg { step: p.step, rc: number(a, "rc")?, element: attr(a, "element").map(str::to_owned) })
+    let a = p
+        .element("answer")
+        .ok_or_else(|| WireError::Malformed("missing <answer>".into()))?;
+    Ok(AnswerMsg {
+        step: p.step,
+        rc: number(a, "rc")?,
+        element: attr(a, "element").map(str::to_owned),
+    })
 }
 
 fn escape(s: &str) -> std::borrow::Cow<'_, str> {
@@ -250,7 +293,8 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn envelope(verb: u32, step: u32, body: &str) -> Vec<u8> {
-    format!("{XML_DECL}<msg level=\"{LEVEL}\" verb=\"{verb}\" step=\"{step}\">{body}</msg>").into_bytes()
+    format!("{XML_DECL}<msg level=\"{LEVEL}\" verb=\"{verb}\" step=\"{step}\">{body}</msg>")
+        .into_bytes()
 }
 
 /// An answer, as the daemon sends it: step 16 carries the daemon's session id, step 24 none.
@@ -260,14 +304,23 @@ pub fn format_answer(step: u32, peerid: &str, rc: i32, element: Option<&str>) ->
     } else {
         String::new()
     };
-    let element = element.map(|e| format!(" element=\"{}\"", escape(e))).unwrap_or_default();
-    envelope(VERB_LOCK, step, &format!("{session}<answer rc=\"{rc}\"{element}/>"))
+    let element = element
+        .map(|e| format!(" element=\"{}\"", escape(e)))
+        .unwrap_or_default();
+    envelope(
+        VERB_LOCK,
+        step,
+        &format!("{session}<answer rc=\"{rc}\"{element}/>"),
+    )
 }
 
 /// A lock request, byte for byte as the flom client sends it.
 pub fn format_lock(peerid: &str, m: &LockMsg) -> Vec<u8> {
     let mode = m.mode.map(|v| format!(" mode=\"{v}\"")).unwrap_or_default();
-    let quantity = m.quantity.map(|q| format!(" quantity=\"{q}\"")).unwrap_or_default();
+    let quantity = m
+        .quantity
+        .map(|q| format!(" quantity=\"{q}\""))
+        .unwrap_or_default();
     let body = format!(
         "<session peerid=\"{}\"/><resource name=\"{}\"{mode} wait=\"{}\"{quantity} create=\"{}\" lifespan=\"{}\"/>",
         escape(peerid),
@@ -281,13 +334,21 @@ pub fn format_lock(peerid: &str, m: &LockMsg) -> Vec<u8> {
 
 /// An unlock, byte for byte as the flom client sends it (note the space before `/>`).
 pub fn format_unlock(name: &str, rollback: bool) -> Vec<u8> {
-    let body = format!("<resource name=\"{}\" rollback=\"{}\" />", encode_name(name), u8::from(rollback));
+    let body = format!(
+        "<resource name=\"{}\" rollback=\"{}\" />",
+        encode_name(name),
+        u8::from(rollback)
+    );
     envelope(VERB_UNLOCK, STEP_REQUEST, &body)
 }
 
 /// A shutdown request (`-x` quiesce, `-X` immediate).
 pub fn format_shutdown(peerid: &str, immediate: bool) -> Vec<u8> {
-    let body = format!("<session peerid=\"{}\"/><shutdown immediate=\"{}\"/>", escape(peerid), u8::from(immediate));
+    let body = format!(
+        "<session peerid=\"{}\"/><shutdown immediate=\"{}\"/>",
+        escape(peerid),
+        u8::from(immediate)
+    );
     envelope(VERB_MNGMNT, STEP_REQUEST, &body)
 }
 
@@ -299,30 +360,67 @@ mod tests {
 
     #[test]
     fn lock_round_trips_byte_for_byte() {
-        let ClientMessage::Lock(m) = parse_client(LOCK.as_bytes()).unwrap() else { panic!() };
-        assert_eq!(m, LockMsg { name: "foo".into(), mode: Some(5), wait: true, quantity: None, create: true, lifespan_ms: 0 });
-        assert_eq!(format_lock("3d1219c7c4c5404aaa1f6d2a48adfda4", &m), LOCK.as_bytes());
+        let ClientMessage::Lock(m) = parse_client(LOCK.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            LockMsg {
+                name: "foo".into(),
+                mode: Some(5),
+                wait: true,
+                quantity: None,
+                create: true,
+                lifespan_ms: 0
+            }
+        );
+        assert_eq!(
+            format_lock("3d1219c7c4c5404aaa1f6d2a48adfda4", &m),
+            LOCK.as_bytes()
+        );
     }
 
     #[test]
     fn unlock_and_answers_match_the_recordings() {
         let unlock = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="2" step="8"><resource name="Zm9v" rollback="1" /></msg>"#;
         assert_eq!(format_unlock("foo", true), unlock.as_bytes());
-        assert_eq!(parse_client(unlock.as_bytes()).unwrap(), ClientMessage::Unlock { name: "foo".into(), rollback: true });
+        assert_eq!(
+            parse_client(unlock.as_bytes()).unwrap(),
+            ClientMessage::Unlock {
+                name: "foo".into(),
+                rollback: true
+            }
+        );
         let later = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="24"><answer rc="0" element="green"/></msg>"#;
         assert_eq!(format_answer(24, "x", 0, Some("green")), later.as_bytes());
-        assert_eq!(parse_answer(later.as_bytes()).unwrap(), AnswerMsg { step: 24, rc: 0, element: Some("green".into()) });
+        assert_eq!(
+            parse_answer(later.as_bytes()).unwrap(),
+            AnswerMsg {
+                step: 24,
+                rc: 0,
+                element: Some("green".into())
+            }
+        );
     }
 
     #[test]
     fn refuses_what_it_must() {
-        assert_eq!(parse_client(LOCK.replace("level=\"3\"", "level=\"2\"").as_bytes()), Err(WireError::Level(2)));
-        assert!(matches!(parse_client(b"hello world</msg>"), Err(WireError::Malformed(_))));
+        assert_eq!(
+            parse_client(LOCK.replace("level=\"3\"", "level=\"2\"").as_bytes()),
+            Err(WireError::Level(2))
+        );
+        assert!(matches!(
+            parse_client(b"hello world</msg>"),
+            Err(WireError::Malformed(_))
+        ));
         assert_eq!(
             parse_client(LOCK.replace("step=\"8\"", "step=\"16\"").as_bytes()),
             Err(WireError::UnexpectedVerb { verb: 1, step: 16 })
         );
-        assert_eq!(parse_client(LOCK.replace("Zm9v", "@@@").as_bytes()), Err(WireError::BadName));
+        assert_eq!(
+            parse_client(LOCK.replace("Zm9v", "@@@").as_bytes()),
+            Err(WireError::BadName)
+        );
         // Accepted by FLoM too: no <session>, no XML declaration.
         assert!(parse_client(br#"<msg level="3" verb="1" step="8"><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#).is_ok());
     }

@@ -16,14 +16,16 @@ fn lock_msg() -> impl Strategy<Value = LockMsg> {
         any::<bool>(),
         any::<i64>(),
     )
-        .prop_map(|(name, mode, wait, quantity, create, lifespan_ms)| LockMsg {
-            name,
-            mode,
-            wait,
-            quantity,
-            create,
-            lifespan_ms,
-        })
+        .prop_map(
+            |(name, mode, wait, quantity, create, lifespan_ms)| LockMsg {
+                name,
+                mode,
+                wait,
+                quantity,
+                create,
+                lifespan_ms,
+            },
+        )
 }
 
 proptest! {

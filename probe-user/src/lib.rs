@@ -1,0 +1,8 @@
+//! The latch probe: reads a latch daemon's state from outside, with no help from the daemon.
+//!
+//! Everything it knows about the daemon it learns from the daemon's executable (symbols and
+//! DWARF) and from the running process; it never depends on the daemon's crate.
+
+pub mod abi;
+pub mod debuginfo;
+pub mod trace;

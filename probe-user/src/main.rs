@@ -1,0 +1,79 @@
+//! `latch-probe`: the command line over the probe library. Subcommands parse arguments,
+//! call the library and print; they hold no probing logic of their own.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use latch_probe::debuginfo::Executable;
+use latch_probe::trace::{event_kind, GrantPlan, GrantTrace};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "latch-probe",
+    version,
+    about = "Reads a latch daemon's state from outside"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream the daemon's lock grants live through an eBPF uprobe, one JSON object a line.
+    Trace {
+        /// The daemon's pid.
+        #[arg(long)]
+        pid: u32,
+        /// Stop after this many seconds (default: until interrupted).
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Trace { pid, duration } => trace(pid, duration),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // The whole cause chain on one line; a backtrace helps no user of a probe.
+            eprintln!("latch-probe: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn trace(pid: u32, duration: Option<f64>) -> Result<()> {
+    let duration = duration
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .context("--duration must be a non-negative number of seconds")?;
+    // The process's own executable, even if the file on disk was replaced since it started.
+    let exe_path = PathBuf::from(format!("/proc/{pid}/exe"));
+    let exe = Executable::open(&exe_path).with_context(|| format!("reading process {pid}"))?;
+    let plan = GrantPlan::from_executable(&exe)?;
+    let mut trace = GrantTrace::attach(&plan, &exe_path, pid)?;
+    let deadline = duration.map(|d| Instant::now() + d);
+    loop {
+        let wait = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(1),
+        };
+        if wait.is_zero() {
+            return Ok(());
+        }
+        if let Some(event) = trace.next_event(wait)? {
+            let kind = event_kind(&event)
+                .and_then(|k| serde_json::to_value(k).ok())
+                .unwrap_or(serde_json::Value::Null);
+            println!(
+                "{}",
+                serde_json::json!({"kind": kind, "locker": event.locker, "tid": event.tid})
+            );
+        }
+    }
+}

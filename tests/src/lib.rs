@@ -1,0 +1,294 @@
+//! The harness of the end-to-end tests: builds the real `latch` binary (once per profile),
+//! starts daemons on private sockets, runs clients with bounded waits, and stops every
+//! process it started by its pid.
+//!
+//! It may not signal processes by name (no pkill/killall: other daemons on the machine are
+//! not ours), wait without a bound, or leave a process behind when a test panics.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long a daemon may take to accept its first connection.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopped process may take to exit after SIGTERM before it gets SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often bounded waits look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Which cargo profile to build the daemon with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// The workspace's root directory (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// `target/{debug,release}/latch`, built by `cargo build [--release] -p latch --bin latch` the
+/// first time a test in this process asks for that profile.
+pub fn latch_bin(profile: Profile) -> PathBuf {
+    static DEBUG: OnceLock<PathBuf> = OnceLock::new();
+    static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+    let cell = match profile {
+        Profile::Debug => &DEBUG,
+        Profile::Release => &RELEASE,
+    };
+    cell.get_or_init(|| build_latch(profile)).clone()
+}
+
+fn build_latch(profile: Profile) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = target_dir();
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "-p", "latch", "--bin", "latch", "--target-dir"])
+        .arg(&target);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build latch: {e}"));
+    assert!(
+        out.status.success(),
+        "building latch ({profile:?}) failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = target.join(profile.dir()).join("latch");
+    assert!(
+        bin.is_file(),
+        "cargo built latch but {} is missing",
+        bin.display()
+    );
+    bin
+}
+
+/// A `latch daemon` on a socket of its own, stopped (by pid) when dropped.
+pub struct Daemon {
+    child: Child,
+    bin: PathBuf,
+    socket: PathBuf,
+    stderr_path: PathBuf,
+    // Last: the socket and log go only after the daemon is gone.
+    _dir: TempDir,
+}
+
+impl Daemon {
+    /// Starts `latch daemon -s <socket>` and waits until the socket accepts a connection.
+    pub fn start(profile: Profile) -> Daemon {
+        let bin = latch_bin(profile);
+        let dir = tempfile::Builder::new()
+            .prefix("latch-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let socket = dir.path().join("latch.sock");
+        let stderr_path = dir.path().join("daemon.stderr");
+        let stderr = std::fs::File::create(&stderr_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", stderr_path.display()));
+        let child = Command::new(&bin)
+            .arg("daemon")
+            .arg("-s")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            // A file, not a pipe: a chatty daemon must never block on a full pipe.
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        // Built before waiting, so that a failed start still stops the process.
+        let mut daemon = Daemon {
+            child,
+            bin,
+            socket,
+            stderr_path,
+            _dir: dir,
+        };
+        daemon.wait_until_accepting();
+        daemon
+    }
+
+    fn wait_until_accepting(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "latch daemon exited before accepting connections ({status}); stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "latch daemon (pid {}) did not accept connections on {} within {:?}; stderr:\n{}",
+                    self.pid(),
+                    self.socket.display(),
+                    START_TIMEOUT,
+                    self.stderr()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The binary the daemon runs (it is also the client).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// What the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// `latch -s <socket>`, to be completed with a client's arguments.
+    pub fn client(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("-s").arg(&self.socket).stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`], then reap: by this child's pid only.
+fn stop(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let pid = Pid::from_raw(child.id() as i32);
+    // Errors mean the process is already gone; reaping below settles it either way.
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(POLL);
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// A process running beside the test, stopped and reaped when dropped.
+pub struct Background {
+    child: Child,
+    what: String,
+}
+
+impl Background {
+    pub fn spawn(cmd: &mut Command) -> Background {
+        let what = format!("{cmd:?}");
+        let child = cmd
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Background { child, what }
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_within(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+                Ok(None) => panic!("{} did not exit within {timeout:?}", self.what),
+                Err(e) => panic!("cannot wait for {}: {e}", self.what),
+            }
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// Runs `cmd` to completion with its output captured, failing the test if it takes longer
+/// than `timeout` (the process is then killed by pid).
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    // Read both pipes while waiting, so that a large output cannot block the child.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+            Ok(None) => {
+                stop(&mut child);
+                panic!("{what} did not finish within {timeout:?}");
+            }
+            Err(e) => panic!("cannot wait for {what}: {e}"),
+        }
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            // A read error leaves what was read so far, which is what the test reports.
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
