@@ -6,20 +6,25 @@
 //! stream of `latch.event/1` lines). Admin connections take no id, never appear in the
 //! state and never change the table: this thread only reads it, and when the table's owner
 //! is wedged it blocks on the table's mutex in plain sight (`latch-probe stacks`).
+//!
+//! The server thread accepts every connection and hands admin ones over. When it stalls
+//! (one turn of its loop lasting longer than [`STALL_CHECK`], e.g. wedged on the table),
+//! this thread accepts in its place, so that an admin request still reaches it (and then
+//! blocks on the table's mutex); FLoM clients it accepted go back to the server thread.
 
 use crate::hub::{Hub, Reader};
-use crate::net::Stream;
+use crate::net::{Listener, Stream};
 use crate::snapshot;
-use crate::table::{LOCK_TABLE, VERSION};
+use crate::table::{Peer, LOCK_TABLE, VERSION};
 use latch_probe_common::doc::{DroppedDoc, DROPPED_SCHEMA};
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(0);
 /// A request line longer than this closes the connection.
@@ -27,6 +32,9 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Output held for a slow events reader before we stop draining its queue (which then
 /// overflows and drops it).
 const MAX_BACKLOG: usize = 4 * 1024 * 1024;
+/// How often the server thread's progress is checked; a turn of its loop that outlasts
+/// one whole check makes this thread accept connections in its place.
+pub const STALL_CHECK: Duration = Duration::from_millis(250);
 
 /// What the admin thread reports about the daemon.
 pub struct DaemonInfo {
@@ -34,6 +42,18 @@ pub struct DaemonInfo {
     pub started: Instant,
     /// Open FLoM client connections, kept by the server thread.
     pub connections: AtomicUsize,
+    /// The server loop's turn: even while it waits for events, odd while it handles them.
+    pub turn: AtomicU64,
+}
+
+/// A connection this thread accepted that turned out to be a FLoM client: its stream,
+/// peer and the bytes already read from it.
+pub type Returned = (Stream, Peer, Vec<u8>);
+
+/// The admin thread's way back to the server thread, for [`Returned`] connections.
+pub struct ServerHandle {
+    pub tx: mpsc::Sender<Returned>,
+    pub waker: Arc<Waker>,
 }
 
 #[derive(Deserialize)]
@@ -63,9 +83,19 @@ struct Conn {
     events: Option<Arc<Reader>>,
     /// Close once the output is written.
     closing: bool,
+    /// Accepted here (the server thread stalled) and not yet known to be an admin
+    /// connection: the peer, should it be a FLoM client to return.
+    undecided: Option<Peer>,
 }
 
-pub fn spawn(info: Arc<DaemonInfo>, hub: Arc<Hub>) -> io::Result<AdminHandle> {
+/// Starts the admin thread; `listener` is a second handle on the server's listening socket
+/// (accepted from only while the server thread stalls).
+pub fn spawn(
+    info: Arc<DaemonInfo>,
+    hub: Arc<Hub>,
+    listener: Listener,
+    server: ServerHandle,
+) -> io::Result<AdminHandle> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (tx, rx) = mpsc::channel();
@@ -75,7 +105,7 @@ pub fn spawn(info: Arc<DaemonInfo>, hub: Arc<Hub>) -> io::Result<AdminHandle> {
     }));
     std::thread::Builder::new()
         .name("latch-admin".into())
-        .spawn(move || run(poll, rx, info, hub))?;
+        .spawn(move || run(poll, rx, info, hub, listener, server))?;
     Ok(AdminHandle { tx, waker })
 }
 
@@ -84,12 +114,16 @@ fn run(
     rx: mpsc::Receiver<(Stream, Vec<u8>)>,
     info: Arc<DaemonInfo>,
     hub: Arc<Hub>,
+    listener: Listener,
+    server: ServerHandle,
 ) {
     let mut conns: HashMap<Token, Conn> = HashMap::new();
     let mut next = 1usize;
     let mut events = Events::with_capacity(256);
+    let mut last_check = Instant::now();
+    let mut last_turn = info.turn.load(Ordering::Relaxed);
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        if let Err(e) = poll.poll(&mut events, Some(STALL_CHECK)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -117,6 +151,7 @@ fn run(
                             output: Vec::new(),
                             events: None,
                             closing: false,
+                            undecided: None,
                         },
                     );
                     touched.push(token);
@@ -132,12 +167,40 @@ fn run(
                 touched.push(ev.token());
             }
         }
+        if last_check.elapsed() >= STALL_CHECK {
+            let turn = info.turn.load(Ordering::Relaxed);
+            if turn % 2 == 1 && turn == last_turn {
+                // The server thread has been handling one batch of events since the last
+                // check: accept in its place.
+                accept_pending(&listener, &poll, &mut conns, &mut next, &mut touched);
+            }
+            last_turn = turn;
+            last_check = Instant::now();
+        }
         touched.sort_unstable();
         touched.dedup();
         for token in touched {
             let Some(conn) = conns.get_mut(&token) else {
                 continue;
             };
+            if conn.undecided.is_some() {
+                match sniff(conn) {
+                    Sniffed::Waiting => continue,
+                    Sniffed::Admin => conn.undecided = None,
+                    Sniffed::Flom | Sniffed::Gone => {
+                        if let Some(mut conn) = conns.remove(&token) {
+                            let _ = poll.registry().deregister(&mut conn.stream);
+                            if let (false, Some(peer)) = (conn.input.is_empty(), conn.undecided) {
+                                let returned = (conn.stream, peer, conn.input);
+                                if server.tx.send(returned).is_ok() {
+                                    let _ = server.waker.wake();
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
             let keep = serve(conn, &info, &hub) && flush(conn, poll.registry(), token);
             if !keep {
                 if let Some(mut conn) = conns.remove(&token) {
@@ -147,6 +210,77 @@ fn run(
                     let _ = poll.registry().deregister(&mut conn.stream);
                 }
             }
+        }
+    }
+}
+
+/// Accepts every pending connection (the server thread is stalled), to be sniffed.
+fn accept_pending(
+    listener: &Listener,
+    poll: &Poll,
+    conns: &mut HashMap<Token, Conn>,
+    next: &mut usize,
+    touched: &mut Vec<Token>,
+) {
+    loop {
+        match listener.accept() {
+            Ok((mut stream, peer)) => {
+                let token = Token(*next);
+                *next += 1;
+                if poll
+                    .registry()
+                    .register(&mut stream, token, Interest::READABLE)
+                    .is_err()
+                {
+                    continue;
+                }
+                conns.insert(
+                    token,
+                    Conn {
+                        stream,
+                        input: Vec::new(),
+                        output: Vec::new(),
+                        events: None,
+                        closing: false,
+                        undecided: Some(peer),
+                    },
+                );
+                touched.push(token);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // WouldBlock: none left. Anything else (EMFILE...): try again at the next check.
+            Err(_) => return,
+        }
+    }
+}
+
+enum Sniffed {
+    /// Nothing sent yet.
+    Waiting,
+    Admin,
+    Flom,
+    /// Closed before sending anything.
+    Gone,
+}
+
+/// Reads the first bytes of a connection accepted here, to tell an admin client from a
+/// FLoM one (whose bytes go back to the server thread with it).
+fn sniff(conn: &mut Conn) -> Sniffed {
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.stream.read(&mut buf) {
+            Ok(0) => return Sniffed::Gone,
+            Ok(n) => {
+                conn.input.extend_from_slice(&buf[..n]);
+                return if conn.input[0] == b'{' {
+                    Sniffed::Admin
+                } else {
+                    Sniffed::Flom
+                };
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Sniffed::Waiting,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Sniffed::Gone,
         }
     }
 }
@@ -189,17 +323,23 @@ fn serve(conn: &mut Conn, info: &DaemonInfo, hub: &Hub) -> bool {
             conn.output.extend_from_slice(line.as_bytes());
             conn.output.push(b'\n');
         }
-        if q.dropped && q.lines.is_empty() {
+        // Once: the record is written after what the output already holds.
+        if q.dropped && !conn.closing {
+            // Cut off now, not when (if ever) it catches up: what is still queued is
+            // missed too, and its memory goes at once.
+            q.missed += q.lines.len() as u64;
+            q.lines.clear();
+            let missed = q.missed;
+            // Unlocked first: `Hub::publish` takes the hub's lock, then the queue's.
+            drop(q);
+            hub.unsubscribe(&reader);
             let dropped = DroppedDoc {
                 schema: DROPPED_SCHEMA.to_owned(),
-                missed: q.missed,
+                missed,
             };
             push_json(conn, &dropped);
             conn.closing = true;
-            log::warn!(
-                "admin: dropped an events reader that fell {} events behind",
-                q.missed
-            );
+            log::warn!("admin: dropped an events reader that fell {missed} events behind");
         }
     }
     true
@@ -282,4 +422,79 @@ fn flush(conn: &mut Conn, registry: &mio::Registry, token: Token) -> bool {
     registry
         .reregister(&mut conn.stream, token, interest)
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Endpoint;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+
+    /// An admin thread on a fresh Unix socket, for a server whose loop is at `turn`.
+    fn admin_for(turn: u64, name: &str) -> (PathBuf, Listener, mpsc::Receiver<Returned>) {
+        let dir = std::env::temp_dir().join(format!("latch-admin-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let path = dir.join("sock");
+        let listener = Listener::bind(&Endpoint::Unix(path.clone())).expect("bind");
+        let info = Arc::new(DaemonInfo {
+            pid: std::process::id(),
+            started: Instant::now(),
+            connections: 0.into(),
+            turn: turn.into(),
+        });
+        let server_poll = Poll::new().expect("poll");
+        let (tx, returned) = mpsc::channel();
+        let waker = Arc::new(Waker::new(server_poll.registry(), Token(0)).expect("waker"));
+        let clone = listener.try_clone().expect("clone the listener");
+        // The thread outlives the test, idle in its poll.
+        spawn(
+            info,
+            Arc::new(Hub::default()),
+            clone,
+            ServerHandle { tx, waker },
+        )
+        .expect("spawn");
+        (path, listener, returned)
+    }
+
+    #[test]
+    fn accepts_in_place_of_a_stalled_server() {
+        // Odd and never changing: the server is stuck in one turn of its loop.
+        let (path, _listener, returned) = admin_for(1, "stalled");
+        let mut admin = UnixStream::connect(&path).expect("connect");
+        admin
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        admin.write_all(b"{\"op\":\"ping\"}\n").expect("send");
+        let mut reply = String::new();
+        BufReader::new(&admin)
+            .read_line(&mut reply)
+            .expect("a reply");
+        assert!(reply.contains("\"pong\":true"), "{reply}");
+        // A FLoM client goes back to the server, with what it sent and who it is.
+        let mut flom = UnixStream::connect(&path).expect("connect");
+        flom.write_all(b"<msg").expect("send");
+        let (_, peer, read) = returned
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the FLoM client returned");
+        assert_eq!(read, b"<msg");
+        assert_eq!(peer.pid, Some(std::process::id()));
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    #[test]
+    fn leaves_connections_to_a_server_that_is_not_stalled() {
+        // Even: the server waits for events, so it accepts by itself.
+        let (path, listener, returned) = admin_for(2, "waiting");
+        let _client = UnixStream::connect(&path).expect("connect");
+        std::thread::sleep(STALL_CHECK * 3);
+        assert!(returned.try_recv().is_err());
+        assert!(
+            listener.accept().is_ok(),
+            "the admin thread took the connection"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
 }

@@ -62,6 +62,21 @@ impl Listener {
         }
     }
 
+    /// A second handle on the same listening socket: the admin thread accepts with it while
+    /// the server thread is stalled (see [`crate::admin`]).
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Unix(l) => {
+                let fd = l.as_fd().try_clone_to_owned()?;
+                Listener::Unix(UnixListener::from_std(fd.into()))
+            }
+            Listener::Tcp(l) => {
+                let fd = l.as_fd().try_clone_to_owned()?;
+                Listener::Tcp(TcpListener::from_std(fd.into()))
+            }
+        })
+    }
+
     /// Accepts one connection and learns who the peer is.
     pub fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {

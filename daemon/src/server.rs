@@ -6,7 +6,7 @@
 //! One thread for every client (an event loop, never a thread per locker): a snapshot has
 //! few threads to stop, and the table's owner is one well-known thread.
 
-use crate::admin::{self, AdminHandle, DaemonInfo};
+use crate::admin::{self, AdminHandle, DaemonInfo, Returned, ServerHandle};
 use crate::engine::{self, Answer, Effects, Rc};
 use crate::hub::Hub;
 use crate::journal::Journal;
@@ -18,16 +18,18 @@ use crate::wire::{
     self, ClientMessage, Framer, LockMsg, WireError, STEP_FIRST_ANSWER, STEP_LATER_ANSWER,
 };
 use latch_probe_common::LockMode;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{mpsc, Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
-const FIRST_CONN: usize = 2;
+/// Connections the admin thread accepted while this thread stalled, handed back.
+const RETURNED: Token = Token(2);
+const FIRST_CONN: usize = 3;
 /// The daemon lifespan after a quiesce request (`-x`), as FLoM does.
 const QUIESCE_LIFESPAN_MS: i64 = 100;
 
@@ -88,6 +90,7 @@ pub struct Server {
     idle_since: Option<Instant>,
     lifespan_ms: i64,
     admin: AdminHandle,
+    returned: mpsc::Receiver<Returned>,
     hub: Arc<Hub>,
     info: Arc<DaemonInfo>,
 }
@@ -116,9 +119,15 @@ impl Server {
             pid: std::process::id(),
             started: Instant::now(),
             connections: 0.into(),
+            turn: 0.into(),
         });
         let hub = Arc::new(Hub::default());
-        let admin = admin::spawn(info.clone(), hub.clone())?;
+        let (tx, returned) = mpsc::channel();
+        let server = ServerHandle {
+            tx,
+            waker: Arc::new(Waker::new(poll.registry(), RETURNED)?),
+        };
+        let admin = admin::spawn(info.clone(), hub.clone(), listener.try_clone()?, server)?;
         // The signal pipe's write end must outlive the handlers.
         std::mem::forget(write_end);
         Ok(Server {
@@ -134,6 +143,7 @@ impl Server {
             timer_of: HashMap::new(),
             idle_since: Some(Instant::now()),
             admin,
+            returned,
             hub,
             info,
         })
@@ -142,9 +152,15 @@ impl Server {
     /// Serves until idle past the lifespan, shut down, or signalled; removes a Unix socket.
     pub fn run(mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(1024);
+        let mut turn = 0u64;
         let exit = loop {
             let timeout = self.next_wakeup();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            // Even while waiting, odd while handling: the admin thread watches for a stall.
+            self.info.turn.store(turn, Ordering::Relaxed);
+            let polled = self.poll.poll(&mut events, timeout);
+            self.info.turn.store(turn + 1, Ordering::Relaxed);
+            turn += 2;
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -159,6 +175,13 @@ impl Server {
                         }
                     }
                     SIGNALS => exit = Some(Exit::Signal),
+                    RETURNED => {
+                        while let Ok((stream, peer, read)) = self.returned.try_recv() {
+                            if let Some(e) = self.add_conn(stream, peer, &read) {
+                                exit = Some(e);
+                            }
+                        }
+                    }
                     token => {
                         if let Some(e) = self.on_ready(
                             token,
@@ -188,38 +211,8 @@ impl Server {
     fn accept_all(&mut self) -> Option<Exit> {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, peer)) => {
-                    let token = Token(self.next_token);
-                    self.next_token += 1;
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, token, Interest::READABLE)
-                    {
-                        log::warn!("cannot watch a new connection: {e}");
-                        continue;
-                    }
-                    self.conns.insert(
-                        token,
-                        Conn {
-                            stream,
-                            peer,
-                            framer: Framer::default(),
-                            id: None,
-                            locked: false,
-                            in_table: false,
-                            output: Vec::new(),
-                            closing: false,
-                            want_write: false,
-                        },
-                    );
-                    self.info
-                        .connections
-                        .store(self.conns.len(), Ordering::Relaxed);
-                    self.idle_since = None;
-                    // flom clients send their lock right after connecting: it is often
-                    // here already, and reading it now saves a trip through epoll.
-                    if let Some(exit) = self.on_ready(token, true, false, false) {
+                Ok((stream, peer)) => {
+                    if let Some(exit) = self.add_conn(stream, peer, &[]) {
                         return Some(exit);
                     }
                 }
@@ -232,6 +225,44 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Watches a new client connection and handles what it sent; `read` is what the admin
+    /// thread already read from it (when it accepted it in this thread's place).
+    fn add_conn(&mut self, mut stream: Stream, peer: Peer, read: &[u8]) -> Option<Exit> {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            log::warn!("cannot watch a new connection: {e}");
+            return None;
+        }
+        let mut framer = Framer::default();
+        framer.push(read);
+        self.conns.insert(
+            token,
+            Conn {
+                stream,
+                peer,
+                framer,
+                id: None,
+                locked: false,
+                in_table: false,
+                output: Vec::new(),
+                closing: false,
+                want_write: false,
+            },
+        );
+        self.info
+            .connections
+            .store(self.conns.len(), Ordering::Relaxed);
+        self.idle_since = None;
+        // flom clients send their lock right after connecting: it is often here already,
+        // and reading it now saves a trip through epoll.
+        self.on_ready(token, true, false, false)
     }
 
     fn on_ready(

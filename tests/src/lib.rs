@@ -108,6 +108,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `latch daemon -s <socket>` and waits until the socket accepts a connection.
     pub fn start(profile: Profile) -> Daemon {
+        Daemon::start_with(profile, &[])
+    }
+
+    /// Like [`Daemon::start`], with more daemon arguments (e.g. `--debug-feature ...`).
+    pub fn start_with(profile: Profile, extra: &[&str]) -> Daemon {
         let bin = latch_bin(profile);
         let dir = tempfile::Builder::new()
             .prefix("latch-test-")
@@ -121,6 +126,7 @@ impl Daemon {
             .arg("daemon")
             .arg("-s")
             .arg(&socket)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A file, not a pipe: a chatty daemon must never block on a full pipe.
@@ -291,4 +297,186 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
         }
         buf
     })
+}
+
+// ---- Additions for the FLoM compatibility tests (transcript_replay, flom_scenarios) ----
+
+impl Background {
+    /// The process id (to signal it, or to find its children, by pid).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Daemon {
+    /// Waits for the daemon to exit by itself, at most `timeout`; `None` if it still runs.
+    pub fn wait_exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_child_within(&mut self.child, timeout)
+    }
+}
+
+fn wait_child_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// A `latch daemon -a 127.0.0.1 -p <free port>`, stopped (by pid) when dropped.
+pub struct TcpDaemon {
+    child: Child,
+    bin: PathBuf,
+    port: u16,
+    stderr_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl TcpDaemon {
+    pub const ADDRESS: &'static str = "127.0.0.1";
+
+    /// Starts a daemon on a loopback port that was free a moment ago (retried if another
+    /// process takes it first) and waits until it accepts connections.
+    pub fn start(profile: Profile) -> TcpDaemon {
+        let bin = latch_bin(profile);
+        let dir = tempfile::Builder::new()
+            .prefix("latch-test-tcp-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let stderr_path = dir.path().join("daemon.stderr");
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind((Self::ADDRESS, 0))
+                .and_then(|l| l.local_addr())
+                .unwrap_or_else(|e| panic!("cannot find a free loopback port: {e}"))
+                .port();
+            let stderr = std::fs::File::create(&stderr_path)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", stderr_path.display()));
+            let mut child = Command::new(&bin)
+                .args(["daemon", "-a", Self::ADDRESS, "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let deadline = Instant::now() + START_TIMEOUT;
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // most likely the port was taken meanwhile: try another
+                }
+                if std::net::TcpStream::connect((Self::ADDRESS, port)).is_ok() {
+                    return TcpDaemon {
+                        child,
+                        bin,
+                        port,
+                        stderr_path,
+                        _dir: dir,
+                    };
+                }
+                if Instant::now() >= deadline {
+                    stop(&mut child);
+                    panic!("latch daemon on {}:{port} did not accept connections within {START_TIMEOUT:?}", Self::ADDRESS);
+                }
+                thread::sleep(POLL);
+            }
+        }
+        panic!(
+            "latch daemon could not listen on a free loopback port; stderr:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// `latch -a 127.0.0.1 -p <port>`, to be completed with a client's arguments.
+    pub fn client(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-a", Self::ADDRESS, "-p", &self.port.to_string()])
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for TcpDaemon {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+// ---- Additions for the robustness and admin API tests (bad_input, admin_api, hang_hook) ----
+
+/// How long one `latch state --json` may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Daemon {
+    /// Whether the daemon process still runs (it has not exited; it is not a zombie).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `latch state --json`, parsed; the test fails if the daemon does not answer.
+    pub fn state(&self) -> latch_probe_common::doc::StateDoc {
+        let out = output_within(self.client().args(["state", "--json"]), ADMIN_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "latch state --json failed ({}): {}; daemon stderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.stderr()
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "latch state --json printed no latch.state/1 document ({e}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// A `latch -s <socket> ARGS -- sh -c 'exec cat'` client: once granted it holds the lock
+    /// (queued or incubated, it waits) until [`Background::close_stdin`] lets its command
+    /// end (a clean unlock), or until it is dropped (killed: the daemon sees its connection
+    /// close). The granted element, if any, is the script's `$0`.
+    pub fn holder(&self, args: &[&str]) -> Background {
+        Background::spawn(
+            self.client()
+                .args(args)
+                .args(["--", "sh", "-c", "exec cat"])
+                .stdin(Stdio::piped()),
+        )
+    }
+}
+
+impl Background {
+    /// Closes the process's stdin, if it is a pipe from the test.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+}
+
+/// Polls `probe` until it answers `Some`, at most `timeout`; the test fails naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        if Instant::now() >= deadline {
+            panic!("{what}: not within {timeout:?}");
+        }
+        thread::sleep(POLL);
+    }
 }

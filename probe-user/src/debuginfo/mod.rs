@@ -6,10 +6,12 @@
 //! offset, size and reference read from it is checked, and bad input gives an error, never a
 //! panic. Split DWARF (`.dwo`, `.dwp`) and type units are not read.
 
+mod items;
 mod subprogram;
 mod symbols;
 mod types;
 
+pub use items::StaticVariable;
 pub use subprogram::{EntryLocation, Parameter, ParameterClass, Subprogram};
 pub use symbols::FunctionSymbol;
 pub use types::Member;
@@ -75,6 +77,32 @@ pub enum DebugInfoError {
         path.display()
     )]
     TypeNotFound { path: PathBuf, type_path: String },
+    #[error(
+        "no enum `{type_path}` in the DWARF of {} (neither C-like nor with a variant part); \
+         the type was renamed or moved, or the executable is not the program you think it is",
+        path.display()
+    )]
+    EnumNotFound { path: PathBuf, type_path: String },
+    #[error(
+        "no data symbol `{static_path}` in {}; the static was renamed or removed, or the \
+         executable is stripped (keep .symtab)",
+        path.display()
+    )]
+    StaticNotFound { path: PathBuf, static_path: String },
+    #[error(
+        "`{static_path}` names {count} different data symbols in {}; the probe needs exactly one",
+        path.display()
+    )]
+    AmbiguousStatic {
+        path: PathBuf,
+        static_path: String,
+        count: usize,
+    },
+    #[error(
+        "static `{static_path}` has a symbol but no DW_TAG_variable in the DWARF of {}",
+        path.display()
+    )]
+    StaticNotInDwarf { path: PathBuf, static_path: String },
     #[error("struct `{type_path}` has no member `{member}` in {}", path.display())]
     MemberNotFound {
         path: PathBuf,

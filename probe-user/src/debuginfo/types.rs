@@ -59,7 +59,8 @@ fn find_member(dwarf: &Dwarf<'_>, path: &[&str], member: &str) -> Result<Lookup,
         let unit = dwarf.unit(header)?;
         let unit = unit.unit_ref(dwarf);
         let mut tree = unit.entries_tree(None)?;
-        let Some(offset) = find_in_namespaces(unit, tree.root()?, path)? else {
+        let structure = [constants::DW_TAG_structure_type];
+        let Some(offset) = find_in_namespaces(unit, tree.root()?, path, &structure)? else {
             continue;
         };
         match member_of(unit, offset, member)? {
@@ -70,11 +71,13 @@ fn find_member(dwarf: &Dwarf<'_>, path: &[&str], member: &str) -> Result<Lookup,
     Ok(best)
 }
 
-/// The struct `path` (namespaces, then the struct's name) among `node`'s children.
-fn find_in_namespaces<'d>(
+/// The definition (not a declaration) of `path` (namespaces, then the item's name) among
+/// `node`'s children, whose tag is one of `tags`.
+pub(super) fn find_in_namespaces<'d>(
     unit: UnitRef<'_, Slice<'d>>,
     node: EntriesTreeNode<'_, '_, Slice<'d>>,
     path: &[&str],
+    tags: &[constants::DwTag],
 ) -> Result<Option<UnitOffset>, gimli::Error> {
     let Some((first, rest)) = path.split_first() else {
         return Ok(None);
@@ -91,12 +94,12 @@ fn find_in_namespaces<'d>(
                 entry.attr_value(constants::DW_AT_declaration),
                 Some(AttributeValue::Flag(true))
             );
-            if tag == constants::DW_TAG_structure_type && !declaration {
+            if tags.contains(&tag) && !declaration {
                 return Ok(Some(entry.offset()));
             }
         } else if tag == constants::DW_TAG_namespace {
             // Recursion is bounded by the path's length, not by the file.
-            if let Some(found) = find_in_namespaces(unit, child, rest)? {
+            if let Some(found) = find_in_namespaces(unit, child, rest, tags)? {
                 return Ok(Some(found));
             }
         }
