@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lock+unlock throughput of the latch daemon, side by side with the floor (a do-nothing
-# server of ours that only does the exchange), in one run, interleaved, median of ROUNDS.
+# server of ours that only does the exchange: daemon/examples/floor_server.rs), in one run.
 # Usage: scripts/bench-daemon.sh [ROUNDS] [OPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,16 +27,20 @@ rate() { # socket clients extra-args...
 }
 median() { python3 -c 'import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))' "$@"; }
 
-echo "| clients | resources | floor ops/s | latch ops/s | latch / floor |"
+# The machine is shared and noisy: each round runs floor and latch back to back, the ratio
+# is taken per round, and the tables give medians.
+echo "| clients | resources | floor ops/s | latch ops/s | latch / floor (median of per-round ratios) |"
 echo "|---|---|---|---|---|"
 for clients in 1 8 32; do
-    f=(); l=(); s=()
+    f=(); l=(); s=(); rl=(); rs=()
     for _ in $(seq "$rounds"); do
-        f+=("$(rate "$dir/floor.sock" "$clients")")
-        l+=("$(rate "$dir/latch.sock" "$clients")")
-        s+=("$(rate "$dir/latch.sock" "$clients" --same-resource)")
+        a=$(rate "$dir/floor.sock" "$clients")
+        b=$(rate "$dir/latch.sock" "$clients")
+        c=$(rate "$dir/latch.sock" "$clients" --same-resource)
+        f+=("$a"); l+=("$b"); s+=("$c")
+        rl+=("$(python3 -c "print($b/$a)")"); rs+=("$(python3 -c "print($c/$a)")")
     done
-    fm=$(median "${f[@]}"); lm=$(median "${l[@]}"); sm=$(median "${s[@]}")
-    echo "| $clients | distinct | $fm | $lm | $(python3 -c "print(f'{$lm/$fm:.2f}')") |"
-    echo "| $clients | one shared (EX) | $fm | $sm | $(python3 -c "print(f'{$sm/$fm:.2f}')") |"
+    ratio() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
+    echo "| $clients | distinct | $(median "${f[@]}") | $(median "${l[@]}") | $(ratio "${rl[@]}") |"
+    echo "| $clients | one shared (EX) | $(median "${f[@]}") | $(median "${s[@]}") | $(ratio "${rs[@]}") |"
 done

@@ -91,6 +91,7 @@ pub struct Server {
     lifespan_ms: i64,
     admin: AdminHandle,
     returned: mpsc::Receiver<Returned>,
+    read_buf: Box<[u8; 4096]>,
     hub: Arc<Hub>,
     info: Arc<DaemonInfo>,
 }
@@ -144,6 +145,7 @@ impl Server {
             idle_since: Some(Instant::now()),
             admin,
             returned,
+            read_buf: Box::new([0; 4096]),
             hub,
             info,
         })
@@ -280,10 +282,11 @@ impl Server {
             return None;
         }
         let mut eof = false;
-        let mut buf = [0u8; 4096];
+        // Reused, not zeroed per call: every lock costs two or three of these reads.
+        let buf = &mut self.read_buf[..];
         loop {
             let conn = self.conns.get_mut(&token)?;
-            match conn.stream.read(&mut buf) {
+            match conn.stream.read(buf) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -294,7 +297,8 @@ impl Server {
                         && conn.framer.pending() == 0
                         && buf[0] == b'{'
                     {
-                        return self.hand_to_admin(token, buf[..n].to_vec());
+                        let read = buf[..n].to_vec();
+                        return self.hand_to_admin(token, read);
                     }
                     conn.framer.push(&buf[..n]);
                     // A short read drained the socket and epoll (edge-triggered) reports

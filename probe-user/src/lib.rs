@@ -5,4 +5,6 @@
 
 pub mod abi;
 pub mod debuginfo;
+pub mod memory;
 pub mod trace;
+pub mod value;

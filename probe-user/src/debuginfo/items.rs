@@ -81,7 +81,7 @@ impl Executable {
     }
 
     /// The one data symbol whose demangled name, without the hash, is `path`.
-    fn data_symbol(&self, path: &str) -> Result<(String, u64), DebugInfoError> {
+    pub(super) fn data_symbol(&self, path: &str) -> Result<(String, u64), DebugInfoError> {
         let file = self.object()?;
         let mut found: Vec<(String, u64)> = Vec::new();
         for symbol in file.symbols() {

@@ -7,13 +7,22 @@
 //! panic. Split DWARF (`.dwo`, `.dwp`) and type units are not read.
 
 mod items;
+mod load_bias;
 mod subprogram;
 mod symbols;
+mod type_defs;
+mod type_index;
 mod types;
 
 pub use items::StaticVariable;
+pub use load_bias::LoadBiasError;
 pub use subprogram::{EntryLocation, Parameter, ParameterClass, Subprogram};
 pub use symbols::FunctionSymbol;
+pub use type_defs::{
+    BaseKind, Composite, Enumerator, Field, TemplateParam, TypeDef, TypeKind, TypeRef, Variant,
+    VariantPart,
+};
+pub use type_index::{TypeIndex, TypedStatic};
 pub use types::Member;
 
 use gimli::{DwarfSections, EndianSlice, RunTimeEndian};
