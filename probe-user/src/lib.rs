@@ -4,6 +4,7 @@
 //! DWARF) and from the running process; it never depends on the daemon's crate.
 
 pub mod abi;
+pub mod capture;
 pub mod debuginfo;
 pub mod memory;
 pub mod trace;

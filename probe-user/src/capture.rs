@@ -1,0 +1,59 @@
+//! One look at a latch daemon from outside: its lock state (`latch.state/1`), facts about
+//! the process, its threads, and what taking the look cost. The model produces it; the
+//! renderers (JSON, tree, FUSE) only read it.
+//!
+//! Plain data: nothing here reads memory or knows how the state was decoded.
+
+use latch_probe_common::doc::StateDoc;
+use std::path::PathBuf;
+
+/// Everything one snapshot learned.
+#[derive(Clone, Debug)]
+pub struct Capture {
+    /// The daemon's lock table as the state document (`source` live or core).
+    pub state: StateDoc,
+    pub daemon: DaemonFacts,
+    /// Every thread, by tid (a core file keeps no names: `name` is then empty).
+    pub threads: Vec<ThreadFacts>,
+    pub stats: CaptureStats,
+}
+
+/// What identifies the daemon process.
+#[derive(Clone, Debug)]
+pub struct DaemonFacts {
+    pub pid: u32,
+    /// The executable (for a live process, what /proc/PID/exe pointed to).
+    pub exe: PathBuf,
+    /// The GNU build id of the executable, hex, if it has one.
+    pub build_id: Option<String>,
+    /// The process's owner: the tree's files are owned by it, as FLoM's VFS.
+    pub uid: u32,
+    pub gid: u32,
+    /// When the snapshot was taken (wall-clock Unix ns).
+    pub snapshot_ns: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadFacts {
+    pub tid: u32,
+    /// `comm` of the thread (`latch`, `latch-admin`); empty from a core file.
+    pub name: String,
+    /// The state letter of /proc/PID/task/TID/stat before the freeze (R, S, D, T, t…), or
+    /// from the core's prstatus.
+    pub state: String,
+}
+
+/// What the snapshot cost the target.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureStats {
+    /// From the first thread stopped to the last one resumed (zero without freezing).
+    pub frozen_ns: u64,
+    /// Bytes copied out of the target.
+    pub bytes_read: u64,
+    /// Read calls (process_vm_readv, or reads of the core file).
+    pub read_calls: u64,
+    /// How many times the read was retried because the generation was odd or changed.
+    pub retries: u32,
+    /// The whole capture, from start to decoded state.
+    pub total_ns: u64,
+}
