@@ -106,96 +106,128 @@ impl Framer {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
-/// The envelope's attributes and the elements inside it, by name.
-struct Parsed {
-    level: u32,
-    verb: u32,
-    step: u32,
-    elements: Vec<(String, Vec<(String, String)>)>,
+/// What a message says, gathered in one pass over it without keeping the XML: numbers are
+/// parsed in place, only the two texts (name, element) are copied.
+#[derive(Default)]
+struct Fields {
+    envelope: Option<(u32, u32, u32)>,
+    resource: bool,
+    shutdown: bool,
+    answer: bool,
+    name: Option<String>,
+    mode: Option<u8>,
+    wait: Option<bool>,
+    quantity: Option<i64>,
+    create: Option<bool>,
+    lifespan_ms: Option<i64>,
+    rollback: Option<bool>,
+    immediate: Option<bool>,
+    rc: Option<i32>,
+    element: Option<String>,
 }
 
-impl Parsed {
-    fn element(&self, name: &str) -> Option<&[(String, String)]> {
-        self.elements
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| a.as_slice())
+fn malformed(e: impl std::fmt::Display) -> WireError {
+    WireError::Malformed(e.to_string())
+}
+
+/// Calls `f` with each attribute's name and (unescaped) value.
+fn each_attr(
+    e: &BytesStart,
+    mut f: impl FnMut(&[u8], &str) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    for a in e.attributes() {
+        let a = a.map_err(malformed)?;
+        let value = a.unescape_value().map_err(malformed)?;
+        f(a.key.as_ref(), &value)?;
     }
+    Ok(())
 }
 
-fn attr<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+fn number<T: std::str::FromStr>(key: &[u8], text: &str) -> Result<T, WireError> {
+    text.trim().parse().map_err(|_| {
+        let key = String::from_utf8_lossy(key);
+        WireError::Malformed(format!("attribute {key}={text:?} is not a number"))
+    })
 }
 
-fn attrs_of(e: &BytesStart) -> Result<Vec<(String, String)>, WireError> {
-    e.attributes()
-        .map(|a| {
-            let a = a.map_err(|err| WireError::Malformed(err.to_string()))?;
-            let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-            let value = a
-                .unescape_value()
-                .map_err(|err| WireError::Malformed(err.to_string()))?;
-            Ok((key, value.into_owned()))
-        })
-        .collect()
+fn flag(key: &[u8], text: &str) -> Result<bool, WireError> {
+    Ok(number::<i64>(key, text)? != 0)
 }
 
-fn number<T: std::str::FromStr>(attrs: &[(String, String)], key: &str) -> Result<T, WireError> {
-    let text =
-        attr(attrs, key).ok_or_else(|| WireError::Malformed(format!("missing attribute {key}")))?;
-    text.trim()
-        .parse()
-        .map_err(|_| WireError::Malformed(format!("attribute {key}={text:?} is not a number")))
-}
-
-fn parse(bytes: &[u8]) -> Result<Parsed, WireError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| WireError::Malformed("not UTF-8".into()))?;
+fn parse(bytes: &[u8]) -> Result<Fields, WireError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8"))?;
     let mut reader = Reader::from_str(text);
-    let mut envelope: Option<(u32, u32, u32)> = None;
-    let mut elements = Vec::new();
-    let mut depth = 0usize;
+    let mut f = Fields::default();
     loop {
-        match reader
-            .read_event()
-            .map_err(|e| WireError::Malformed(e.to_string()))?
-        {
+        match reader.read_event().map_err(malformed)? {
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
-            Event::Start(e) if depth == 0 && e.name().as_ref() == b"msg" => {
-                let a = attrs_of(&e)?;
-                envelope = Some((
-                    number(&a, "level")?,
-                    number(&a, "verb")?,
-                    number(&a, "step")?,
-                ));
-                depth = 1;
+            Event::Start(e) if f.envelope.is_none() && e.name().as_ref() == b"msg" => {
+                let (mut level, mut verb, mut step) = (None, None, None);
+                each_attr(&e, |k, v| {
+                    match k {
+                        b"level" => level = Some(number(k, v)?),
+                        b"verb" => verb = Some(number(k, v)?),
+                        b"step" => step = Some(number(k, v)?),
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                match (level, verb, step) {
+                    (Some(l), Some(v), Some(s)) => f.envelope = Some((l, v, s)),
+                    _ => return Err(malformed("<msg> lacks level, verb or step")),
+                }
             }
-            Event::Empty(e) | Event::Start(e) if depth >= 1 => {
-                elements.push((
-                    String::from_utf8_lossy(e.name().as_ref()).into_owned(),
-                    attrs_of(&e)?,
-                ));
-            }
+            Event::Empty(e) | Event::Start(e) if f.envelope.is_some() => match e.name().as_ref() {
+                b"resource" => {
+                    f.resource = true;
+                    each_attr(&e, |k, v| {
+                        match k {
+                            b"name" => f.name = Some(v.to_owned()),
+                            b"mode" => f.mode = Some(number(k, v)?),
+                            b"wait" => f.wait = Some(flag(k, v)?),
+                            b"quantity" => f.quantity = Some(number(k, v)?),
+                            b"create" => f.create = Some(flag(k, v)?),
+                            b"lifespan" => f.lifespan_ms = Some(number(k, v)?),
+                            b"rollback" => f.rollback = Some(flag(k, v)?),
+                            _ => {}
+                        }
+                        Ok(())
+                    })?;
+                }
+                b"shutdown" => {
+                    f.shutdown = true;
+                    each_attr(&e, |k, v| {
+                        if k == b"immediate" {
+                            f.immediate = Some(flag(k, v)?);
+                        }
+                        Ok(())
+                    })?;
+                }
+                b"answer" => {
+                    f.answer = true;
+                    each_attr(&e, |k, v| {
+                        match k {
+                            b"rc" => f.rc = Some(number(k, v)?),
+                            b"element" => f.element = Some(v.to_owned()),
+                            _ => {}
+                        }
+                        Ok(())
+                    })?;
+                }
+                // <session> (whose peer id nobody needs) and anything unknown.
+                _ => each_attr(&e, |_, _| Ok(()))?,
+            },
             Event::End(e) if e.name().as_ref() == b"msg" => break,
             Event::End(_) => {}
-            Event::Eof => return Err(WireError::Malformed("no <msg> element".into())),
+            Event::Eof => return Err(malformed("no <msg> element")),
             other => return Err(WireError::Malformed(format!("unexpected {other:?}"))),
         }
     }
-    let (level, verb, step) =
-        envelope.ok_or_else(|| WireError::Malformed("no <msg> element".into()))?;
-    Ok(Parsed {
-        level,
-        verb,
-        step,
-        elements,
-    })
+    Ok(f)
 }
 
 fn decode_name(b64: &str) -> Result<String, WireError> {
@@ -209,83 +241,59 @@ fn encode_name(name: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(name)
 }
 
-fn flag(attrs: &[(String, String)], key: &str, default: bool) -> Result<bool, WireError> {
-    match attr(attrs, key) {
-        None => Ok(default),
-        Some(_) => Ok(number::<i64>(attrs, key)? != 0),
-    }
-}
-
 /// Parses one whole message from a client (as the daemon does).
 pub fn parse_client(bytes: &[u8]) -> Result<ClientMessage, WireError> {
-    let p = parse(bytes)?;
-    if p.level != LEVEL {
-        return Err(WireError::Level(p.level));
+    let f = parse(bytes)?;
+    let (level, verb, step) = f.envelope.ok_or_else(|| malformed("no <msg> element"))?;
+    if level != LEVEL {
+        return Err(WireError::Level(level));
     }
-    let missing = |what: &str| WireError::Malformed(format!("missing <{what}> element"));
-    match (p.verb, p.step) {
-        (VERB_LOCK, STEP_REQUEST) => {
-            let r = p.element("resource").ok_or_else(|| missing("resource"))?;
-            let name = decode_name(attr(r, "name").ok_or_else(|| missing("resource name"))?)?;
-            let mode = match attr(r, "mode") {
-                Some(_) => Some(number::<u8>(r, "mode")?),
-                None => None,
-            };
-            let quantity = match attr(r, "quantity") {
-                Some(_) => Some(number::<i64>(r, "quantity")?),
-                None => None,
-            };
-            let lifespan_ms = match attr(r, "lifespan") {
-                Some(_) => number::<i64>(r, "lifespan")?,
-                None => 0,
-            };
-            Ok(ClientMessage::Lock(LockMsg {
-                name,
-                mode,
-                wait: flag(r, "wait", true)?,
-                quantity,
-                create: flag(r, "create", true)?,
-                lifespan_ms,
-            }))
+    let missing = |what: &str| WireError::Malformed(format!("missing {what}"));
+    let name = || -> Result<String, WireError> {
+        if !f.resource {
+            return Err(missing("<resource> element"));
         }
-        (VERB_UNLOCK, STEP_REQUEST) => {
-            let r = p.element("resource").ok_or_else(|| missing("resource"))?;
-            let name = decode_name(attr(r, "name").ok_or_else(|| missing("resource name"))?)?;
-            Ok(ClientMessage::Unlock {
-                name,
-                rollback: flag(r, "rollback", false)?,
-            })
-        }
-        (VERB_MNGMNT, STEP_REQUEST) => {
-            let s = p.element("shutdown").ok_or_else(|| missing("shutdown"))?;
-            Ok(ClientMessage::Shutdown {
-                immediate: flag(s, "immediate", false)?,
-            })
-        }
+        decode_name(f.name.as_deref().ok_or_else(|| missing("resource name"))?)
+    };
+    match (verb, step) {
+        (VERB_LOCK, STEP_REQUEST) => Ok(ClientMessage::Lock(LockMsg {
+            name: name()?,
+            mode: f.mode,
+            wait: f.wait.unwrap_or(true),
+            quantity: f.quantity,
+            create: f.create.unwrap_or(true),
+            lifespan_ms: f.lifespan_ms.unwrap_or(0),
+        })),
+        (VERB_UNLOCK, STEP_REQUEST) => Ok(ClientMessage::Unlock {
+            name: name()?,
+            rollback: f.rollback.unwrap_or(false),
+        }),
+        (VERB_MNGMNT, STEP_REQUEST) if f.shutdown => Ok(ClientMessage::Shutdown {
+            immediate: f.immediate.unwrap_or(false),
+        }),
+        (VERB_MNGMNT, STEP_REQUEST) => Err(missing("<shutdown> element")),
         (verb, step) => Err(WireError::UnexpectedVerb { verb, step }),
     }
 }
 
 /// Parses one whole answer from the daemon (as a client does).
 pub fn parse_answer(bytes: &[u8]) -> Result<AnswerMsg, WireError> {
-    let p = parse(bytes)?;
-    if p.level != LEVEL {
-        return Err(WireError::Level(p.level));
+    let f = parse(bytes)?;
+    let (level, verb, step) = f.envelope.ok_or_else(|| malformed("no <msg> element"))?;
+    if level != LEVEL {
+        return Err(WireError::Level(level));
     }
-    if p.verb != VERB_LOCK || !(p.step == STEP_FIRST_ANSWER || p.step == STEP_LATER_ANSWER) {
-        return Err(WireError::UnexpectedVerb {
-            verb: p.verb,
-            step: p.step,
-        });
+    if verb != VERB_LOCK || !(step == STEP_FIRST_ANSWER || step == STEP_LATER_ANSWER) {
+        return Err(WireError::UnexpectedVerb { verb, step });
     }
-    let a = p
-        .element("answer")
-        .ok_or_else(|| WireError::Malformed("missing <answer>".into()))?;
-    Ok(AnswerMsg {
-        step: p.step,
-        rc: number(a, "rc")?,
-        element: attr(a, "element").map(str::to_owned),
-    })
+    match (f.answer, f.rc) {
+        (true, Some(rc)) => Ok(AnswerMsg {
+            step,
+            rc,
+            element: f.element,
+        }),
+        _ => Err(malformed("missing <answer rc=...>")),
+    }
 }
 
 fn escape(s: &str) -> std::borrow::Cow<'_, str> {
