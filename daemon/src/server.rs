@@ -69,6 +69,17 @@ struct Conn {
     closing: bool,
     /// Registered for writability too (output was left over).
     want_write: bool,
+    /// It was granted its lock (its next message is most likely the unlock).
+    holding: bool,
+}
+
+/// One readiness event, copied out of mio's buffer so the loop can reorder them.
+#[derive(Clone, Copy)]
+struct Ready {
+    token: Token,
+    readable: bool,
+    read_closed: bool,
+    writable: bool,
 }
 
 pub struct Server {
@@ -92,6 +103,7 @@ pub struct Server {
     admin: AdminHandle,
     returned: mpsc::Receiver<Returned>,
     read_buf: Box<[u8; 4096]>,
+    ready: Vec<Ready>,
     hub: Arc<Hub>,
     info: Arc<DaemonInfo>,
 }
@@ -146,6 +158,7 @@ impl Server {
             admin,
             returned,
             read_buf: Box::new([0; 4096]),
+            ready: Vec::new(),
             hub,
             info,
         })
@@ -169,32 +182,33 @@ impl Server {
                 return Err(e);
             }
             let mut exit = None;
-            for ev in events.iter() {
-                match ev.token() {
-                    LISTENER => {
-                        if let Some(e) = self.accept_all() {
-                            exit = Some(e);
-                        }
-                    }
-                    SIGNALS => exit = Some(Exit::Signal),
+            // Holders first: a holder's unlock is the critical path of every hand-off, and
+            // with one loop it would otherwise wait behind a batch of accepts and requests.
+            self.ready.clear();
+            self.ready.extend(events.iter().map(|ev| Ready {
+                token: ev.token(),
+                readable: ev.is_readable(),
+                read_closed: ev.is_read_closed(),
+                writable: ev.is_writable(),
+            }));
+            let (first, rest): (Vec<Ready>, Vec<Ready>) = self
+                .ready
+                .drain(..)
+                .partition(|r| self.conns.get(&r.token).is_some_and(|c| c.holding));
+            for r in first.into_iter().chain(rest) {
+                let result = match r.token {
+                    LISTENER => self.accept_all(),
+                    SIGNALS => Some(Exit::Signal),
                     RETURNED => {
+                        let mut result = None;
                         while let Ok((stream, peer, read)) = self.returned.try_recv() {
-                            if let Some(e) = self.add_conn(stream, peer, &read) {
-                                exit = Some(e);
-                            }
+                            result = result.or(self.add_conn(stream, peer, &read));
                         }
+                        result
                     }
-                    token => {
-                        if let Some(e) = self.on_ready(
-                            token,
-                            ev.is_readable(),
-                            ev.is_read_closed(),
-                            ev.is_writable(),
-                        ) {
-                            exit = Some(e);
-                        }
-                    }
-                }
+                    token => self.on_ready(token, r.readable, r.read_closed, r.writable),
+                };
+                exit = exit.or(result);
             }
             if let Some(e) = exit {
                 break e;
@@ -256,6 +270,7 @@ impl Server {
                 output: Vec::new(),
                 closing: false,
                 want_write: false,
+                holding: false,
             },
         );
         self.info
@@ -513,6 +528,7 @@ impl Server {
             answer.element.as_deref(),
         );
         conn.output.extend_from_slice(&msg);
+        conn.holding |= answer.rc == Rc::Granted;
         if !self.flush(token) {
             self.close(token);
         }
