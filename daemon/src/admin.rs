@@ -133,28 +133,8 @@ fn run(
         let mut touched: Vec<Token> = Vec::new();
         for ev in events.iter() {
             if ev.token() == WAKER {
-                while let Ok((mut stream, input)) = rx.try_recv() {
-                    let token = Token(next);
-                    next += 1;
-                    if poll
-                        .registry()
-                        .register(&mut stream, token, Interest::READABLE)
-                        .is_err()
-                    {
-                        continue;
-                    }
-                    conns.insert(
-                        token,
-                        Conn {
-                            stream,
-                            input,
-                            output: Vec::new(),
-                            events: None,
-                            closing: false,
-                            undecided: None,
-                        },
-                    );
-                    touched.push(token);
+                while let Ok((stream, input)) = rx.try_recv() {
+                    touched.extend(adopt(&poll, &mut conns, &mut next, stream, input, None));
                 }
                 // Events may have arrived for every streaming reader.
                 touched.extend(
@@ -214,6 +194,33 @@ fn run(
     }
 }
 
+/// Watches a connection this thread now serves; `undecided` for one it accepted itself
+/// (see [`Conn::undecided`]). Returns its token, or `None` if epoll refused it.
+fn adopt(
+    poll: &Poll,
+    conns: &mut HashMap<Token, Conn>,
+    next: &mut usize,
+    mut stream: Stream,
+    input: Vec<u8>,
+    undecided: Option<Peer>,
+) -> Option<Token> {
+    let token = Token(*next);
+    *next += 1;
+    poll.registry()
+        .register(&mut stream, token, Interest::READABLE)
+        .ok()?;
+    let conn = Conn {
+        stream,
+        input,
+        output: Vec::new(),
+        events: None,
+        closing: false,
+        undecided,
+    };
+    conns.insert(token, conn);
+    Some(token)
+}
+
 /// Accepts every pending connection (the server thread is stalled), to be sniffed.
 fn accept_pending(
     listener: &Listener,
@@ -224,28 +231,8 @@ fn accept_pending(
 ) {
     loop {
         match listener.accept() {
-            Ok((mut stream, peer)) => {
-                let token = Token(*next);
-                *next += 1;
-                if poll
-                    .registry()
-                    .register(&mut stream, token, Interest::READABLE)
-                    .is_err()
-                {
-                    continue;
-                }
-                conns.insert(
-                    token,
-                    Conn {
-                        stream,
-                        input: Vec::new(),
-                        output: Vec::new(),
-                        events: None,
-                        closing: false,
-                        undecided: Some(peer),
-                    },
-                );
-                touched.push(token);
+            Ok((stream, peer)) => {
+                touched.extend(adopt(poll, conns, next, stream, Vec::new(), Some(peer)));
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // WouldBlock: none left. Anything else (EMFILE...): try again at the next check.

@@ -20,26 +20,10 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_MESSAGE: usize = 64 * 1024;
 const XML_DECL: &str = r#"<?xml version="1.0" encoding="UTF-8" ?>"#;
 
-/// Standard base64 (the wire's resource names), so the tests need no daemon code.
+/// Standard base64, as the wire carries resource names.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A lock request as the flom client sends it, with `name` already encoded.
