@@ -8,7 +8,7 @@
 use super::types::find_in_namespaces;
 use super::{DebugInfoError, Dwarf, Executable, Slice};
 use gimli::{constants, AttributeValue, Operation, UnitOffset, UnitRef};
-use object::{Object, ObjectSymbol, SymbolKind};
+use object::SymbolKind;
 
 /// A static variable, as the symbol table and the DWARF place it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,24 +80,10 @@ impl Executable {
         })
     }
 
-    /// The one data symbol whose demangled name, without the hash, is `path`.
-    pub(super) fn data_symbol(&self, path: &str) -> Result<(String, u64), DebugInfoError> {
-        let file = self.object()?;
-        let mut found: Vec<(String, u64)> = Vec::new();
-        for symbol in file.symbols() {
-            if symbol.kind() != SymbolKind::Data || !symbol.is_definition() {
-                continue;
-            }
-            let Ok(name) = symbol.name() else { continue };
-            let Ok(demangled) = rustc_demangle::try_demangle(name) else {
-                continue;
-            };
-            if format!("{demangled:#}") == path
-                && !found.iter().any(|(_, a)| *a == symbol.address())
-            {
-                found.push((name.to_owned(), symbol.address()));
-            }
-        }
+    /// The one data symbol whose demangled name, without the hash, is `path`: its mangled
+    /// name and address. Symbols only, so it is quick.
+    pub fn data_symbol(&self, path: &str) -> Result<(String, u64), DebugInfoError> {
+        let mut found = self.symbols_named(path, SymbolKind::Data)?;
         match found.len() {
             0 => Err(DebugInfoError::StaticNotFound {
                 path: self.path.clone(),

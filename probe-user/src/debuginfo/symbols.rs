@@ -25,23 +25,8 @@ impl Executable {
     /// Several symbols at one address (aliases) count as one function; several addresses are
     /// an error rather than a guess, since a probe on the wrong copy would see nothing.
     pub fn function(&self, path: &str) -> Result<FunctionSymbol, DebugInfoError> {
+        let mut found = self.symbols_named(path, SymbolKind::Text)?;
         let file = self.object()?;
-        let mut found: Vec<(String, u64)> = Vec::new();
-        for symbol in file.symbols() {
-            if symbol.kind() != SymbolKind::Text || !symbol.is_definition() {
-                continue;
-            }
-            let Ok(name) = symbol.name() else { continue };
-            let Ok(demangled) = rustc_demangle::try_demangle(name) else {
-                continue;
-            };
-            // `{:#}` drops the `17h…E` hash (and rustc-demangle drops `.llvm.…` suffixes).
-            if format!("{demangled:#}") == path
-                && !found.iter().any(|(_, a)| *a == symbol.address())
-            {
-                found.push((name.to_owned(), symbol.address()));
-            }
-        }
         let (symbol, address) = match found.len() {
             0 => {
                 return Err(DebugInfoError::FunctionNotFound {
@@ -76,6 +61,33 @@ impl Executable {
             address,
             file_offset,
         })
+    }
+
+    /// Every defined symbol of `kind` whose demangled name, without the hash, is `path`:
+    /// (mangled name, address), one per address (aliases count once).
+    pub(super) fn symbols_named(
+        &self,
+        path: &str,
+        kind: SymbolKind,
+    ) -> Result<Vec<(String, u64)>, DebugInfoError> {
+        let file = self.object()?;
+        let mut found: Vec<(String, u64)> = Vec::new();
+        for symbol in file.symbols() {
+            if symbol.kind() != kind || !symbol.is_definition() {
+                continue;
+            }
+            let Ok(name) = symbol.name() else { continue };
+            let Ok(demangled) = rustc_demangle::try_demangle(name) else {
+                continue;
+            };
+            // `{:#}` drops the `17h…E` hash (and rustc-demangle drops `.llvm.…` suffixes).
+            if format!("{demangled:#}") == path
+                && !found.iter().any(|(_, a)| *a == symbol.address())
+            {
+                found.push((name.to_owned(), symbol.address()));
+            }
+        }
+        Ok(found)
     }
 }
 
