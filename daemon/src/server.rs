@@ -104,6 +104,9 @@ pub struct Server {
     returned: mpsc::Receiver<Returned>,
     read_buf: Box<[u8; 4096]>,
     ready: Vec<Ready>,
+    /// Connections whose output failed while the table was locked (an answer to a client
+    /// that left): closed by the loop once the table is free, since closing locks it.
+    dead: Vec<Token>,
     hub: Arc<Hub>,
     info: Arc<DaemonInfo>,
 }
@@ -159,6 +162,7 @@ impl Server {
             returned,
             read_buf: Box::new([0; 4096]),
             ready: Vec::new(),
+            dead: Vec::new(),
             hub,
             info,
         })
@@ -214,6 +218,9 @@ impl Server {
                 break e;
             }
             self.fire_timers();
+            while let Some(token) = self.dead.pop() {
+                self.close(token);
+            }
             if self.idle_expired() {
                 break Exit::Idle;
             }
@@ -297,14 +304,14 @@ impl Server {
             return None;
         }
         let mut eof = false;
-        // Reused, not zeroed per call: every lock costs two or three of these reads.
-        let buf = &mut self.read_buf[..];
         loop {
             let conn = self.conns.get_mut(&token)?;
-            match conn.stream.read(buf) {
+            // Reused, not zeroed per call: every lock costs two or three of these reads.
+            let buf = &mut self.read_buf[..];
+            let drained = match conn.stream.read(buf) {
                 Ok(0) => {
                     eof = true;
-                    break;
+                    true
                 }
                 Ok(n) => {
                     if conn.id.is_none()
@@ -318,31 +325,22 @@ impl Server {
                     conn.framer.push(&buf[..n]);
                     // A short read drained the socket and epoll (edge-triggered) reports
                     // anything newer; but an EOF already reported must still be read.
-                    if n < buf.len() && !read_closed {
-                        break;
-                    }
+                    n < buf.len() && !read_closed
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     eof = true;
-                    break;
+                    true
                 }
+            };
+            // What arrived is handled before more is read, so a client that never stops
+            // sending is refused at the message bound instead of being buffered.
+            if let Err(exit) = self.take_messages(token) {
+                return exit;
             }
-        }
-        loop {
-            let conn = self.conns.get_mut(&token)?;
-            match conn.framer.next_message() {
-                Ok(Some(msg)) => {
-                    if let Some(exit) = self.on_message(token, &msg) {
-                        return Some(exit);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    self.refuse(token, &e);
-                    return None;
-                }
+            if drained {
+                break;
             }
         }
         if eof {
@@ -350,6 +348,28 @@ impl Server {
             self.close(token);
         }
         None
+    }
+
+    /// Handles every whole message received on `token`; `Err` when this connection is done
+    /// with (refused or closed) or the daemon must exit.
+    fn take_messages(&mut self, token: Token) -> Result<(), Option<Exit>> {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return Err(None);
+            };
+            match conn.framer.next_message() {
+                Ok(Some(msg)) => {
+                    if let Some(exit) = self.on_message(token, &msg) {
+                        return Err(Some(exit));
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.refuse(token, &e);
+                    return Err(None);
+                }
+            }
+        }
     }
 
     fn hand_to_admin(&mut self, token: Token, read: Vec<u8>) -> Option<Exit> {
@@ -530,7 +550,8 @@ impl Server {
         conn.output.extend_from_slice(&msg);
         conn.holding |= answer.rc == Rc::Granted;
         if !self.flush(token) {
-            self.close(token);
+            // Not closed here: answers are sent with the table locked.
+            self.dead.push(token);
         }
     }
 

@@ -16,6 +16,17 @@ pub struct Capture {
     /// Every thread, by tid (a core file keeps no names: `name` is then empty).
     pub threads: Vec<ThreadFacts>,
     pub stats: CaptureStats,
+    /// What could not be decoded (an entry, a locker, a cut collection), one line each; the
+    /// state holds everything else. Empty when the state is whole.
+    pub problems: Vec<String>,
+}
+
+impl Capture {
+    /// Whether the state is not a whole, consistent view: taken mid-change (torn) or with
+    /// parts left out.
+    pub fn is_partial(&self) -> bool {
+        self.state.torn || !self.problems.is_empty()
+    }
 }
 
 /// What identifies the daemon process.

@@ -1,9 +1,13 @@
 //! `latch-probe`: the command line over the probe library. Subcommands parse arguments,
 //! call the library and print; they hold no probing logic of their own.
 
+mod dump;
+mod mount;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use latch_probe::debuginfo::Executable;
+use latch_probe::model::{exit_code, ProbeError};
 use latch_probe::trace::{event_kind, GrantPlan, GrantTrace};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,18 +35,38 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         duration: Option<f64>,
     },
+    /// Print the daemon's lock state, read from outside (a live process or a core file).
+    Dump(dump::DumpArgs),
+    /// Mount the daemon's lock state as a read-only FUSE tree in FLoM's VFS layout.
+    Mount(mount::MountArgs),
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::Trace { pid, duration } => trace(pid, duration),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // Help and version are answers; anything else is a usage error, whose code is
+            // 1 here (clap's 2 means "target not found" in the probe's documented codes).
+            return ExitCode::from(if err.use_stderr() {
+                exit_code::USAGE
+            } else {
+                exit_code::OK
+            });
+        }
+    };
+    let result = match cli.command {
+        Command::Trace { pid, duration } => trace(pid, duration).map(|()| exit_code::OK),
+        Command::Dump(args) => dump::run(&args),
+        Command::Mount(args) => mount::run(&args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             // The whole cause chain on one line; a backtrace helps no user of a probe.
             eprintln!("latch-probe: {err:#}");
-            ExitCode::FAILURE
+            let probe_error = err.chain().find_map(|e| e.downcast_ref::<ProbeError>());
+            ExitCode::from(probe_error.map_or(exit_code::USAGE, ProbeError::exit_code))
         }
     }
 }

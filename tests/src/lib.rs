@@ -64,32 +64,33 @@ pub fn latch_bin(profile: Profile) -> PathBuf {
         Profile::Debug => &DEBUG,
         Profile::Release => &RELEASE,
     };
-    cell.get_or_init(|| build_latch(profile)).clone()
+    cell.get_or_init(|| build_bin("latch", profile)).clone()
 }
 
-fn build_latch(profile: Profile) -> PathBuf {
+/// Builds the binary `name` of the package of the same name.
+fn build_bin(name: &str, profile: Profile) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = target_dir();
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "-p", "latch", "--bin", "latch", "--target-dir"])
+        .args(["build", "-p", name, "--bin", name, "--target-dir"])
         .arg(&target);
     if profile == Profile::Release {
         cmd.arg("--release");
     }
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build latch: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
     assert!(
         out.status.success(),
-        "building latch ({profile:?}) failed: {}\n{}",
+        "building {name} ({profile:?}) failed: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let bin = target.join(profile.dir()).join("latch");
+    let bin = target.join(profile.dir()).join(name);
     assert!(
         bin.is_file(),
-        "cargo built latch but {} is missing",
+        "cargo built {name} but {} is missing",
         bin.display()
     );
     bin
@@ -113,7 +114,11 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with more daemon arguments (e.g. `--debug-feature ...`).
     pub fn start_with(profile: Profile, extra: &[&str]) -> Daemon {
-        let bin = latch_bin(profile);
+        Daemon::start_exe(latch_bin(profile), extra)
+    }
+
+    /// Like [`Daemon::start_with`], running the `latch` binary `bin` (another build of it).
+    pub fn start_exe(bin: PathBuf, extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("latch-test-")
             .tempdir()
@@ -479,4 +484,14 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Opt
         }
         thread::sleep(POLL);
     }
+}
+
+// ---- Additions for the probe's mount and tree tests (probe_mount) ----
+
+/// `target/debug/latch-probe`, built by `cargo build -p latch-probe --bin latch-probe` the
+/// first time a test in this process asks for it.
+pub fn probe_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_bin("latch-probe", Profile::Debug))
+        .clone()
 }

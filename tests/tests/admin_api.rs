@@ -256,6 +256,8 @@ fn entry_fields_follow_the_resource_type() {
 
     // Set: each holder has its element; a waiter has none yet.
     let red = daemon.holder(&["-r", "red.green"]);
+    // One at a time, so the first is the one that gets "red".
+    wait_state(&daemon, "red held", |s| count_in(s, "red.green", 1, 0));
     let _green = daemon.holder(&["-r", "red.green"]);
     wait_state(&daemon, "set full", |s| count_in(s, "red.green", 2, 0));
     let _set_waiter = daemon.holder(&["-r", "red.green"]);

@@ -172,6 +172,18 @@ impl Executable {
         Ok(self.object()?.architecture())
     }
 
+    /// The GNU build id (`.note.gnu.build-id`) in lowercase hex, if the executable has one.
+    pub fn build_id(&self) -> Result<Option<String>, DebugInfoError> {
+        let id = self
+            .object()?
+            .build_id()
+            .map_err(|error| DebugInfoError::Parse {
+                path: self.path.clone(),
+                error,
+            })?;
+        Ok(id.map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
     fn object(&self) -> Result<object::File<'_>, DebugInfoError> {
         object::File::parse(&*self.data).map_err(|error| DebugInfoError::Parse {
             path: self.path.clone(),

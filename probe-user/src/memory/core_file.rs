@@ -1,7 +1,8 @@
 //! An ELF core file (from `gcore` or the kernel) as a memory source: bytes the core holds
 //! (`PT_LOAD` within `p_filesz`), and for file-backed ranges it left out (read-only code and
 //! data), the mapped files themselves at the offsets its `NT_FILE` note gives. Its threads
-//! and their registers come from the `NT_PRSTATUS` notes.
+//! and their registers come from the `NT_PRSTATUS` notes, the process's identity from
+//! `NT_PRPSINFO`.
 //!
 //! `object` parses the ELF structure; only the note payloads are decoded here, and every
 //! count and offset in them is checked against the bytes that are really there. It reads the
@@ -69,6 +70,19 @@ impl CoreThread {
     }
 }
 
+/// The dumped process, from its `NT_PRPSINFO` note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreProcess {
+    pub pid: i32,
+    /// The real user and group ids.
+    pub uid: u32,
+    pub gid: u32,
+    /// The state letter (`pr_sname`: R, S, D, T, t...) when it was dumped.
+    pub state: char,
+    /// The command name (`pr_fname`, at most 16 bytes).
+    pub name: String,
+}
+
 /// A `PT_LOAD` segment of the core.
 #[derive(Clone, Copy, Debug)]
 struct Load {
@@ -85,6 +99,7 @@ pub struct CoreFile {
     loads: Vec<Load>,
     mappings: Vec<FileMapping>,
     threads: Vec<CoreThread>,
+    process: Option<CoreProcess>,
     /// The files of `mappings`, opened on first use; an error is remembered as text.
     mapped_files: Mutex<HashMap<PathBuf, Result<Arc<File>, String>>>,
 }
@@ -101,6 +116,7 @@ impl CoreFile {
             loads: Vec::new(),
             mappings: Vec::new(),
             threads: Vec::new(),
+            process: None,
             mapped_files: Mutex::new(HashMap::new()),
         };
         core.read_headers()?;
@@ -173,6 +189,12 @@ impl CoreFile {
                             elf::NT_PRSTATUS => self.threads.push(
                                 parse_prstatus(desc, endian).map_err(|r| truncated(r.into()))?,
                             ),
+                            elf::NT_PRPSINFO => {
+                                self.process = Some(
+                                    parse_prpsinfo(desc, endian)
+                                        .map_err(|r| truncated(r.into()))?,
+                                )
+                            }
                             _ => {}
                         }
                     }
@@ -190,6 +212,11 @@ impl CoreFile {
     /// The dumped threads, the one that caused the dump (if any) first.
     pub fn threads(&self) -> &[CoreThread] {
         &self.threads
+    }
+
+    /// The dumped process's identity, if the core has an `NT_PRPSINFO` note.
+    pub fn process(&self) -> Option<&CoreProcess> {
+        self.process.as_ref()
     }
 
     /// The file-backed ranges of the dumped process (its `NT_FILE` note).
@@ -381,6 +408,27 @@ fn parse_prstatus(desc: &[u8], endian: Endianness) -> Result<CoreThread, &'stati
     })
 }
 
+/// `NT_PRPSINFO` for x86-64 (`struct elf_prpsinfo`): `pr_sname` at byte 1, `pr_uid` and
+/// `pr_gid` (32-bit) at 16 and 20, `pr_pid` at 24, `pr_fname[16]` at 40.
+fn parse_prpsinfo(desc: &[u8], endian: Endianness) -> Result<CoreProcess, &'static str> {
+    const BAD: &str = "the NT_PRPSINFO note is too short for x86-64";
+    const SNAME: usize = 1;
+    const UID: usize = 16;
+    const GID: usize = 20;
+    const PID: usize = 24;
+    const FNAME: std::ops::Range<usize> = 40..56;
+    let words = Words { data: desc, endian };
+    let fname = desc.get(FNAME).ok_or(BAD)?;
+    let name_len = fname.iter().position(|b| *b == 0).unwrap_or(fname.len());
+    Ok(CoreProcess {
+        pid: words.u32_at(PID).ok_or(BAD)? as i32,
+        uid: words.u32_at(UID).ok_or(BAD)?,
+        gid: words.u32_at(GID).ok_or(BAD)?,
+        state: char::from(*desc.get(SNAME).ok_or(BAD)?),
+        name: String::from_utf8_lossy(&fname[..name_len]).into_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +489,28 @@ mod tests {
         desc[112 + 16 * 8..112 + 17 * 8].copy_from_slice(&0xdead_u64.to_le_bytes());
         let thread = parse_prstatus(&desc, Endianness::Little).expect("full size");
         assert_eq!((thread.tid, thread.pc()), (77, 0xdead));
+    }
+
+    #[test]
+    fn prpsinfo_is_decoded_and_short_ones_are_errors() {
+        assert!(parse_prpsinfo(&[0u8; 50], Endianness::Little).is_err());
+        let mut desc = vec![0u8; 136];
+        desc[1] = b'S';
+        desc[16..20].copy_from_slice(&1000u32.to_le_bytes());
+        desc[20..24].copy_from_slice(&100u32.to_le_bytes());
+        desc[24..28].copy_from_slice(&4242u32.to_le_bytes());
+        desc[40..45].copy_from_slice(b"latch");
+        let process = parse_prpsinfo(&desc, Endianness::Little).expect("full size");
+        assert_eq!(
+            process,
+            CoreProcess {
+                pid: 4242,
+                uid: 1000,
+                gid: 100,
+                state: 'S',
+                name: "latch".to_owned()
+            }
+        );
     }
 
     #[test]

@@ -23,12 +23,14 @@ impl LiveProcess {
 
     /// Reads into each buffer from its address, in as few system calls as the kernel allows
     /// (one per 1024 ranges), and says for each range how many of its leading bytes were
-    /// read: the kernel stops a batch at the first page it cannot read, so the ranges after
-    /// a failed one are tried again in a batch of their own.
-    pub fn read_batch(&self, ranges: &mut [(u64, &mut [u8])]) -> Vec<usize> {
+    /// read, and how many system calls that took: the kernel stops a batch at the first page
+    /// it cannot read, so the ranges after a failed one are tried again in a batch of their
+    /// own.
+    pub fn read_batch(&self, ranges: &mut [(u64, &mut [u8])]) -> (Vec<usize>, u64) {
         // The kernel's UIO_MAXIOV.
         const MAX_IOV: usize = 1024;
         let mut done = vec![0usize; ranges.len()];
+        let mut calls = 0;
         let mut next = 0;
         while next < ranges.len() {
             // A batch of the ranges from `next` on whose addresses are pointers here; one
@@ -53,6 +55,7 @@ impl LiveProcess {
                 .iter_mut()
                 .map(|(_, buf)| IoSliceMut::new(buf))
                 .collect();
+            calls += 1;
             let mut got = process_vm_readv(self.pid, &mut local, &remote).unwrap_or(0);
             // Hand the bytes read out to the ranges in order; the first range not read in
             // full is where the kernel stopped.
@@ -69,7 +72,7 @@ impl LiveProcess {
             // Skip the range that failed; the rest get a batch of their own.
             next += (stopped_at + 1).min(batch.len());
         }
-        done
+        (done, calls)
     }
 }
 
@@ -124,7 +127,7 @@ mod tests {
             (16, &mut y[..]),
             (b.as_ptr() as u64, &mut z[..]),
         ];
-        assert_eq!(me.read_batch(&mut ranges), [100, 0, 50]);
+        assert_eq!(me.read_batch(&mut ranges), (vec![100, 0, 50], 2));
         assert_eq!((x, z), (a, b));
     }
 }

@@ -1,23 +1,26 @@
 //! Where the probe's bytes come from: one [`MemorySource`] trait over a live process
 //! (`process_vm_readv`), a copy taken while the process was frozen ([`Snapshot`]), and an ELF
 //! core file ([`CoreFile`]); plus stopping every thread of a process for a consistent copy
-//! ([`Freeze`]) and the process's memory map ([`maps`]).
+//! ([`Freeze`]), the process's memory map ([`maps`]), and a count of what a source was
+//! asked for ([`Counted`]).
 //!
 //! It moves bytes only: it knows nothing of types, DWARF or latch. Lengths come from callers,
 //! who bound them; nothing here sizes a buffer from bytes it read, and a read that cannot be
 //! satisfied in full is an error, never a partly filled buffer.
 
 mod core_file;
+mod counted;
 mod freeze;
 mod live;
 pub mod maps;
 mod snapshot;
 
-pub use core_file::{CoreError, CoreFile, CoreThread};
+pub use core_file::{CoreError, CoreFile, CoreProcess, CoreThread};
+pub use counted::Counted;
 pub use freeze::{Freeze, FreezeError};
 pub use live::LiveProcess;
 pub use maps::{FileMapping, Mapping, MapsError};
-pub use snapshot::{Region, Snapshot, SnapshotError};
+pub use snapshot::{PreparedSnapshot, Region, Snapshot, SnapshotError};
 
 use std::path::PathBuf;
 use thiserror::Error;

@@ -48,21 +48,17 @@ impl Region {
     }
 }
 
-/// Copied memory: disjoint ranges, in address order.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    ranges: Vec<(u64, Vec<u8>)>,
+/// Buffers for a copy of chosen regions, allocated and touched in advance: the copy itself
+/// (while the process is frozen) then pays for no allocation and no page fault.
+#[derive(Debug)]
+pub struct PreparedSnapshot {
+    regions: Vec<Region>,
+    buffers: Vec<Vec<u8>>,
 }
 
-impl Snapshot {
-    /// Copies `regions` of `process` with as few `process_vm_readv` calls as possible. A
-    /// region the kernel cannot read in full (a file mapping past the file's end, a range
-    /// unmapped since the list was made) keeps the part that was read.
-    pub fn capture(
-        process: &LiveProcess,
-        regions: &[Region],
-        budget: u64,
-    ) -> Result<Snapshot, SnapshotError> {
+impl PreparedSnapshot {
+    /// Buffers for `regions`, which must be well formed and hold at most `budget` bytes.
+    pub fn new(regions: &[Region], budget: u64) -> Result<PreparedSnapshot, SnapshotError> {
         let mut wanted: u64 = 0;
         for r in regions {
             if r.end <= r.start {
@@ -77,25 +73,74 @@ impl Snapshot {
             return Err(SnapshotError::OverBudget { wanted, budget });
         }
         // Within the budget, so each length fits in memory the caller agreed to spend.
-        let mut buffers: Vec<(u64, Vec<u8>)> = regions
+        // Written, not just reserved: `vec![0; len]` maps zero pages lazily, and the faults
+        // would then be taken during the copy, with the process frozen.
+        #[allow(clippy::slow_vector_initialization)]
+        let buffers = regions
             .iter()
-            .map(|r| (r.start, vec![0u8; (r.end - r.start) as usize]))
-            .collect();
-        let mut requests: Vec<(u64, &mut [u8])> = buffers
-            .iter_mut()
-            .map(|(start, buf)| (*start, buf.as_mut_slice()))
-            .collect();
-        let done = process.read_batch(&mut requests);
-        let ranges = buffers
-            .into_iter()
-            .zip(done)
-            .filter(|(_, got)| *got > 0)
-            .map(|((start, mut buf), got)| {
-                buf.truncate(got);
-                (start, buf)
+            .map(|r| {
+                let len = (r.end - r.start) as usize;
+                let mut buf = Vec::with_capacity(len);
+                buf.resize(len, 0u8);
+                buf
             })
             .collect();
-        Ok(Snapshot::from_ranges(ranges))
+        Ok(PreparedSnapshot {
+            regions: regions.to_vec(),
+            buffers,
+        })
+    }
+
+    /// The regions the buffers are for.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// Copies the regions of `process` into the buffers.
+    pub fn fill(mut self, process: &LiveProcess) -> Snapshot {
+        let mut requests: Vec<(u64, &mut [u8])> = self
+            .regions
+            .iter()
+            .zip(self.buffers.iter_mut())
+            .map(|(r, buf)| (r.start, buf.as_mut_slice()))
+            .collect();
+        let (done, read_calls) = process.read_batch(&mut requests);
+        let ranges = self
+            .regions
+            .iter()
+            .zip(self.buffers)
+            .zip(done)
+            .filter(|(_, got)| *got > 0)
+            .map(|((r, mut buf), got)| {
+                buf.truncate(got);
+                (r.start, buf)
+            })
+            .collect();
+        Snapshot {
+            read_calls,
+            ..Snapshot::from_ranges(ranges)
+        }
+    }
+}
+
+/// Copied memory: disjoint ranges, in address order.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    ranges: Vec<(u64, Vec<u8>)>,
+    /// The system calls the copy took (0 for a snapshot made of given bytes).
+    read_calls: u64,
+}
+
+impl Snapshot {
+    /// Copies `regions` of `process` with as few `process_vm_readv` calls as possible. A
+    /// region the kernel cannot read in full (a file mapping past the file's end, a range
+    /// unmapped since the list was made) keeps the part that was read.
+    pub fn capture(
+        process: &LiveProcess,
+        regions: &[Region],
+        budget: u64,
+    ) -> Result<Snapshot, SnapshotError> {
+        Ok(PreparedSnapshot::new(regions, budget)?.fill(process))
     }
 
     /// A snapshot of the given bytes, each range as `(start, bytes)`. Ranges should not
@@ -103,7 +148,10 @@ impl Snapshot {
     pub fn from_ranges(mut ranges: Vec<(u64, Vec<u8>)>) -> Snapshot {
         ranges.retain(|(_, bytes)| !bytes.is_empty());
         ranges.sort_by_key(|(start, _)| *start);
-        Snapshot { ranges }
+        Snapshot {
+            ranges,
+            read_calls: 0,
+        }
     }
 
     /// The copied ranges as `(start, length)`.
@@ -111,6 +159,11 @@ impl Snapshot {
         self.ranges
             .iter()
             .map(|(start, bytes)| (*start, bytes.len() as u64))
+    }
+
+    /// How many system calls the copy took.
+    pub fn read_calls(&self) -> u64 {
+        self.read_calls
     }
 
     /// How many bytes were copied in all.

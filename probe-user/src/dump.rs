@@ -1,0 +1,192 @@
+//! `latch-probe dump`: one capture of a daemon, live (`--pid`) or from a core file (`--core
+//! --exe`), printed as the `latch.state/1` document (`--json`), as text, or written as a
+//! tree of files (`--tree DIR`); `--stats` tells on stderr what the capture cost.
+//!
+//! Arguments in, one capture, output out: the capture and the tree are the library's.
+//! The exit code says whether the state is whole (0) or torn or partial (4, after printing
+//! it); errors have their own codes (`ProbeError::exit_code`).
+
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Args};
+use latch_probe::capture::Capture;
+use latch_probe::model::{self, exit_code, CaptureOptions};
+use latch_probe::render::tree::write_tree;
+use latch_probe_common::doc::{EntryDoc, Source, StateDoc};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
+pub struct DumpArgs {
+    /// The daemon's pid.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// A core file of the daemon (from gcore or the kernel); needs --exe.
+    #[arg(long, value_name = "FILE", requires = "exe")]
+    core: Option<PathBuf>,
+    /// The executable the dumped daemon ran (with its debug info).
+    #[arg(long, value_name = "BIN", requires = "core")]
+    exe: Option<PathBuf>,
+    /// Print the latch.state/1 document (the same as `latch state --json`).
+    #[arg(long)]
+    json: bool,
+    /// Write the state as files in FLoM's VFS layout under DIR (made if missing, else
+    /// empty); nothing is printed unless --json is given too.
+    #[arg(long, value_name = "DIR")]
+    tree: Option<PathBuf>,
+    /// Read the daemon while it runs, retrying while its table changes, instead of
+    /// stopping it for the copy.
+    #[arg(long, conflicts_with = "core")]
+    no_freeze: bool,
+    /// Print on stderr how long the daemon was frozen, what was read and how long it took.
+    #[arg(long)]
+    stats: bool,
+    /// Keep the daemon frozen this long after the copy (tests: a probe killed mid-freeze).
+    #[arg(long, hide = true, value_name = "MS", conflicts_with_all = ["core", "no_freeze"])]
+    hold_frozen_ms: Option<u64>,
+}
+
+/// Runs the command; the exit code of a capture that was taken.
+pub fn run(args: &DumpArgs) -> Result<u8> {
+    let capture = match (&args.core, &args.exe, args.pid) {
+        (Some(core), Some(exe), _) => model::capture_core(core, exe)?,
+        (_, _, Some(pid)) => model::capture_live(
+            pid,
+            CaptureOptions {
+                freeze: !args.no_freeze,
+                hold_frozen: args.hold_frozen_ms.map(Duration::from_millis),
+                ..CaptureOptions::default()
+            },
+        )?,
+        // clap requires --pid or --core, and --exe with --core.
+        _ => anyhow::bail!("give --pid PID, or --core FILE --exe BIN"),
+    };
+    if let Some(dir) = &args.tree {
+        write_tree(&capture, dir)
+            .with_context(|| format!("writing the tree under {}", dir.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&capture.state)?);
+    } else if args.tree.is_none() {
+        print!("{}", text(&capture));
+    }
+    if args.stats {
+        eprint!("{}", stats(&capture));
+    }
+    for problem in &capture.problems {
+        eprintln!("latch-probe: partial state: {problem}");
+    }
+    if capture.state.torn {
+        eprintln!(
+            "latch-probe: torn state: the table was being changed (generation {} is odd)",
+            capture.state.generation
+        );
+    }
+    Ok(if capture.is_partial() {
+        exit_code::TORN_OR_PARTIAL
+    } else {
+        exit_code::OK
+    })
+}
+
+/// The capture for a reader: the daemon, then each locker with its holders and waitings,
+/// then the incubator (the layout of `latch state`).
+fn text(capture: &Capture) -> String {
+    let d = &capture.daemon;
+    let s: &StateDoc = &capture.state;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "daemon pid {} version {} generation {}{} (read from {})",
+        s.pid,
+        s.version,
+        s.generation,
+        if s.torn { " TORN" } else { "" },
+        match s.source {
+            Source::Daemon => "its admin API",
+            Source::Live => "the live process",
+            Source::Core => "a core file",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "exe {} build-id {} uid {} gid {}",
+        d.exe.display(),
+        d.build_id.as_deref().unwrap_or("-"),
+        d.uid,
+        d.gid
+    );
+    for t in &capture.threads {
+        let _ = writeln!(out, "thread {} {} {}", t.tid, t.state, t.name);
+    }
+    for l in &s.lockers {
+        let _ = writeln!(
+            out,
+            "locker {} {} ({})",
+            l.id,
+            l.resource_name,
+            l.resource_type.name()
+        );
+        for (what, list) in [("holder ", &l.holders), ("waiting", &l.waitings)] {
+            for e in list {
+                let _ = writeln!(out, "  {what} {}", entry(e));
+            }
+        }
+    }
+    for i in &s.incubator {
+        let _ = writeln!(
+            out,
+            "incubating conn {} {} ({}){}{} peer {}{}",
+            i.conn,
+            i.resource_name,
+            i.resource_type.name(),
+            i.lock_mode
+                .map(|m| format!(" {}", m.short_name()))
+                .unwrap_or_default(),
+            i.quantity
+                .map(|q| format!(" quantity {q}"))
+                .unwrap_or_default(),
+            i.peer_name,
+            i.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+        );
+    }
+    out
+}
+
+fn entry(e: &EntryDoc) -> String {
+    format!(
+        "conn {} {}{}{}{} peer {}{}",
+        e.conn,
+        e.resource_name,
+        e.lock_mode
+            .map(|m| format!(" {}", m.short_name()))
+            .unwrap_or_default(),
+        e.quantity
+            .map(|q| format!(" quantity {q}"))
+            .unwrap_or_default(),
+        e.element
+            .as_ref()
+            .map(|x| format!(" element {x}"))
+            .unwrap_or_default(),
+        e.peer_name,
+        e.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+    )
+}
+
+/// `--stats`: what the capture cost, one figure a line.
+fn stats(capture: &Capture) -> String {
+    let s = &capture.stats;
+    let ms = |ns: u64| ns as f64 / 1e6;
+    format!(
+        "frozen:     {:.3} ms (first thread stopped to last resumed)\n\
+         read:       {} bytes in {} read calls\n\
+         retries:    {}\n\
+         total:      {:.3} ms\n",
+        ms(s.frozen_ns),
+        s.bytes_read,
+        s.read_calls,
+        s.retries,
+        ms(s.total_ns)
+    )
+}

@@ -1,0 +1,124 @@
+//! `latch-probe mount`: the daemon's state as a read-only FUSE tree in FLoM's VFS layout,
+//! live (`--pid`, refreshed on an interval and on demand) or from a core file (`--core
+//! --exe`), until SIGINT, SIGTERM or SIGHUP, which unmount it.
+//!
+//! Arguments in, captures handed to the library's server: the tree and the mount are the
+//! library's. The daemon's executable is indexed once, not at every refresh.
+
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Args};
+use latch_probe::capture::Capture;
+use latch_probe::model::{self, exit_code, CaptureOptions, DaemonImage, ProbeError};
+use latch_probe::render::fuse::{serve, CaptureFn, Ended, MountOptions, CONTROL_NAME};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The refresh interval of a live mount unless `--interval` says otherwise.
+const DEFAULT_INTERVAL_SECS: f64 = 2.0;
+
+#[derive(Args)]
+#[command(
+    group(ArgGroup::new("target").required(true).args(["pid", "core"])),
+    after_help = "Refresh: a live mount takes a new capture every --interval seconds, and \
+                  whenever DIR/.refresh is read: `cat DIR/.refresh` returns once the tree \
+                  shows the new capture, and prints its snapshot time. (.refresh is not \
+                  listed, so find or cp -r over the tree do not refresh it.) If a capture \
+                  fails (the daemon exited), the last one stays served.\n\n\
+                  Stop: SIGINT (Ctrl-C), SIGTERM or SIGHUP unmount the tree and exit 0; \
+                  a busy mount point is detached lazily."
+)]
+pub struct MountArgs {
+    /// The daemon's pid.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// A core file of the daemon (from gcore or the kernel); needs --exe.
+    #[arg(long, value_name = "FILE", requires = "exe")]
+    core: Option<PathBuf>,
+    /// The executable the dumped daemon ran (with its debug info).
+    #[arg(long, value_name = "BIN", requires = "core")]
+    exe: Option<PathBuf>,
+    /// The directory to mount the tree on.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Seconds between captures of a live daemon; 0 refreshes only on a read of .refresh.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_INTERVAL_SECS, conflicts_with = "core")]
+    interval: f64,
+    /// Let other users see the tree (FUSE's allow_other; the modes 0550/0440 and the
+    /// daemon's ownership still apply).
+    #[arg(long)]
+    allow_other: bool,
+    /// Read the daemon while it runs, retrying while its table changes, instead of
+    /// stopping it for each copy.
+    #[arg(long, conflicts_with = "core")]
+    no_freeze: bool,
+}
+
+pub fn run(args: &MountArgs) -> Result<u8> {
+    let (first, capture) = match (&args.core, &args.exe, args.pid) {
+        (Some(core), Some(exe), _) => from_core(core, exe)?,
+        (_, _, Some(pid)) => live(pid, args.no_freeze)?,
+        // clap requires --pid or --core, and --exe with --core.
+        _ => anyhow::bail!("give --pid PID, or --core FILE --exe BIN"),
+    };
+    for problem in &first.problems {
+        eprintln!("latch-probe: partial state: {problem}");
+    }
+    let interval = Duration::try_from_secs_f64(args.interval)
+        .context("--interval must be a non-negative number of seconds")?;
+    // A core file does not change; a zero interval means "only when asked".
+    let interval = (args.core.is_none() && !interval.is_zero()).then_some(interval);
+    let options = MountOptions {
+        interval,
+        allow_other: args.allow_other,
+    };
+    eprintln!(
+        "latch-probe: serving daemon {} on {} ({}; read {} for a new capture); \
+         SIGINT or SIGTERM unmounts",
+        first.daemon.pid,
+        args.dir.display(),
+        interval.map_or("no periodic refresh".to_owned(), |every| {
+            format!("refreshed every {every:?}")
+        }),
+        args.dir.join(CONTROL_NAME).display(),
+    );
+    let why = match serve(&args.dir, &first, capture, &options)? {
+        Ended::Signal(signal) => format!("on {}", signal.as_str()),
+        Ended::UnmountedOutside => "from outside".to_owned(),
+    };
+    eprintln!("latch-probe: {} unmounted {why}", args.dir.display());
+    Ok(exit_code::OK)
+}
+
+fn live(pid: u32, no_freeze: bool) -> Result<(Capture, CaptureFn)> {
+    let options = CaptureOptions {
+        freeze: !no_freeze,
+        ..CaptureOptions::default()
+    };
+    // The running executable, even if the file on disk was replaced since it started.
+    let image = match DaemonImage::open(Path::new(&format!("/proc/{pid}/exe"))) {
+        Ok(image) => image,
+        // The model's own entry point says why with the pid's words ("no process", "not
+        // permitted", the executable's real path) rather than the /proc link's.
+        Err(error) => {
+            return Err(model::capture_live(pid, options)
+                .err()
+                .unwrap_or(error)
+                .into())
+        }
+    };
+    let first = image.capture_live(pid, options)?;
+    let capture: CaptureFn = Box::new(move || image.capture_live(pid, options).map_err(boxed));
+    Ok((first, capture))
+}
+
+fn from_core(core: &Path, exe: &Path) -> Result<(Capture, CaptureFn)> {
+    let image = DaemonImage::open(exe)?;
+    let first = image.capture_core(core)?;
+    let core = core.to_owned();
+    let capture: CaptureFn = Box::new(move || image.capture_core(&core).map_err(boxed));
+    Ok((first, capture))
+}
+
+fn boxed(error: ProbeError) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(error)
+}

@@ -1,0 +1,512 @@
+//! `latch-probe mount` and `dump --tree` on a real daemon: with holders, waiters and an
+//! incubated client, `find` and `cat` over the mount give FLoM's layout and bytes (and agree
+//! with `latch state --json`); the tree follows the daemon after a change, on demand
+//! (`.refresh`) and on the interval; SIGTERM unmounts; `dump --tree` writes the same files.
+//!
+//! Every process is stopped by its pid, and a mount left by a failed test is unmounted by
+//! its guard (fusermount3 -u), never by a name.
+
+use latch_probe_common::doc::{LockerDoc, Source, StateDoc};
+use latch_probe_common::ResourceType;
+use latch_tests::{output_within, probe_bin, wait_for, Background, Daemon, Profile};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The first capture indexes the daemon's DWARF (a few seconds for a debug build).
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(60);
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `latch-probe mount` process and its mount point: dropped, it stops the process by pid
+/// and unmounts whatever is still mounted there.
+struct Mount {
+    child: Child,
+    dir: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Mount {
+    /// `latch-probe mount TARGET DIR EXTRA`, TARGET being `--pid P` or `--core F --exe B`.
+    fn start(target: &[String], dir: &Path, stderr: &Path, extra: &[&str]) -> Mount {
+        let log = std::fs::File::create(stderr).unwrap();
+        let child = Command::new(probe_bin())
+            .arg("mount")
+            .args(target)
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut mount = Mount {
+            child,
+            dir: dir.canonicalize().unwrap(),
+            stderr: stderr.to_owned(),
+        };
+        wait_for("the tree to be mounted", MOUNT_TIMEOUT, || {
+            if let Ok(Some(status)) = mount.child.try_wait() {
+                panic!("latch-probe mount exited ({status}): {}", mount.log());
+            }
+            mount_options(&mount.dir)
+        });
+        mount
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "mount did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+        if mount_options(&self.dir).is_some() {
+            let _ = Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(&self.dir)
+                .status();
+        }
+    }
+}
+
+/// If `dir` is a mount point: its mount options, file system type, source and super options
+/// (fields 6, 9, 10 and 11 of /proc/self/mountinfo), one token each.
+fn mount_options(dir: &Path) -> Option<Vec<String>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    info.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|&f| f == "-")?;
+        (fields.get(4) == Some(&dir)).then(|| {
+            let mut tokens: Vec<String> = fields[5].split(',').map(str::to_owned).collect();
+            tokens.extend(fields[sep + 1..].iter().take(2).map(|t| t.to_string()));
+            let super_options = fields.get(sep + 3).unwrap_or(&"");
+            tokens.extend(super_options.split(',').map(str::to_owned));
+            tokens
+        })
+    })
+}
+
+fn locker<'a>(state: &'a StateDoc, name: &str) -> &'a LockerDoc {
+    state
+        .lockers
+        .iter()
+        .find(|l| l.resource_name == name)
+        .unwrap_or_else(|| panic!("no locker {name} in {state:#?}"))
+}
+
+/// `find DIR` relative to DIR, in its order.
+fn find(dir: &Path) -> Vec<String> {
+    let out = output_within(
+        Command::new("find").arg(".").current_dir(dir),
+        CHANGE_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("./").map(str::to_owned))
+        .collect()
+}
+
+fn cat(path: &Path) -> Vec<u8> {
+    let out = output_within(Command::new("cat").arg(path), CHANGE_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "cat {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn mtime_ns(path: &Path) -> u64 {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    meta.mtime() as u64 * 1_000_000_000 + meta.mtime_nsec() as u64
+}
+
+/// The state as the tree's state.json has it (from `source`), for comparing with the
+/// daemon's own.
+fn tree_state(root: &Path, source: Source) -> StateDoc {
+    let mut doc: StateDoc = serde_json::from_slice(&cat(&root.join("state.json"))).unwrap();
+    assert_eq!(doc.source, source);
+    doc.source = Source::Daemon;
+    doc
+}
+
+#[test]
+fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
+    let daemon = Daemon::start(Profile::Debug);
+    let mut foo_holder = daemon.holder(&["-r", "foo"]);
+    wait_for("foo held", CHANGE_TIMEOUT, || {
+        (!daemon.state().lockers.is_empty()).then_some(())
+    });
+    let _foo_waiter = daemon.holder(&["-r", "foo"]);
+    let _bar = daemon.holder(&["-r", "bar", "-l", "PR"]);
+    let num = daemon.holder(&["-r", "num[3]", "-q", "2"]);
+    let _seq = daemon.holder(&["-r", "_s_seq[3]"]);
+    let _incubated = daemon.holder(&["-r", "later", "-e", "no"]);
+    let state = wait_for("the scenario", CHANGE_TIMEOUT, || {
+        let s = daemon.state();
+        let ready = s.lockers.len() == 4
+            && s.lockers.iter().map(|l| l.holders.len()).sum::<usize>() == 4
+            && locker(&s, "foo").waitings.len() == 1
+            && s.incubator.len() == 1;
+        ready.then_some(s)
+    });
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let mut mount = Mount::start(
+        &["--pid".into(), daemon.pid().to_string()],
+        &dir,
+        &work.path().join("mount.stderr"),
+        &["--interval", "1"],
+    );
+    let options = mount_options(&mount.dir).unwrap();
+    let has = |option: &str| options.iter().any(|o| o == option);
+    assert!(has("latch-probe") && has("ro"), "{options:?}");
+    assert!(!has("allow_other"), "not asked for: {options:?}");
+
+    // The tree is the daemon's state, as its own admin API tells it.
+    assert_eq!(tree_state(&dir, Source::Live), state);
+    assert_eq!(
+        cat(&dir.join("daemon/pid")),
+        format!("{}\n", daemon.pid()).as_bytes()
+    );
+
+    // find: FLoM's layout and order for each locker and the incubator.
+    let foo = locker(&state, "foo");
+    let (h, w) = (foo.holders[0].conn, foo.waitings[0].conn);
+    let bar = locker(&state, "bar");
+    let numeric = locker(&state, "num[3]");
+    let seq = locker(&state, "_s_seq[3]");
+    let inc = state.incubator[0].conn;
+    let listed = find(&dir);
+    let status: Vec<&str> = listed
+        .iter()
+        .map(String::as_str)
+        .filter(|p| p.starts_with("status"))
+        .collect();
+    let mut want = vec![
+        "status".to_owned(),
+        "status/incubator".to_owned(),
+        format!("status/incubator/{inc}"),
+        format!("status/incubator/{inc}/peer_name"),
+        format!("status/incubator/{inc}/resource_name"),
+        format!("status/incubator/{inc}/resource_type"),
+        "status/lockers".to_owned(),
+    ];
+    for l in &state.lockers {
+        let base = format!("status/lockers/{}", l.id);
+        // Only the types of this scenario; a sequence shows its value to holders only.
+        let (holder_file, waiter_file) = match l.resource_type {
+            ResourceType::Simple => (Some("lock_mode"), Some("lock_mode")),
+            ResourceType::Numeric => (Some("quantity"), Some("quantity")),
+            ResourceType::Sequence => (Some("sequence_value"), None),
+            other => panic!("no {other:?} in this scenario"),
+        };
+        want.extend([
+            base.clone(),
+            format!("{base}/resource_name"),
+            format!("{base}/resource_type"),
+            format!("{base}/holders"),
+        ]);
+        for e in &l.holders {
+            want.push(format!("{base}/holders/{}", e.conn));
+            want.push(format!("{base}/holders/{}/peer_name", e.conn));
+            want.extend(holder_file.map(|f| format!("{base}/holders/{}/{f}", e.conn)));
+        }
+        want.push(format!("{base}/waitings"));
+        for e in &l.waitings {
+            want.push(format!("{base}/waitings/{}", e.conn));
+            want.push(format!("{base}/waitings/{}/peer_name", e.conn));
+            want.extend(waiter_file.map(|f| format!("{base}/waitings/{}/{f}", e.conn)));
+        }
+    }
+    assert_eq!(status, want);
+    for top in ["daemon/generation", "daemon/torn", "state.json"] {
+        assert!(listed.iter().any(|p| p == top), "{top} not in {listed:?}");
+    }
+    assert!(
+        listed.iter().any(|p| p.starts_with("threads/")),
+        "{listed:?}"
+    );
+
+    // cat: FLoM's bytes.
+    let file = |path: String| cat(&dir.join(path));
+    let f = foo.id;
+    assert_eq!(file(format!("status/lockers/{f}/resource_name")), b"foo\n");
+    assert_eq!(
+        file(format!("status/lockers/{f}/resource_type")),
+        b"simple\n"
+    );
+    assert_eq!(
+        file(format!("status/lockers/{f}/holders/{h}/peer_name")),
+        b"localhost/\n"
+    );
+    assert_eq!(
+        file(format!("status/lockers/{f}/holders/{h}/lock_mode")),
+        b"Exclusive"
+    );
+    assert_eq!(
+        file(format!("status/lockers/{f}/waitings/{w}/lock_mode")),
+        b"Exclusive"
+    );
+    let (b, bh) = (bar.id, bar.holders[0].conn);
+    assert_eq!(
+        file(format!("status/lockers/{b}/holders/{bh}/lock_mode")),
+        b"ProtectedRead"
+    );
+    let (n, nh) = (numeric.id, numeric.holders[0].conn);
+    assert_eq!(
+        file(format!("status/lockers/{n}/resource_type")),
+        b"numeric\n"
+    );
+    assert_eq!(
+        file(format!("status/lockers/{n}/holders/{nh}/quantity")),
+        b"2\n"
+    );
+    let (s, sh) = (seq.id, seq.holders[0].conn);
+    assert_eq!(
+        file(format!("status/lockers/{s}/resource_type")),
+        b"sequence\n"
+    );
+    assert_eq!(
+        file(format!("status/lockers/{s}/holders/{sh}/sequence_value")),
+        b"1\n"
+    );
+    assert_eq!(
+        file(format!("status/incubator/{inc}/peer_name")),
+        b"localhost/\n"
+    );
+    assert_eq!(
+        file(format!("status/incubator/{inc}/resource_name")),
+        b"later\n"
+    );
+    assert_eq!(
+        file(format!("status/incubator/{inc}/resource_type")),
+        b"simple\n"
+    );
+
+    // Modes, owner (the daemon runs as root here), mtimes from the state.
+    for path in &listed {
+        let meta = std::fs::symlink_metadata(dir.join(path)).unwrap();
+        let mode = if meta.is_dir() { 0o550 } else { 0o440 };
+        assert_eq!(meta.mode() & 0o7777, mode, "{path}");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{path}");
+    }
+    assert_eq!(
+        mtime_ns(&dir.join(format!("status/lockers/{f}"))),
+        foo.created_ns
+    );
+    assert_eq!(
+        mtime_ns(&dir.join(format!("status/lockers/{f}/waitings/{w}"))),
+        foo.waitings[0].since_ns
+    );
+    assert_eq!(
+        mtime_ns(&dir.join(format!("status/lockers/{f}/holders/{h}/lock_mode"))),
+        foo.holders[0].since_ns
+    );
+    // Unknown paths are not there; nothing can be written.
+    assert!(std::fs::metadata(dir.join("status/lockers/99")).is_err());
+    assert!(std::fs::write(dir.join(format!("status/lockers/{f}/resource_name")), "x").is_err());
+
+    // `dump --tree` writes the same files, modes, owner and entry times.
+    let dumped = work.path().join("dump");
+    let out = output_within(
+        Command::new(probe_bin())
+            .args(["dump", "--pid", &daemon.pid().to_string(), "--tree"])
+            .arg(&dumped),
+        MOUNT_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cat(&dir.join(".refresh"));
+    compare_trees(&dir, &dumped);
+
+    // A change, then a refresh on demand: the waiter holds foo, the old holder is gone, the
+    // paths that stayed kept their inodes.
+    let foo_ino = std::fs::metadata(dir.join(format!("status/lockers/{f}")))
+        .unwrap()
+        .ino();
+    foo_holder.close_stdin();
+    foo_holder.wait_within(CHANGE_TIMEOUT);
+    let after = wait_for("the waiter granted", CHANGE_TIMEOUT, || {
+        let s = daemon.state();
+        locker(&s, "foo").waitings.is_empty().then_some(s)
+    });
+    let refreshed = cat(&dir.join(".refresh"));
+    assert_eq!(refreshed, cat(&dir.join("daemon/snapshot_time")));
+    assert_eq!(tree_state(&dir, Source::Live), after);
+    assert!(!dir.join(format!("status/lockers/{f}/holders/{h}")).exists());
+    assert!(!dir
+        .join(format!("status/lockers/{f}/waitings/{w}"))
+        .exists());
+    assert_eq!(
+        file(format!("status/lockers/{f}/holders/{w}/lock_mode")),
+        b"Exclusive"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join(format!("status/lockers/{f}")))
+            .unwrap()
+            .ino(),
+        foo_ino
+    );
+
+    // Another change, and no asking: the interval refresh shows it.
+    drop(num);
+    let gone = dir.join(format!("status/lockers/{n}/holders/{nh}"));
+    wait_for("the interval refresh", CHANGE_TIMEOUT, || {
+        (!gone.exists()).then_some(())
+    });
+
+    // SIGTERM: a clean exit, and the mount is gone.
+    let status = mount.terminate();
+    assert!(status.success(), "{status}: {}", mount.log());
+    assert_eq!(mount_options(&mount.dir), None, "{}", mount.log());
+}
+
+/// The mount and a `dump --tree` of the same state: the same paths, modes and owner; the
+/// same bytes but for the snapshot's own time and the threads' momentary states; the same
+/// mtimes for what the state dates (lockers and entries).
+fn compare_trees(mounted: &Path, dumped: &Path) {
+    let walk = |root: &Path| -> BTreeMap<String, (u32, u32, u32)> {
+        find(root)
+            .into_iter()
+            .map(|p| {
+                let meta = std::fs::symlink_metadata(root.join(&p)).unwrap();
+                (p, (meta.mode(), meta.uid(), meta.gid()))
+            })
+            .collect()
+    };
+    let (m, d) = (walk(mounted), walk(dumped));
+    assert_eq!(
+        m.keys().collect::<Vec<_>>(),
+        d.keys().collect::<Vec<_>>(),
+        "mount and dump --tree list different paths"
+    );
+    for (path, attrs) in &m {
+        assert_eq!(Some(attrs), d.get(path), "{path}");
+        let (mp, dp) = (mounted.join(path), dumped.join(path));
+        let file = mp.is_file();
+        let momentary = path == "daemon/snapshot_time" || path.ends_with("/state");
+        if file && !momentary {
+            assert_eq!(cat(&mp), cat(&dp), "{path}");
+        }
+        if path.starts_with("status/lockers/") || path.starts_with("status/incubator/") {
+            assert_eq!(mtime_ns(&mp), mtime_ns(&dp), "{path}");
+        }
+    }
+}
+
+#[test]
+fn a_core_file_mounts_as_its_dump_tree() {
+    let daemon = Daemon::start(Profile::Debug);
+    let _holder = daemon.holder(&["-r", "foo", "-l", "PW"]);
+    wait_for("foo held", CHANGE_TIMEOUT, || {
+        (!daemon.state().lockers.is_empty()).then_some(())
+    });
+    let _waiter = daemon.holder(&["-r", "foo"]);
+    let state = wait_for("a holder and a waiter", CHANGE_TIMEOUT, || {
+        let s = daemon.state();
+        (s.lockers.len() == 1 && s.lockers[0].waitings.len() == 1).then_some(s)
+    });
+    let work = tempfile::tempdir().unwrap();
+    let core = work.path().join("core");
+    let out = output_within(
+        Command::new("gcore")
+            .arg("-o")
+            .arg(&core)
+            .arg(daemon.pid().to_string()),
+        MOUNT_TIMEOUT,
+    );
+    assert!(out.status.success(), "gcore: {out:?}");
+    let core = core.with_extension(daemon.pid().to_string());
+    let target = [
+        "--core".to_owned(),
+        core.to_str().unwrap().to_owned(),
+        "--exe".to_owned(),
+        daemon.bin().to_str().unwrap().to_owned(),
+    ];
+    let dumped = work.path().join("dump");
+    let out = output_within(
+        Command::new(probe_bin())
+            .arg("dump")
+            .args(&target)
+            .arg("--tree")
+            .arg(&dumped),
+        MOUNT_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = work.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let mut mount = Mount::start(&target, &dir, &work.path().join("mount.stderr"), &[]);
+    assert_eq!(tree_state(&dir, Source::Core), state);
+    let foo = &state.lockers[0];
+    assert_eq!(
+        cat(&dir.join(format!(
+            "status/lockers/{}/holders/{}/lock_mode",
+            foo.id, foo.holders[0].conn
+        ))),
+        b"ProtectedWrite"
+    );
+    compare_trees(&dir, &dumped);
+    // A core's snapshot is the core's: the same in both.
+    assert_eq!(
+        cat(&dir.join("daemon/snapshot_time")),
+        cat(&dumped.join("daemon/snapshot_time"))
+    );
+    let status = mount.terminate();
+    assert!(status.success(), "{status}: {}", mount.log());
+    assert_eq!(mount_options(&mount.dir), None, "{}", mount.log());
+}
+
+#[test]
+fn mount_refuses_a_process_that_is_not_a_latch_daemon() {
+    let sleeper = Background::spawn(Command::new("sleep").arg("30"));
+    let work = tempfile::tempdir().unwrap();
+    let out = output_within(
+        Command::new(probe_bin())
+            .args(["mount", "--pid", &sleeper.pid().to_string()])
+            .arg(work.path()),
+        MOUNT_TIMEOUT,
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a latch daemon"), "{stderr}");
+    assert_eq!(mount_options(&work.path().canonicalize().unwrap()), None);
+}
