@@ -47,9 +47,22 @@ step "the daemon's own view while they contend: latch state"
 "$bin" -s "$sock" state
 
 step "the same as JSON (latch.state/1): latch state --json"
-"$bin" -s "$sock" state --json | python3 -m json.tool | head -40
+# Through files, not `| head`: under pipefail a closed pipe would end the demo.
+"$bin" -s "$sock" state --json >"$dir/state.json"
+python3 -m json.tool "$dir/state.json" >"$dir/state.pretty.json"
+head -40 "$dir/state.pretty.json"
 
-sleep 4.5
+step "the same state read from outside, without the daemon's help: latch-probe dump --stats"
+"$probe" dump --pid "$daemon" --stats
+
+step "as FLoM's VFS tree: latch-probe dump --tree (find, then one holder's files)"
+"$probe" dump --pid "$daemon" --tree "$dir/tree"
+(cd "$dir/tree" && find status | sort >"$dir/tree.txt")
+head -30 "$dir/tree.txt"
+holder=$(grep -m1 '/holders/.*/lock_mode$' "$dir/tree.txt" || true)
+[ -n "$holder" ] && printf '%s: %s\n' "$holder" "$(cat "$dir/tree/$holder")"
+
+sleep 3
 step "what the probe saw from outside (one line per grant)"
 cat "$dir/trace.ndjson"
 
