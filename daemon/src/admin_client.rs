@@ -126,48 +126,11 @@ fn human(op: Op, line: &str) -> String {
 }
 
 pub fn render_state(d: &StateDoc) -> String {
-    let mut s = format!(
+    let header = format!(
         "daemon pid {} version {} generation {}\n",
         d.pid, d.version, d.generation
     );
-    for l in &d.lockers {
-        s += &format!(
-            "locker {} {} ({})\n",
-            l.id,
-            l.resource_name,
-            l.resource_type.name()
-        );
-        for (what, list) in [("holder ", &l.holders), ("waiting", &l.waitings)] {
-            for e in list {
-                s += &format!(
-                    "  {what} conn {} {}{}{}{} peer {}{}\n",
-                    e.conn,
-                    e.resource_name,
-                    e.lock_mode
-                        .map(|m| format!(" {}", m.short_name()))
-                        .unwrap_or_default(),
-                    e.quantity
-                        .map(|q| format!(" quantity {q}"))
-                        .unwrap_or_default(),
-                    e.element
-                        .as_ref()
-                        .map(|x| format!(" element {x}"))
-                        .unwrap_or_default(),
-                    e.peer_name,
-                    e.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    for i in &d.incubator {
-        s += &format!(
-            "incubating conn {} {} ({})\n",
-            i.conn,
-            i.resource_name,
-            i.resource_type.name()
-        );
-    }
-    s.trim_end().to_owned()
+    (header + &d.entries_text()).trim_end().to_owned()
 }
 
 fn render_event(e: &EventDoc) -> String {

@@ -114,6 +114,48 @@ pub struct DroppedDoc {
 }
 
 impl StateDoc {
+    /// The lockers and the incubator as text, one line an entry: what `latch state` and
+    /// `latch-probe dump` print without `--json` (after their own header lines).
+    pub fn entries_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for l in &self.lockers {
+            let _ = writeln!(
+                out,
+                "locker {} {} ({})",
+                l.id,
+                l.resource_name,
+                l.resource_type.name()
+            );
+            for (what, list) in [("holder ", &l.holders), ("waiting", &l.waitings)] {
+                for e in list {
+                    let _ = writeln!(
+                        out,
+                        "  {what} conn {} {}{} peer {}{}",
+                        e.conn,
+                        e.resource_name,
+                        details(e.lock_mode, e.quantity, e.element.as_deref()),
+                        e.peer_name,
+                        e.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        for i in &self.incubator {
+            let _ = writeln!(
+                out,
+                "incubating conn {} {} ({}){} peer {}{}",
+                i.conn,
+                i.resource_name,
+                i.resource_type.name(),
+                details(i.lock_mode, i.quantity, None),
+                i.peer_name,
+                i.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+            );
+        }
+        out
+    }
+
     /// Puts lockers, holders and the incubator in the document's canonical order, so two
     /// documents of one state compare equal whoever made them.
     pub fn canonicalize(&mut self) {
@@ -122,5 +164,79 @@ impl StateDoc {
             l.holders.sort_by_key(|h| h.conn);
         }
         self.incubator.sort_by_key(|i| i.conn);
+    }
+}
+
+/// ` EX`, ` quantity 2`, ` element red`: the parts an entry has.
+fn details(mode: Option<LockMode>, quantity: Option<u64>, element: Option<&str>) -> String {
+    let mut s = String::new();
+    if let Some(m) = mode {
+        s += " ";
+        s += m.short_name();
+    }
+    if let Some(q) = quantity {
+        s += &format!(" quantity {q}");
+    }
+    if let Some(e) = element {
+        s += &format!(" element {e}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_text_names_every_entry() {
+        let entry = EntryDoc {
+            conn: 2,
+            resource_name: "num[3]".into(),
+            peer_name: "localhost/".into(),
+            peer_pid: Some(42),
+            peer_uid: Some(0),
+            lock_mode: None,
+            quantity: Some(2),
+            element: None,
+            since_ns: 1,
+        };
+        let doc = StateDoc {
+            schema: STATE_SCHEMA.into(),
+            source: Source::Live,
+            pid: 1,
+            version: "0".into(),
+            generation: 2,
+            torn: false,
+            lockers: vec![LockerDoc {
+                id: 3,
+                resource_name: "num[3]".into(),
+                resource_type: ResourceType::Numeric,
+                created_ns: 1,
+                holders: vec![entry.clone()],
+                waitings: vec![EntryDoc {
+                    conn: 4,
+                    peer_pid: None,
+                    ..entry
+                }],
+            }],
+            incubator: vec![IncubatedDoc {
+                conn: 5,
+                resource_name: "x".into(),
+                resource_type: ResourceType::Simple,
+                peer_name: "127.0.0.1/6000".into(),
+                peer_pid: None,
+                peer_uid: None,
+                lock_mode: Some(LockMode::PR),
+                quantity: None,
+                since_ns: 1,
+            }],
+        };
+        assert_eq!(
+            doc.entries_text(),
+            "locker 3 num[3] (numeric)\n\
+             \x20 holder  conn 2 num[3] quantity 2 peer localhost/ pid 42\n\
+             \x20 waiting conn 4 num[3] quantity 2 peer localhost/\n\
+             incubating conn 5 x (simple) PR peer 127.0.0.1/6000\n"
+        );
     }
 }

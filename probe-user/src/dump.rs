@@ -11,7 +11,7 @@ use clap::{ArgGroup, Args};
 use latch_probe::capture::Capture;
 use latch_probe::model::{self, exit_code, CaptureOptions};
 use latch_probe::render::tree::write_tree;
-use latch_probe_common::doc::{EntryDoc, Source, StateDoc};
+use latch_probe_common::doc::{Source, StateDoc};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,58 +120,8 @@ fn text(capture: &Capture) -> String {
     for t in &capture.threads {
         let _ = writeln!(out, "thread {} {} {}", t.tid, t.state, t.name);
     }
-    for l in &s.lockers {
-        let _ = writeln!(
-            out,
-            "locker {} {} ({})",
-            l.id,
-            l.resource_name,
-            l.resource_type.name()
-        );
-        for (what, list) in [("holder ", &l.holders), ("waiting", &l.waitings)] {
-            for e in list {
-                let _ = writeln!(out, "  {what} {}", entry(e));
-            }
-        }
-    }
-    for i in &s.incubator {
-        let _ = writeln!(
-            out,
-            "incubating conn {} {} ({}){}{} peer {}{}",
-            i.conn,
-            i.resource_name,
-            i.resource_type.name(),
-            i.lock_mode
-                .map(|m| format!(" {}", m.short_name()))
-                .unwrap_or_default(),
-            i.quantity
-                .map(|q| format!(" quantity {q}"))
-                .unwrap_or_default(),
-            i.peer_name,
-            i.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
-        );
-    }
+    out.push_str(&s.entries_text());
     out
-}
-
-fn entry(e: &EntryDoc) -> String {
-    format!(
-        "conn {} {}{}{}{} peer {}{}",
-        e.conn,
-        e.resource_name,
-        e.lock_mode
-            .map(|m| format!(" {}", m.short_name()))
-            .unwrap_or_default(),
-        e.quantity
-            .map(|q| format!(" quantity {q}"))
-            .unwrap_or_default(),
-        e.element
-            .as_ref()
-            .map(|x| format!(" element {x}"))
-            .unwrap_or_default(),
-        e.peer_name,
-        e.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
-    )
 }
 
 /// `--stats`: what the capture cost, one figure a line.
