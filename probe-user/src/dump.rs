@@ -13,6 +13,7 @@ use latch_probe::model::{self, exit_code, CaptureOptions};
 use latch_probe::render::tree::write_tree;
 use latch_probe_common::doc::{Source, StateDoc};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,11 +67,13 @@ pub fn run(args: &DumpArgs) -> Result<u8> {
         write_tree(&capture, dir)
             .with_context(|| format!("writing the tree under {}", dir.display()))?;
     }
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string(&capture.state)?);
+        writeln!(out, "{}", serde_json::to_string(&capture.state)?)?;
     } else if args.tree.is_none() {
-        print!("{}", text(&capture));
+        write!(out, "{}", text(&capture))?;
     }
+    out.flush()?;
     if args.stats {
         eprint!("{}", stats(&capture));
     }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use latch_probe::debuginfo::Executable;
 use latch_probe::model::{exit_code, ProbeError};
 use latch_probe::trace::{event_kind, GrantPlan, GrantTrace};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -62,6 +63,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`dump --json | head`) is not an error of ours.
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(exit_code::OK),
         Err(err) => {
             // The whole cause chain on one line; a backtrace helps no user of a probe.
             eprintln!("latch-probe: {err:#}");
@@ -69,6 +72,12 @@ fn main() -> ExitCode {
             ExitCode::from(probe_error.map_or(exit_code::USAGE, ProbeError::exit_code))
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn trace(pid: u32, duration: Option<f64>) -> Result<()> {
@@ -94,10 +103,10 @@ fn trace(pid: u32, duration: Option<f64>) -> Result<()> {
             let kind = event_kind(&event)
                 .and_then(|k| serde_json::to_value(k).ok())
                 .unwrap_or(serde_json::Value::Null);
-            println!(
-                "{}",
-                serde_json::json!({"kind": kind, "locker": event.locker, "tid": event.tid})
-            );
+            let line = serde_json::json!({"kind": kind, "locker": event.locker, "tid": event.tid});
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{line}")?;
+            out.flush()?;
         }
     }
 }
