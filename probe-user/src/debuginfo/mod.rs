@@ -4,8 +4,10 @@
 //! It reads files only: it never touches a running process, and it knows no latch names
 //! (callers pass the Rust paths they need). The file is garbage until proven otherwise: every
 //! offset, size and reference read from it is checked, and bad input gives an error, never a
-//! panic. Split DWARF (`.dwo`, `.dwp`) and type units are not read.
+//! panic. Split DWARF (`.dwo`, `.dwp`) and type units are not read. A stripped executable's
+//! DWARF is read from its separate debug file (found by build id or `.gnu_debuglink`).
 
+mod debug_file;
 mod items;
 mod load_bias;
 mod subprogram;
@@ -14,6 +16,7 @@ mod type_defs;
 mod type_index;
 mod types;
 
+pub use debug_file::{DEBUG_ROOT_ENV, DEFAULT_DEBUG_ROOT};
 pub use items::StaticVariable;
 pub use load_bias::LoadBiasError;
 pub use subprogram::{EntryLocation, Parameter, ParameterClass, Subprogram};
@@ -25,6 +28,7 @@ pub use type_defs::{
 pub use type_index::{TypeIndex, TypedStatic};
 pub use types::Member;
 
+use debug_file::DebugData;
 use gimli::{DwarfSections, EndianSlice, RunTimeEndian};
 use object::{Object, ObjectSection};
 use std::borrow::Cow;
@@ -78,6 +82,25 @@ pub enum DebugInfoError {
         path.display()
     )]
     NoDebugInfo { path: PathBuf },
+    #[error(
+        "{} has no DWARF (.debug_info) and no separate debug file was found (looked for {searched}); \
+         install its debug file in one of those places, point {DEBUG_ROOT_ENV} at the directory \
+         holding its `.build-id/`, or run an unstripped build",
+        path.display()
+    )]
+    NoDebugFile { path: PathBuf, searched: String },
+    #[error(
+        "{} is not the debug file of {}: its CRC32 is {found:#010x}, the executable's \
+         .gnu_debuglink wants {expected:#010x}; install the debug file of this very build",
+        debug_file.display(),
+        path.display()
+    )]
+    DebugFileMismatch {
+        path: PathBuf,
+        debug_file: PathBuf,
+        expected: u32,
+        found: u32,
+    },
     #[error("malformed DWARF in {}: {error}", path.display())]
     Dwarf { path: PathBuf, error: gimli::Error },
     #[error(
@@ -144,27 +167,52 @@ pub enum DebugInfoError {
 pub struct Executable {
     path: PathBuf,
     data: Vec<u8>,
+    /// Where its DWARF is: program headers, load bias and build id always come from `data`.
+    debug: DebugData,
 }
 
 impl Executable {
     /// Reads the whole file: the queries walk it several times and the file may change or
     /// vanish on disk while a probe runs (a daemon being rebuilt), so one copy is taken.
+    ///
+    /// A stripped executable's debug file is looked for under `LATCH_PROBE_DEBUG_ROOT`, else
+    /// `/usr/lib/debug` (see [`Executable::open_with_debug_root`]).
     pub fn open(path: &Path) -> Result<Self, DebugInfoError> {
+        Executable::open_with_debug_root(path, &debug_file::default_root())
+    }
+
+    /// Like [`Executable::open`]; an executable without `.debug_info` has its DWARF read from
+    /// its debug file: `<root>/.build-id/ab/cdef….debug`, else the `.gnu_debuglink` file
+    /// (CRC checked) in the executable's directory, its `.debug/` or `<root>/<directory>/`.
+    /// Not finding one is an error only when DWARF is asked for.
+    pub fn open_with_debug_root(path: &Path, root: &Path) -> Result<Self, DebugInfoError> {
         let data = std::fs::read(path).map_err(|error| DebugInfoError::Read {
             path: path.to_owned(),
             error,
         })?;
-        let exe = Executable {
+        // Fail at open, not at the first query, when the file is not an object at all.
+        let file = object::File::parse(&*data).map_err(|error| DebugInfoError::Parse {
+            path: path.to_owned(),
+            error,
+        })?;
+        let debug = debug_file::locate(path, &file, root)?;
+        Ok(Executable {
             path: path.to_owned(),
             data,
-        };
-        // Fail at open, not at the first query, when the file is not an object at all.
-        exe.object()?;
-        Ok(exe)
+            debug,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The separate debug file the DWARF is read from, if it is not in the executable.
+    pub fn debug_file(&self) -> Option<&Path> {
+        match &self.debug {
+            DebugData::Separate { path, .. } => Some(path),
+            _ => None,
+        }
     }
 
     /// The machine the executable was built for.
@@ -191,12 +239,64 @@ impl Executable {
         })
     }
 
-    /// Runs `query` over the executable's DWARF, decompressing sections as needed.
+    /// The object whose symbol table to search: the executable's, unless it has none and a
+    /// debug file (which keeps `.symtab`) does.
+    fn symbol_object(&self) -> Result<object::File<'_>, DebugInfoError> {
+        let file = self.object()?;
+        match &self.debug {
+            DebugData::Separate { path, data } if file.symbols().next().is_none() => {
+                object::File::parse(&**data).map_err(|error| DebugInfoError::Parse {
+                    path: path.clone(),
+                    error,
+                })
+            }
+            _ => Ok(file),
+        }
+    }
+
+    /// The object holding the DWARF, and its path for errors.
+    fn dwarf_object(&self) -> Result<(object::File<'_>, &Path), DebugInfoError> {
+        match &self.debug {
+            DebugData::Own => Ok((self.object()?, &self.path)),
+            DebugData::Separate { path, data } => object::File::parse(&**data)
+                .map(|file| (file, path.as_path()))
+                .map_err(|error| DebugInfoError::Parse {
+                    path: path.clone(),
+                    error,
+                }),
+            DebugData::Missing { searched } => Err(DebugInfoError::NoDebugFile {
+                path: self.path.clone(),
+                searched: if searched.is_empty() {
+                    "nothing: the executable has neither a GNU build id nor a .gnu_debuglink"
+                        .to_owned()
+                } else {
+                    searched
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            }),
+            DebugData::CrcMismatch {
+                debug_file,
+                expected,
+                found,
+            } => Err(DebugInfoError::DebugFileMismatch {
+                path: self.path.clone(),
+                debug_file: debug_file.clone(),
+                expected: *expected,
+                found: *found,
+            }),
+        }
+    }
+
+    /// Runs `query` over the executable's DWARF (or its debug file's), decompressing
+    /// sections as needed.
     fn with_dwarf<T>(
         &self,
         query: impl FnOnce(&Dwarf<'_>) -> Result<T, gimli::Error>,
     ) -> Result<T, DebugInfoError> {
-        let file = self.object()?;
+        let (file, path) = self.dwarf_object()?;
         let endian = if file.is_little_endian() {
             RunTimeEndian::Little
         } else {
@@ -207,7 +307,7 @@ impl Executable {
             .is_some_and(|section| section.size() > 0);
         if !has_debug_info {
             return Err(DebugInfoError::NoDebugInfo {
-                path: self.path.clone(),
+                path: path.to_owned(),
             });
         }
         let sections = DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, object::Error> {
@@ -217,12 +317,12 @@ impl Executable {
             }
         })
         .map_err(|error| DebugInfoError::Parse {
-            path: self.path.clone(),
+            path: path.to_owned(),
             error,
         })?;
         let dwarf = sections.borrow(|section| EndianSlice::new(section, endian));
         query(&dwarf).map_err(|error| DebugInfoError::Dwarf {
-            path: self.path.clone(),
+            path: path.to_owned(),
             error,
         })
     }

@@ -1,7 +1,8 @@
 //! Finding a function by its demangled Rust path in the ELF symbol table, and where its
 //! first instruction lies in the file (what a uprobe is attached to).
 //!
-//! It reads `.symtab` only: a stripped executable has no Rust paths left to find.
+//! It reads `.symtab` only (the debug file's, if the executable lost its own): a fully
+//! stripped executable without a debug file has no Rust paths left to find.
 
 use super::{DebugInfoError, Executable};
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
@@ -70,7 +71,7 @@ impl Executable {
         path: &str,
         kind: SymbolKind,
     ) -> Result<Vec<(String, u64)>, DebugInfoError> {
-        let file = self.object()?;
+        let file = self.symbol_object()?;
         let mut found: Vec<(String, u64)> = Vec::new();
         for symbol in file.symbols() {
             if symbol.kind() != kind || !symbol.is_definition() {
