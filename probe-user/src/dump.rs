@@ -6,8 +6,9 @@
 //! The exit code says whether the state is whole (0) or torn or partial (4, after printing
 //! it); errors have their own codes (`ProbeError::exit_code`).
 
+use crate::target::{Target, TargetArgs};
 use anyhow::{Context, Result};
-use clap::{ArgGroup, Args};
+use clap::Args;
 use latch_probe::capture::Capture;
 use latch_probe::model::{self, exit_code, CaptureOptions};
 use latch_probe::render::tree::write_tree;
@@ -18,17 +19,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
 pub struct DumpArgs {
-    /// The daemon's pid.
-    #[arg(long)]
-    pid: Option<u32>,
-    /// A core file of the daemon (from gcore or the kernel); needs --exe.
-    #[arg(long, value_name = "FILE", requires = "exe")]
-    core: Option<PathBuf>,
-    /// The executable the dumped daemon ran (with its debug info).
-    #[arg(long, value_name = "BIN", requires = "core")]
-    exe: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Print the latch.state/1 document (the same as `latch state --json`).
     #[arg(long)]
     json: bool,
@@ -50,9 +43,9 @@ pub struct DumpArgs {
 
 /// Runs the command; the exit code of a capture that was taken.
 pub fn run(args: &DumpArgs) -> Result<u8> {
-    let capture = match (&args.core, &args.exe, args.pid) {
-        (Some(core), Some(exe), _) => model::capture_core(core, exe)?,
-        (_, _, Some(pid)) => model::capture_live(
+    let capture = match args.target.target() {
+        Target::Core { core, exe } => model::capture_core(core, exe)?,
+        Target::Live(pid) => model::capture_live(
             pid,
             CaptureOptions {
                 freeze: !args.no_freeze,
@@ -60,8 +53,6 @@ pub fn run(args: &DumpArgs) -> Result<u8> {
                 ..CaptureOptions::default()
             },
         )?,
-        // clap requires --pid or --core, and --exe with --core.
-        _ => anyhow::bail!("give --pid PID, or --core FILE --exe BIN"),
     };
     if let Some(dir) = &args.tree {
         write_tree(&capture, dir)

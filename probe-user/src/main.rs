@@ -3,6 +3,7 @@
 
 mod dump;
 mod mount;
+mod target;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -108,5 +109,37 @@ fn trace(pid: u32, duration: Option<f64>) -> Result<()> {
             writeln!(out, "{line}")?;
             out.flush()?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_target_is_a_pid_or_a_core_with_its_executable() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|_| ());
+        assert!(parse(&["latch-probe", "dump", "--pid", "1"]).is_ok());
+        assert!(parse(&["latch-probe", "dump", "--core", "c", "--exe", "e"]).is_ok());
+        assert!(parse(&["latch-probe", "dump"]).is_err());
+        assert!(parse(&["latch-probe", "dump", "--core", "c"]).is_err());
+        assert!(parse(&[
+            "latch-probe",
+            "mount",
+            "--pid",
+            "1",
+            "--core",
+            "c",
+            "--exe",
+            "e",
+            "d"
+        ])
+        .is_err());
     }
 }

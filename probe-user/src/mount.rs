@@ -5,8 +5,9 @@
 //! Arguments in, captures handed to the library's server: the tree and the mount are the
 //! library's. The daemon's executable is indexed once, not at every refresh.
 
+use crate::target::{Target, TargetArgs};
 use anyhow::{Context, Result};
-use clap::{ArgGroup, Args};
+use clap::Args;
 use latch_probe::capture::Capture;
 use latch_probe::model::{self, exit_code, CaptureOptions, DaemonImage, ProbeError};
 use latch_probe::render::fuse::{serve, CaptureFn, Ended, MountOptions, CONTROL_NAME};
@@ -18,7 +19,6 @@ const DEFAULT_INTERVAL_SECS: f64 = 2.0;
 
 #[derive(Args)]
 #[command(
-    group(ArgGroup::new("target").required(true).args(["pid", "core"])),
     after_help = "Refresh: a live mount takes a new capture every --interval seconds, and \
                   whenever DIR/.refresh is read: `cat DIR/.refresh` returns once the tree \
                   shows the new capture, and prints its snapshot time. (.refresh is not \
@@ -28,15 +28,8 @@ const DEFAULT_INTERVAL_SECS: f64 = 2.0;
                   a busy mount point is detached lazily."
 )]
 pub struct MountArgs {
-    /// The daemon's pid.
-    #[arg(long)]
-    pid: Option<u32>,
-    /// A core file of the daemon (from gcore or the kernel); needs --exe.
-    #[arg(long, value_name = "FILE", requires = "exe")]
-    core: Option<PathBuf>,
-    /// The executable the dumped daemon ran (with its debug info).
-    #[arg(long, value_name = "BIN", requires = "core")]
-    exe: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// The directory to mount the tree on.
     #[arg(value_name = "DIR")]
     dir: PathBuf,
@@ -54,11 +47,9 @@ pub struct MountArgs {
 }
 
 pub fn run(args: &MountArgs) -> Result<u8> {
-    let (first, capture) = match (&args.core, &args.exe, args.pid) {
-        (Some(core), Some(exe), _) => from_core(core, exe)?,
-        (_, _, Some(pid)) => live(pid, args.no_freeze)?,
-        // clap requires --pid or --core, and --exe with --core.
-        _ => anyhow::bail!("give --pid PID, or --core FILE --exe BIN"),
+    let (first, capture) = match args.target.target() {
+        Target::Core { core, exe } => from_core(core, exe)?,
+        Target::Live(pid) => live(pid, args.no_freeze)?,
     };
     for problem in &first.problems {
         eprintln!("latch-probe: partial state: {problem}");
@@ -66,7 +57,8 @@ pub fn run(args: &MountArgs) -> Result<u8> {
     let interval = Duration::try_from_secs_f64(args.interval)
         .context("--interval must be a non-negative number of seconds")?;
     // A core file does not change; a zero interval means "only when asked".
-    let interval = (args.core.is_none() && !interval.is_zero()).then_some(interval);
+    let interval = (matches!(args.target.target(), Target::Live(_)) && !interval.is_zero())
+        .then_some(interval);
     let options = MountOptions {
         interval,
         allow_other: args.allow_other,
