@@ -109,8 +109,9 @@ fn human(op: Op, line: &str) -> String {
     match op {
         Op::State => serde_json::from_str::<StateDoc>(line)
             .map_or_else(|_| line.to_owned(), |d| render_state(&d)),
-        Op::Events => serde_json::from_str::<EventDoc>(line)
-            .map_or_else(|_| line.to_owned(), |e| render_event(&e)),
+        Op::Events => {
+            serde_json::from_str::<EventDoc>(line).map_or_else(|_| line.to_owned(), |e| e.line())
+        }
         Op::Ping | Op::Status => {
             let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
             match v.as_object() {
@@ -131,21 +132,4 @@ pub fn render_state(d: &StateDoc) -> String {
         d.pid, d.version, d.generation
     );
     (header + &d.entries_text()).trim_end().to_owned()
-}
-
-fn render_event(e: &EventDoc) -> String {
-    format!(
-        "{} {:?} locker {} {} conn {} {:?}->{:?}{}",
-        e.ts_ns,
-        e.kind,
-        e.locker.map_or("-".to_owned(), |l| l.to_string()),
-        e.resource_name,
-        e.conn.map_or("-".to_owned(), |c| c.to_string()),
-        e.from,
-        e.to,
-        e.element
-            .as_ref()
-            .map(|x| format!(" element {x}"))
-            .unwrap_or_default()
-    )
 }

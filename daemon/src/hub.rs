@@ -109,6 +109,13 @@ mod tests {
             lock_mode: None,
             quantity: None,
             element: None,
+            peer_name: Some("localhost/".into()),
+            peer_pid: Some(7),
+            peer_uid: Some(0),
+            since_ns: Some(1),
+            tid: None,
+            generation: None,
+            cut: false,
         }
     }
 

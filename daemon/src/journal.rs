@@ -36,30 +36,33 @@ impl Journal {
         let resource_type = locker.rules.resource_type();
         // Locker events are about the locker; a request's events carry what it asked for.
         let is_locker_event = matches!(kind, EventKind::LockerCreate | EventKind::LockerDestroy);
-        let (resource_name, conn, lock_mode, quantity, element) = match req {
-            Some(r) if !is_locker_event => (
-                r.resource_name.clone(),
-                Some(r.conn),
-                r.lock_mode,
-                r.quantity,
-                r.element.clone(),
-            ),
-            _ => (locker.resource_name.clone(), None, None, None, None),
+        let mut event = match req {
+            Some(r) if !is_locker_event => request_event(kind, r, self.now_ns, from, to),
+            _ => EventDoc {
+                schema: EVENT_SCHEMA.to_owned(),
+                ts_ns: self.now_ns,
+                kind,
+                locker: None,
+                resource_name: locker.resource_name.clone(),
+                resource_type,
+                conn: None,
+                from,
+                to,
+                lock_mode: None,
+                quantity: None,
+                element: None,
+                peer_name: None,
+                peer_pid: None,
+                peer_uid: None,
+                since_ns: Some(locker.created_ns),
+                tid: None,
+                generation: None,
+                cut: false,
+            },
         };
-        self.events.push(EventDoc {
-            schema: EVENT_SCHEMA.to_owned(),
-            ts_ns: self.now_ns,
-            kind,
-            locker: Some(locker.id),
-            resource_name,
-            resource_type,
-            conn,
-            from,
-            to,
-            lock_mode,
-            quantity,
-            element,
-        });
+        event.locker = Some(locker.id);
+        event.resource_type = resource_type;
+        self.events.push(event);
     }
 
     /// An event of a request in the incubator, which has no locker.
@@ -73,19 +76,38 @@ impl Journal {
         if !self.enabled {
             return;
         }
-        self.events.push(EventDoc {
-            schema: EVENT_SCHEMA.to_owned(),
-            ts_ns: self.now_ns,
-            kind,
-            locker: None,
-            resource_name: req.resource_name.clone(),
-            resource_type: req.resource_type,
-            conn: Some(req.conn),
-            from,
-            to,
-            lock_mode: req.lock_mode,
-            quantity: req.quantity,
-            element: None,
-        });
+        self.events
+            .push(request_event(kind, req, self.now_ns, from, to));
+    }
+}
+
+/// The event of a change to `req`, without a locker (the caller adds it when there is one).
+fn request_event(
+    kind: EventKind,
+    req: &Request,
+    now_ns: u64,
+    from: EntryState,
+    to: EntryState,
+) -> EventDoc {
+    EventDoc {
+        schema: EVENT_SCHEMA.to_owned(),
+        ts_ns: now_ns,
+        kind,
+        locker: None,
+        resource_name: req.resource_name.clone(),
+        resource_type: req.resource_type,
+        conn: Some(req.conn),
+        from,
+        to,
+        lock_mode: req.lock_mode,
+        quantity: req.quantity,
+        element: req.element.clone(),
+        peer_name: Some(req.peer.name.clone()),
+        peer_pid: req.peer.pid,
+        peer_uid: req.peer.uid,
+        since_ns: Some(req.since_ns),
+        tid: None,
+        generation: None,
+        cut: false,
     }
 }

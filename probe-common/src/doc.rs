@@ -11,6 +11,8 @@ pub const STATE_SCHEMA: &str = "latch.state/1";
 pub const EVENT_SCHEMA: &str = "latch.event/1";
 /// The last record an event reader gets when it was too slow and has been dropped.
 pub const DROPPED_SCHEMA: &str = "latch.dropped/1";
+/// A note in the probe's event stream that the kernel lost events (its ring buffer was full).
+pub const LOST_SCHEMA: &str = "latch.lost/1";
 
 /// Who produced a state document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +105,32 @@ pub struct EventDoc {
     pub lock_mode: Option<LockMode>,
     pub quantity: Option<u64>,
     pub element: Option<String>,
+    /// The entry's peer (request events; null for locker events), as in [`EntryDoc`].
+    #[serde(default)]
+    pub peer_name: Option<String>,
+    #[serde(default)]
+    pub peer_pid: Option<u32>,
+    #[serde(default)]
+    pub peer_uid: Option<u32>,
+    /// The entry's `since_ns` after the change (request events), or the locker's
+    /// `created_ns` (locker events): what a state built from events shows.
+    #[serde(default)]
+    pub since_ns: Option<u64>,
+    /// The daemon thread that made the change (the probe's trace only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
+    /// The lock table's generation during the change, odd (the probe's trace only): the
+    /// change is in a snapshot of generation G exactly when this is below G.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// A string of this event was longer than the probe copies and is cut (the probe's
+    /// trace only; the daemon's own stream never cuts).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cut: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The final record of an event stream whose reader fell behind and was dropped.
@@ -111,6 +139,18 @@ pub struct DroppedDoc {
     pub schema: String,
     /// How many events this reader did not get.
     pub missed: u64,
+}
+
+/// `latch.lost/1`: events the probe's ring buffer had no room for since the last such
+/// record. A state built from the stream is no longer exact after one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostDoc {
+    pub schema: String,
+    pub ts_ns: u64,
+    /// Lost since the previous `latch.lost/1` record.
+    pub lost: u64,
+    /// Lost since the trace began.
+    pub total: u64,
 }
 
 impl StateDoc {
@@ -164,6 +204,34 @@ impl StateDoc {
             l.holders.sort_by_key(|h| h.conn);
         }
         self.incubator.sort_by_key(|i| i.conn);
+    }
+}
+
+impl EventDoc {
+    /// The event as one line of text, in the manner of vminfod's `events`:
+    /// `[2026-11-21T22:01:24.123Z] locker 3 num[3]: conn 4 enqueued, quantity 2`. What
+    /// `latch events` and `latch-probe trace` print without `--json`.
+    pub fn line(&self) -> String {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.ts_ns);
+        let whose = match self.locker {
+            Some(id) => format!("locker {id}"),
+            None => "incubator".to_owned(),
+        };
+        let cut = if self.cut { " (cut)" } else { "" };
+        let what = match self.conn {
+            Some(conn) => {
+                let details = details(self.lock_mode, self.quantity, self.element.as_deref());
+                let details = details.trim_start();
+                let sep = if details.is_empty() { "" } else { ", " };
+                format!("conn {conn} {}{sep}{details}", self.kind.verb())
+            }
+            None => format!("{} ({})", self.kind.verb(), self.resource_type.name()),
+        };
+        format!(
+            "[{}] {whose} {}{cut}: {what}",
+            humantime::format_rfc3339_millis(at),
+            self.resource_name
+        )
     }
 }
 

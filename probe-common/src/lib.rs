@@ -156,3 +156,35 @@ pub enum EventKind {
     Release = 6,
     Cancel = 7,
 }
+
+impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::LockerCreate,
+        EventKind::LockerDestroy,
+        EventKind::Incubate,
+        EventKind::Promote,
+        EventKind::Enqueue,
+        EventKind::Grant,
+        EventKind::Release,
+        EventKind::Cancel,
+    ];
+
+    /// The kind an eBPF record's `kind` field names.
+    pub fn from_raw(raw: u32) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|kind| *kind as u32 == raw)
+    }
+
+    /// What happened, as a past participle: `created`, `enqueued`, `granted`...
+    pub fn verb(self) -> &'static str {
+        match self {
+            EventKind::LockerCreate => "created",
+            EventKind::LockerDestroy => "destroyed",
+            EventKind::Incubate => "incubated",
+            EventKind::Promote => "promoted",
+            EventKind::Enqueue => "enqueued",
+            EventKind::Grant => "granted",
+            EventKind::Release => "released",
+            EventKind::Cancel => "cancelled",
+        }
+    }
+}

@@ -1,17 +1,132 @@
-//! Records the eBPF programs write into their ring buffer, read by the probe's user side.
+//! Records the eBPF programs write into their ring buffer, read by the probe's user side,
+//! and the shape of the configuration user space gives them.
 //!
 //! Plain `#[repr(C)]` data only: no pointers, no enums with data, nothing that needs `std`.
+//! The eBPF side copies bytes and never interprets them: which bytes mean what is decided in
+//! user space from the daemon's DWARF.
+
+/// Integer argument registers recorded per hit (x86-64: rdi, rsi, rdx, rcx, r8, r9).
+pub const ARGUMENT_REGISTERS: usize = 6;
+/// Bytes of a `Locker` or a `Request` copied per hit; larger structs are refused at plan time.
+pub const BLOCK_BYTES: usize = 256;
+/// Bytes of one string copied per hit; a longer string is cut (see [`RawText::claimed`]).
+pub const TEXT_BYTES: usize = 256;
+/// The argument slot value that means "this function has no such argument".
+pub const NO_ARGUMENT: u32 = u32::MAX;
+
+/// The strings an event carries, by slot in [`RawEvent::texts`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextSlot {
+    /// The locker's `resource_name`.
+    LockerName = 0,
+    /// The request's `resource_name`.
+    Name = 1,
+    /// The request's granted element (`Option<String>`; garbage when `None`).
+    Element = 2,
+    /// The request's peer name.
+    Peer = 3,
+}
+pub const TEXT_SLOTS: usize = 4;
+
+impl TextSlot {
+    pub const ALL: [TextSlot; TEXT_SLOTS] = [
+        TextSlot::LockerName,
+        TextSlot::Name,
+        TextSlot::Element,
+        TextSlot::Peer,
+    ];
+
+    /// Whether the string is found in the locker (else in the request).
+    pub const fn in_locker(self) -> bool {
+        matches!(self, TextSlot::LockerName)
+    }
+}
+
+/// A struct copied from the daemon's memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawBlock {
+    /// Where it was, in the daemon (0: the function has no such argument).
+    pub address: u64,
+    /// Bytes copied (0 when the copy failed or there was nothing to copy).
+    pub len: u32,
+    pub _pad: u32,
+    pub bytes: [u8; BLOCK_BYTES],
+}
+
+/// A string's bytes, copied through the pointer and length found in a copied struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawText {
+    /// The string's data pointer in the daemon.
+    pub address: u64,
+    /// The length the string claims; more than `len` means it was cut.
+    pub claimed: u64,
+    /// Bytes copied.
+    pub len: u32,
+    pub _pad: u32,
+    pub bytes: [u8; TEXT_BYTES],
+}
 
 /// One uprobe hit on a daemon state-change function.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawEvent {
-    /// `bpf_ktime_get_ns()` at the hit (monotonic, since boot).
+    /// `bpf_ktime_get_ns()` at the hit (CLOCK_MONOTONIC).
     pub ktime_ns: u64,
+    /// The lock table's generation at the hit (odd: the change belongs to the handling of
+    /// that message); 0 when it could not be read.
+    pub generation: u64,
     /// The daemon thread that made the change.
     pub tid: u32,
-    /// An [`crate::EventKind`] as `u8`, widened.
+    /// An [`crate::EventKind`], widened: which function was entered.
     pub kind: u32,
-    /// The locker's id.
-    pub locker: u64,
+    /// The argument registers at entry, in calling-convention order.
+    pub args: [u64; ARGUMENT_REGISTERS],
+    pub locker: RawBlock,
+    pub request: RawBlock,
+    pub texts: [RawText; TEXT_SLOTS],
+}
+
+/// Where the pointer and the length of a `String` sit inside the struct that holds it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextPlace {
+    pub pointer_offset: u32,
+    pub len_offset: u32,
+}
+
+/// Everything the eBPF programs need to know about one daemon binary, computed from its
+/// DWARF by user space and set as a global at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceConfig {
+    /// Per [`crate::EventKind`]: the argument slot of the locker pointer, or [`NO_ARGUMENT`].
+    pub locker_arg: [u32; 8],
+    /// Per [`crate::EventKind`]: the argument slot of the request pointer, or [`NO_ARGUMENT`].
+    pub request_arg: [u32; 8],
+    /// `size_of::<Locker>()` and `size_of::<Request>()`, at most [`BLOCK_BYTES`].
+    pub locker_size: u32,
+    pub request_size: u32,
+    /// Per [`TextSlot`]: where its `String` keeps pointer and length, in the locker or the
+    /// request ([`TextSlot::in_locker`]).
+    pub texts: [TextPlace; TEXT_SLOTS],
+    /// The runtime address of the lock table's generation counter (a `u64`).
+    pub generation_address: u64,
+}
+
+impl TraceConfig {
+    /// The configuration of no binary: the eBPF globals' initial value, replaced at load.
+    pub const EMPTY: TraceConfig = TraceConfig {
+        locker_arg: [NO_ARGUMENT; 8],
+        request_arg: [NO_ARGUMENT; 8],
+        locker_size: 0,
+        request_size: 0,
+        texts: [TextPlace {
+            pointer_offset: 0,
+            len_offset: 0,
+        }; TEXT_SLOTS],
+        generation_address: 0,
+    };
 }

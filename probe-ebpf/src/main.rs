@@ -1,81 +1,214 @@
-//! The latch probe's eBPF side: uprobes on the daemon's state-change functions that copy the
-//! few fields an event needs into the `EVENTS` ring buffer.
+//! The latch probe's eBPF side: one uprobe per daemon state-change function (the contract's
+//! `latch::change::*`), each copying what its event needs into the `EVENTS` ring buffer: the
+//! argument registers, the `Locker` and `Request` its arguments point to, the strings those
+//! hold (names, element, peer name) and the table's generation.
 //!
-//! It may not know the daemon's layout: which argument holds the locker and where the id sits
-//! inside it are globals that user space computes from the exact binary's DWARF and sets at
-//! load time (`EbpfLoader::override_global`). It never writes to the daemon and never blocks:
-//! when the ring buffer is full the event is lost, not waited for.
+//! It may not know the daemon's layout: which argument holds what, the structs' sizes and
+//! where a string's pointer and length sit are in `CONFIG`, which user space computes from the
+//! exact binary's DWARF and sets at load time. It copies bytes and interprets none of them
+//! beyond a string's pointer and length. It never writes to the daemon and never blocks: when
+//! the ring buffer is full the event is counted in `LOST`, never waited for.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_probe_read_user},
     macros::{map, uprobe},
-    maps::RingBuf,
+    maps::{PerCpuArray, RingBuf},
     programs::ProbeContext,
 };
-use core::ptr::read_volatile;
-use latch_probe_common::{raw::RawEvent, EventKind};
+use core::ptr::{addr_of_mut, read_volatile};
+use latch_probe_common::raw::{
+    RawBlock, RawEvent, RawText, TextPlace, TextSlot, TraceConfig, ARGUMENT_REGISTERS, BLOCK_BYTES,
+    TEXT_BYTES,
+};
+use latch_probe_common::EventKind;
 
-/// Which argument register (0 = first) holds the `&mut Locker` of the traced function.
+/// Set by the loader (`EbpfLoader::override_global`); read through `read_volatile`, or the
+/// compiler folds the initial value into the code.
 #[no_mangle]
-static LOCKER_ARG: u32 = 0;
+static CONFIG: TraceConfig = TraceConfig::EMPTY;
 
-/// The byte offset of `Locker::id` (a `u64`) inside `Locker`.
-#[no_mangle]
-static LOCKER_ID_OFFSET: u64 = 0;
-
-/// 256 KiB: room for thousands of 24-byte records while user space is slow to drain.
+/// 8 MiB: about 6,000 records of 1.4 KB, a few hundred milliseconds of the daemon's full rate,
+/// for user space to fall behind without losing any.
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 
-/// Entry of `latch::change::grant(locker: &mut Locker, ..)`.
-#[uprobe]
-pub fn latch_grant(ctx: ProbeContext) -> u32 {
-    // A failed read or a full ring buffer loses this one event; there is nobody to tell.
-    let _ = emit_grant(&ctx);
-    0
+/// Records that found the ring buffer full, per CPU (summed by user space).
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+macro_rules! probes {
+    ($($name:ident => $kind:ident,)*) => {$(
+        #[uprobe]
+        pub fn $name(ctx: ProbeContext) -> u32 {
+            emit(&ctx, EventKind::$kind);
+            0
+        }
+    )*};
 }
 
-fn emit_grant(ctx: &ProbeContext) -> Result<(), i64> {
-    // Volatile, or the compiler folds the loader's values into the zero initialisers.
-    let arg = unsafe { read_volatile(&LOCKER_ARG) };
-    let id_offset = unsafe { read_volatile(&LOCKER_ID_OFFSET) };
-    let locker = pointer_arg(ctx, arg).ok_or(-1i64)?;
-    let id_ptr = locker.wrapping_add(id_offset as usize) as *const u64;
-    let locker_id = unsafe { bpf_probe_read_user(id_ptr) }.map_err(i64::from)?;
-    let event = RawEvent {
-        ktime_ns: unsafe { bpf_ktime_get_ns() },
+probes! {
+    latch_locker_create => LockerCreate,
+    latch_locker_destroy => LockerDestroy,
+    latch_incubate => Incubate,
+    latch_promote => Promote,
+    latch_enqueue => Enqueue,
+    latch_grant => Grant,
+    latch_release => Release,
+    latch_cancel => Cancel,
+}
+
+#[inline(always)]
+fn emit(ctx: &ProbeContext, kind: EventKind) {
+    let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
+        count_lost();
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    let k = kind as usize;
+    let args = argument_registers(ctx);
+    // SAFETY: `event` points to a reserved record of the right size; every field written
+    // below lies inside it. `CONFIG` is a plain static.
+    unsafe {
+        addr_of_mut!((*event).ktime_ns).write(bpf_ktime_get_ns());
         // The low half of pid_tgid is the thread id.
-        tid: bpf_get_current_pid_tgid() as u32,
-        kind: EventKind::Grant as u32,
-        locker: locker_id,
-    };
-    EVENTS.output::<RawEvent>(&event, 0).map_err(i64::from)
+        addr_of_mut!((*event).tid).write(bpf_get_current_pid_tgid() as u32);
+        addr_of_mut!((*event).kind).write(kind as u32);
+        addr_of_mut!((*event).args).write(args);
+        let generation_address = read_volatile(&raw const CONFIG.generation_address);
+        addr_of_mut!((*event).generation).write(read_u64(generation_address).unwrap_or(0));
+
+        let locker = pointer_arg(&args, config_item(&raw const CONFIG.locker_arg, k));
+        let request = pointer_arg(&args, config_item(&raw const CONFIG.request_arg, k));
+        copy_block(
+            addr_of_mut!((*event).locker),
+            locker,
+            read_volatile(&raw const CONFIG.locker_size),
+        );
+        copy_block(
+            addr_of_mut!((*event).request),
+            request,
+            read_volatile(&raw const CONFIG.request_size),
+        );
+
+        let texts = addr_of_mut!((*event).texts) as *mut RawText;
+        for slot in TextSlot::ALL {
+            let base = if slot.in_locker() { locker } else { request };
+            let place = config_item(&raw const CONFIG.texts, slot as usize);
+            copy_text(texts.add(slot as usize), base, place);
+        }
+    }
+    entry.submit(0);
 }
 
-/// The `n`th integer argument register as a pointer.
+/// Item `i` of an array in `CONFIG`, read volatile. Pointer arithmetic after an explicit
+/// check rather than indexing: a bounds check's panic path, even a dead one, ends the program
+/// in a call the verifier refuses.
 ///
-/// The verifier only accepts context loads at a constant offset, so the registers are read
-/// one by one (volatile, so LLVM cannot sink them into one load at a computed offset, which it
-/// does with `ctx.arg(n)` in a `match`) and the choice is made among the values.
-fn pointer_arg(ctx: &ProbeContext, n: u32) -> Option<*const u8> {
-    let [a0, a1, a2, a3, a4, a5] = argument_registers(ctx);
-    let value = match n {
-        0 => a0,
-        1 => a1,
-        2 => a2,
-        3 => a3,
-        4 => a4,
-        5 => a5,
-        _ => return None,
+/// # Safety
+/// `array` must point into `CONFIG`.
+#[inline(always)]
+unsafe fn config_item<T: Copy + Default, const N: usize>(array: *const [T; N], i: usize) -> T {
+    if i >= N {
+        return T::default();
+    }
+    read_volatile(array.cast::<T>().add(i))
+}
+
+fn count_lost() {
+    if let Some(counter) = LOST.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot: nothing else on this CPU runs while this program does.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Copies `size` bytes (at most [`BLOCK_BYTES`]) from `address` in the daemon; a failed copy
+/// or a missing argument leaves `len` 0.
+///
+/// # Safety
+/// `block` must point to writable memory for a [`RawBlock`].
+#[inline(always)]
+unsafe fn copy_block(block: *mut RawBlock, address: u64, size: u32) {
+    let size = if size as usize > BLOCK_BYTES {
+        BLOCK_BYTES as u32
+    } else {
+        size
     };
-    Some(value as *const u8)
+    let copied = address != 0 && read_user(addr_of_mut!((*block).bytes) as *mut u8, size, address);
+    addr_of_mut!((*block).address).write(address);
+    addr_of_mut!((*block).len).write(if copied { size } else { 0 });
+}
+
+/// Copies the string whose pointer and length sit at `place` in the struct at `base`, up to
+/// [`TEXT_BYTES`] of it.
+///
+/// # Safety
+/// `text` must point to writable memory for a [`RawText`].
+#[inline(always)]
+unsafe fn copy_text(text: *mut RawText, base: u64, place: TextPlace) {
+    let (pointer, claimed) = if base == 0 {
+        (0, 0)
+    } else {
+        (
+            read_u64(base.wrapping_add(u64::from(place.pointer_offset))).unwrap_or(0),
+            read_u64(base.wrapping_add(u64::from(place.len_offset))).unwrap_or(0),
+        )
+    };
+    let len = if claimed > TEXT_BYTES as u64 {
+        TEXT_BYTES as u32
+    } else {
+        claimed as u32
+    };
+    let copied = pointer != 0 && read_user(addr_of_mut!((*text).bytes) as *mut u8, len, pointer);
+    addr_of_mut!((*text).address).write(pointer);
+    addr_of_mut!((*text).claimed).write(claimed);
+    addr_of_mut!((*text).len).write(if copied { len } else { 0 });
+}
+
+/// Copies `len` bytes of the daemon's memory at `address` to `dst`; whether it worked.
+///
+/// # Safety
+/// `dst` must be writable for `len` bytes.
+#[inline(always)]
+unsafe fn read_user(dst: *mut u8, len: u32, address: u64) -> bool {
+    bpf_probe_read_user(dst.cast(), len, address as *const _) == 0
+}
+
+#[inline(always)]
+fn read_u64(address: u64) -> Option<u64> {
+    if address == 0 {
+        return None;
+    }
+    let mut value = 0u64;
+    // SAFETY: `value` is a writable u64.
+    let ok = unsafe { read_user((&raw mut value).cast(), 8, address) };
+    ok.then_some(value)
+}
+
+/// The argument register `slot` as an address, 0 when the function has no such argument.
+#[inline(always)]
+fn pointer_arg(args: &[u64; ARGUMENT_REGISTERS], slot: u32) -> u64 {
+    // A match among the values, not an index: the verifier rejects loads at a computed
+    // offset on some paths, and NO_ARGUMENT (or any bad slot) simply gives 0.
+    match slot {
+        0 => args[0],
+        1 => args[1],
+        2 => args[2],
+        3 => args[3],
+        4 => args[4],
+        5 => args[5],
+        _ => 0,
+    }
 }
 
 /// The first six integer argument registers, in calling-convention order.
+///
+/// The verifier only accepts context loads at a constant offset, so each register is read on
+/// its own (volatile, so LLVM cannot merge them into one load at a computed offset).
 #[cfg(bpf_target_arch = "x86_64")]
-fn argument_registers(ctx: &ProbeContext) -> [u64; 6] {
+#[inline(always)]
+fn argument_registers(ctx: &ProbeContext) -> [u64; ARGUMENT_REGISTERS] {
     let regs = ctx.regs;
     // SAFETY: `regs` is the probe's context, valid for the program's whole run.
     unsafe {

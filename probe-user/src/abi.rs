@@ -143,6 +143,9 @@ fn integer_registers(class: ParameterClass, size: Option<u64>) -> Option<usize> 
     match (class, size) {
         (ParameterClass::Pointer, Some(8)) => Some(1),
         (ParameterClass::Integer, Some(1..=8)) => Some(1),
+        // rustc's own ABI passes an aggregate no larger than a pointer (an `Option<&T>`, a
+        // small struct) as one integer register.
+        (ParameterClass::Aggregate, Some(1..=8)) => Some(1),
         // Floats travel in vector registers.
         (ParameterClass::Float, Some(4 | 8)) => Some(0),
         _ => None,

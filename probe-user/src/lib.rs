@@ -9,5 +9,6 @@ pub mod debuginfo;
 pub mod memory;
 pub mod model;
 pub mod render;
+pub mod stop;
 pub mod trace;
 pub mod value;

@@ -4,16 +4,11 @@
 mod dump;
 mod mount;
 mod target;
+mod trace_command;
 
-use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use latch_probe::debuginfo::Executable;
 use latch_probe::model::{exit_code, ProbeError};
-use latch_probe::trace::{event_kind, GrantPlan, GrantTrace};
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -28,15 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Stream the daemon's lock grants live through an eBPF uprobe, one JSON object a line.
-    Trace {
-        /// The daemon's pid.
-        #[arg(long)]
-        pid: u32,
-        /// Stop after this many seconds (default: until interrupted).
-        #[arg(long, value_name = "SECS")]
-        duration: Option<f64>,
-    },
+    Trace(trace_command::TraceArgs),
     /// Print the daemon's lock state, read from outside (a live process or a core file).
     Dump(dump::DumpArgs),
     /// Mount the daemon's lock state as a read-only FUSE tree in FLoM's VFS layout.
@@ -58,7 +45,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Trace { pid, duration } => trace(pid, duration).map(|()| exit_code::OK),
+        Command::Trace(args) => trace_command::run(&args),
         Command::Dump(args) => dump::run(&args),
         Command::Mount(args) => mount::run(&args),
     };
@@ -79,37 +66,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain()
         .filter_map(|e| e.downcast_ref::<std::io::Error>())
         .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-}
-
-fn trace(pid: u32, duration: Option<f64>) -> Result<()> {
-    let duration = duration
-        .map(Duration::try_from_secs_f64)
-        .transpose()
-        .context("--duration must be a non-negative number of seconds")?;
-    // The process's own executable, even if the file on disk was replaced since it started.
-    let exe_path = PathBuf::from(format!("/proc/{pid}/exe"));
-    let exe = Executable::open(&exe_path).with_context(|| format!("reading process {pid}"))?;
-    let plan = GrantPlan::from_executable(&exe)?;
-    let mut trace = GrantTrace::attach(&plan, &exe_path, pid)?;
-    let deadline = duration.map(|d| Instant::now() + d);
-    loop {
-        let wait = match deadline {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(1),
-        };
-        if wait.is_zero() {
-            return Ok(());
-        }
-        if let Some(event) = trace.next_event(wait)? {
-            let kind = event_kind(&event)
-                .and_then(|k| serde_json::to_value(k).ok())
-                .unwrap_or(serde_json::Value::Null);
-            let line = serde_json::json!({"kind": kind, "locker": event.locker, "tid": event.tid});
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}")?;
-            out.flush()?;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -67,8 +67,12 @@ pub fn latch_bin(profile: Profile) -> PathBuf {
     cell.get_or_init(|| build_bin("latch", profile)).clone()
 }
 
+/// Builds (cargo) run one at a time in a test process: two cores, and the builds are long.
+static BUILDS: Mutex<()> = Mutex::new(());
+
 /// Builds the binary `name` of the package of the same name.
 fn build_bin(name: &str, profile: Profile) -> PathBuf {
+    let _one_build_at_a_time = BUILDS.lock().unwrap_or_else(|p| p.into_inner());
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = target_dir();
     let mut cmd = Command::new(cargo);
@@ -494,4 +498,232 @@ pub fn probe_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| build_bin("latch-probe", Profile::Debug))
         .clone()
+}
+
+// ---- The daemon with its structs laid out at random (probe_truth, trace_truth) ----
+
+/// How long the nightly build of the randomized daemon may take.
+const NIGHTLY_BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// `latch` built by nightly with `RUSTFLAGS=-Zrandomize-layout`, into `target/randomized`,
+/// once per test process, and checked to lay the table's structs out differently from the
+/// debug build (else a test on it would prove nothing). A missing nightly toolchain fails
+/// the test with how to get it.
+pub fn randomized_latch_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let debug = latch_bin(Profile::Debug);
+            let _one_build_at_a_time = BUILDS.lock().unwrap_or_else(|p| p.into_inner());
+            let target = target_dir().join("randomized");
+            let mut cmd = Command::new("cargo");
+            cmd.current_dir(workspace_root())
+                .args(["+nightly", "build", "-p", "latch", "--bin", "latch"])
+                .arg("--target-dir")
+                .arg(&target)
+                .env("RUSTFLAGS", "-Zrandomize-layout")
+                // What the cargo running this test set would override the flags above or
+                // pin the stable toolchain.
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("RUSTC")
+                .env_remove("RUSTC_WRAPPER")
+                .env_remove("CARGO")
+                .stdin(Stdio::null());
+            let out = output_within(&mut cmd, NIGHTLY_BUILD_TIMEOUT);
+            assert!(
+                out.status.success(),
+                "building latch with `cargo +nightly` and -Zrandomize-layout failed ({}); \
+                 this test needs the nightly toolchain (rustup toolchain install nightly):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let bin = target.join("debug/latch");
+            assert_layouts_differ(&debug, &bin);
+            bin
+        })
+        .clone()
+}
+
+fn assert_layouts_differ(plain: &Path, randomized: &Path) {
+    let offsets = |bin: &Path| -> Vec<u64> {
+        let exe = latch_probe::debuginfo::Executable::open(bin).expect("open the daemon");
+        let fields = [
+            ("latch::table::Request", "conn"),
+            ("latch::table::Request", "resource_name"),
+            ("latch::table::Request", "since_ns"),
+            ("latch::table::Request", "peer"),
+            ("latch::table::Locker", "id"),
+            ("latch::table::Locker", "holders"),
+            ("latch::table::Locker", "waitings"),
+            ("latch::table::LockTable", "generation"),
+            ("latch::table::LockTable", "lockers"),
+        ];
+        fields
+            .iter()
+            .map(|(ty, field)| {
+                exe.struct_member(ty, field)
+                    .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
+                    .offset
+            })
+            .collect()
+    };
+    let (a, b) = (offsets(plain), offsets(randomized));
+    assert_ne!(
+        a, b,
+        "-Zrandomize-layout left the table's structs as they were; the build did not take the flag"
+    );
+}
+
+// ---- Event streams: the daemon's own `events` and the probe's `trace` (admin_api, trace_truth) ----
+
+/// The lines something writes, collected by a thread as they come.
+pub struct Lines {
+    lines: std::sync::Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Lines {
+    pub fn collect(from: impl Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let thread = thread::spawn(move || {
+            for line in std::io::BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        Lines {
+            lines,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every line so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Lines `from..from + count`, once there are that many (the test fails after `timeout`).
+    pub fn take(&self, from: usize, count: usize, what: &str, timeout: Duration) -> Vec<String> {
+        wait_for(what, timeout, || {
+            let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+            (lines.len() >= from + count).then(|| lines[from..from + count].to_vec())
+        })
+    }
+
+    /// Waits for the writer to close its end, and gives every line.
+    fn finish(mut self) -> Vec<String> {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.all()
+    }
+}
+
+/// An `events` subscriber on its own admin connection; ends the subscription when dropped.
+pub struct EventReader {
+    pub lines: Lines,
+    stream: UnixStream,
+}
+
+impl EventReader {
+    /// Subscribes, and returns once the subscription is in place (an admin request sent
+    /// after it is answered: one admin thread serves requests in arrival order).
+    pub fn start(daemon: &Daemon) -> EventReader {
+        use std::io::Write;
+        let mut stream = UnixStream::connect(daemon.socket()).expect("connect");
+        stream
+            .write_all(b"{\"op\":\"events\"}\n")
+            .expect("send the events request");
+        let lines = Lines::collect(stream.try_clone().expect("clone the stream"));
+        let out = output_within(daemon.client().args(["ping", "--json"]), ADMIN_TIMEOUT);
+        assert!(out.status.success(), "latch ping failed: {out:?}");
+        EventReader { lines, stream }
+    }
+}
+
+impl Drop for EventReader {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// `latch-probe trace --pid P ARGS` running beside the test, its output collected.
+pub struct ProbeTrace {
+    child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl ProbeTrace {
+    /// Starts the trace and returns once its uprobes are attached (it says so on stderr).
+    pub fn start(pid: u32, args: &[&str]) -> ProbeTrace {
+        let mut child = Command::new(probe_bin())
+            .args(["trace", "--pid", &pid.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start latch-probe trace: {e}"));
+        let stdout = Lines::collect(child.stdout.take().expect("piped stdout"));
+        let stderr = Lines::collect(child.stderr.take().expect("piped stderr"));
+        let mut trace = ProbeTrace {
+            child,
+            stdout,
+            stderr,
+        };
+        wait_for(
+            "latch-probe trace attaches its uprobes",
+            START_TIMEOUT * 6,
+            || {
+                if let Ok(Some(status)) = trace.child.try_wait() {
+                    panic!(
+                        "latch-probe trace exited ({status}) before attaching:\n{}",
+                        trace.stderr.all().join("\n")
+                    );
+                }
+                trace
+                    .stderr
+                    .all()
+                    .iter()
+                    .any(|l| l.contains("uprobes attached"))
+                    .then_some(())
+            },
+        );
+        trace
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, as a user's Ctrl-C or service manager would; the trace must exit 0 by
+    /// itself. Its whole stdout and stderr.
+    pub fn stop(mut self) -> (Vec<String>, Vec<String>) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        kill(pid, Signal::SIGTERM).expect("SIGTERM to latch-probe trace");
+        let status = wait_child_within(&mut self.child, STOP_TIMEOUT).unwrap_or_else(|| {
+            panic!("latch-probe trace did not exit within {STOP_TIMEOUT:?} of SIGTERM")
+        });
+        let (stdout, stderr) = (
+            std::mem::replace(&mut self.stdout, Lines::collect(std::io::empty())),
+            std::mem::replace(&mut self.stderr, Lines::collect(std::io::empty())),
+        );
+        let (stdout, stderr) = (stdout.finish(), stderr.finish());
+        assert!(
+            status.success(),
+            "latch-probe trace exited {status} on SIGTERM:\n{}",
+            stderr.join("\n")
+        );
+        (stdout, stderr)
+    }
+}
+
+impl Drop for ProbeTrace {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
 }

@@ -7,11 +7,10 @@
 
 use latch_probe_common::doc::{DroppedDoc, EntryDoc, EventDoc, StateDoc, DROPPED_SCHEMA};
 use latch_probe_common::{EntryState, EventKind, LockMode, ResourceType};
-use latch_tests::{output_within, wait_for, Background, Daemon, Profile};
+use latch_tests::{output_within, wait_for, Background, Daemon, EventReader, Profile};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,56 +57,14 @@ fn raw_request(daemon: &Daemon, line: &[u8]) -> String {
     reply
 }
 
-/// An `events` subscriber on its own connection; a thread collects the lines.
-struct EventReader {
-    lines: Arc<Mutex<Vec<String>>>,
-    stream: UnixStream,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EventReader {
-    fn start(daemon: &Daemon) -> EventReader {
-        let mut stream = UnixStream::connect(daemon.socket()).expect("connect");
-        stream
-            .write_all(b"{\"op\":\"events\"}\n")
-            .expect("send the events request");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let reader = stream.try_clone().expect("clone the stream");
-        let sink = lines.clone();
-        let thread = thread::spawn(move || {
-            for line in BufReader::new(reader).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        EventReader {
-            lines,
-            stream,
-            thread: Some(thread),
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().expect("lines").clone()
-    }
-
-    /// The events from number `from` on, once there are `count` of them.
-    fn take(&self, from: usize, count: usize, what: &str) -> Vec<EventDoc> {
-        let lines = wait_for(what, TIMEOUT, || {
-            let lines = self.lines.lock().expect("lines");
-            (lines.len() >= from + count).then(|| lines[from..from + count].to_vec())
-        });
-        lines.iter().map(|l| parse_event(l)).collect()
-    }
-}
-
-impl Drop for EventReader {
-    fn drop(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Events number `from..from + count` of `reader`, once there are that many.
+fn take_events(reader: &EventReader, from: usize, count: usize, what: &str) -> Vec<EventDoc> {
+    reader
+        .lines
+        .take(from, count, what, TIMEOUT)
+        .iter()
+        .map(|l| parse_event(l))
+        .collect()
 }
 
 fn parse_event(line: &str) -> EventDoc {
@@ -464,13 +421,10 @@ fn events_stream_exactly_the_workload() {
     use EventKind::*;
     let daemon = Daemon::start(Profile::Debug);
     let events = EventReader::start(&daemon);
-    // The subscription is in place once an admin request sent after it is answered (one
-    // admin thread, requests in arrival order).
-    admin_json(&daemon, "ping");
     let t0 = now_ns();
     let mut seen = 0;
     let mut step = |what: &str, expected: &[Expected]| {
-        let got = events.take(seen, expected.len(), what);
+        let got = take_events(&events, seen, expected.len(), what);
         check_events(&got, expected, t0);
         seen += expected.len();
     };
@@ -558,7 +512,7 @@ fn events_stream_exactly_the_workload() {
     assert!(c.wait_within(TIMEOUT).success() && d.wait_within(TIMEOUT).success());
     // Nothing else (inc's locker_destroy comes only after its grace time).
     thread::sleep(Duration::from_millis(300));
-    let extra: Vec<String> = events.lines().split_off(seen);
+    let extra: Vec<String> = events.lines.all().split_off(seen);
     assert!(extra.is_empty(), "unexpected events: {extra:#?}");
 }
 
@@ -570,7 +524,6 @@ fn a_reader_that_never_reads_is_dropped_and_the_daemon_goes_on() {
     let mut slow = UnixStream::connect(daemon.socket()).expect("connect");
     slow.write_all(b"{\"op\":\"events\"}\n").expect("send");
     let fast = EventReader::start(&daemon);
-    admin_json(&daemon, "ping");
 
     const OPS: usize = 80_000;
     let mut bench = daemon.client();
@@ -640,7 +593,7 @@ fn a_reader_that_never_reads_is_dropped_and_the_daemon_goes_on() {
 
     // The fast reader kept up and got everything: every grant and release of the bench.
     let all = wait_for("the fast reader to see every bench event", TIMEOUT, || {
-        let lines = fast.lines();
+        let lines = fast.lines.all();
         let bench_events = lines
             .iter()
             .filter(|l| l.contains("\"resource_name\":\"bench"))

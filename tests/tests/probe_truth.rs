@@ -21,16 +21,14 @@
 
 use base64::Engine as _;
 use latch_probe::capture::Capture;
-use latch_probe::debuginfo::Executable;
 use latch_probe::model::{CaptureOptions, DaemonImage};
 use latch_probe_common::doc::{Source, StateDoc};
-use latch_tests::{output_within, probe_bin, workspace_root, Background, Daemon, Profile};
+use latch_tests::{output_within, probe_bin, Background, Daemon, Profile};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DEBUG_POINTS: usize = 200;
@@ -45,7 +43,6 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a point may take to become quiescent.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
-const NIGHTLY_BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The resources a workload asks for: every type, a few of each, some with paths under one
 /// hierarchical locker, tight numeric totals and set sizes so that clients queue.
@@ -449,92 +446,15 @@ fn probe_equals_daemon_debug() {
 
 #[test]
 fn probe_equals_daemon_release() {
-    let bin = {
-        let _one_build_at_a_time = BUILDS.lock().unwrap_or_else(|p| p.into_inner());
-        latch_tests::latch_bin(Profile::Release)
-    };
-    run("release", bin, OTHER_POINTS);
+    run(
+        "release",
+        latch_tests::latch_bin(Profile::Release),
+        OTHER_POINTS,
+    );
 }
 
 #[test]
 fn probe_equals_daemon_randomized_layout() {
-    let bin = randomized_latch();
-    let debug = latch_tests::latch_bin(Profile::Debug);
-    assert_layouts_differ(&debug, &bin);
+    let bin = latch_tests::randomized_latch_bin();
     run("randomize-layout", bin, OTHER_POINTS);
-}
-
-/// Builds (cargo) run one at a time: two cores, and the nightly build is long.
-static BUILDS: Mutex<()> = Mutex::new(());
-
-/// `latch` built by nightly with `RUSTFLAGS=-Zrandomize-layout`, into `target/randomized`,
-/// once per test process. A missing nightly toolchain fails the test with how to get it.
-fn randomized_latch() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let _one_build_at_a_time = BUILDS.lock().unwrap_or_else(|p| p.into_inner());
-            let target = workspace_root().join("target/randomized");
-            let mut cmd = Command::new("cargo");
-            cmd.current_dir(workspace_root())
-                .args(["+nightly", "build", "-p", "latch", "--bin", "latch"])
-                .arg("--target-dir")
-                .arg(&target)
-                .env("RUSTFLAGS", "-Zrandomize-layout")
-                // What the cargo running this test set would override the flags above or
-                // pin the stable toolchain.
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("RUSTUP_TOOLCHAIN")
-                .env_remove("RUSTC")
-                .env_remove("RUSTC_WRAPPER")
-                .env_remove("CARGO")
-                .stdin(Stdio::null());
-            let started = Instant::now();
-            let out = output_within(&mut cmd, NIGHTLY_BUILD_TIMEOUT);
-            assert!(
-                out.status.success(),
-                "building latch with `cargo +nightly` and -Zrandomize-layout failed ({}); \
-                 this test needs the nightly toolchain (rustup toolchain install nightly):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            eprintln!(
-                "built the randomized-layout daemon in {:?}",
-                started.elapsed()
-            );
-            target.join("debug/latch")
-        })
-        .clone()
-}
-
-/// The randomized build really lays the daemon's structs out differently: otherwise the
-/// test would prove nothing.
-fn assert_layouts_differ(plain: &Path, randomized: &Path) {
-    let offsets = |bin: &Path| -> Vec<u64> {
-        let exe = Executable::open(bin).expect("open the daemon");
-        let fields = [
-            ("latch::table::Request", "conn"),
-            ("latch::table::Request", "resource_name"),
-            ("latch::table::Request", "since_ns"),
-            ("latch::table::Request", "peer"),
-            ("latch::table::Locker", "id"),
-            ("latch::table::Locker", "holders"),
-            ("latch::table::Locker", "waitings"),
-            ("latch::table::LockTable", "generation"),
-            ("latch::table::LockTable", "lockers"),
-        ];
-        fields
-            .iter()
-            .map(|(ty, field)| {
-                exe.struct_member(ty, field)
-                    .unwrap_or_else(|e| panic!("{}: {e}", bin.display()))
-                    .offset
-            })
-            .collect()
-    };
-    let (a, b) = (offsets(plain), offsets(randomized));
-    assert_ne!(
-        a, b,
-        "-Zrandomize-layout left the table's structs as they were; the build did not take the flag"
-    );
 }

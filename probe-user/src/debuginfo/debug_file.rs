@@ -12,6 +12,7 @@ use object::{Object, ObjectSection};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The environment variable that moves the debug file root (for tests, or a sysroot).
 pub const DEBUG_ROOT_ENV: &str = "LATCH_PROBE_DEBUG_ROOT";
@@ -22,8 +23,8 @@ pub const DEFAULT_DEBUG_ROOT: &str = "/usr/lib/debug";
 pub(super) enum DebugData {
     /// In the executable itself.
     Own,
-    /// In a separate debug file, read into memory.
-    Separate { path: PathBuf, data: Vec<u8> },
+    /// In a separate debug file, read into memory (shared with the indexes made from it).
+    Separate { path: PathBuf, data: Arc<Vec<u8>> },
     /// Nowhere that was looked (every place is listed).
     Missing { searched: Vec<PathBuf> },
     /// The `.gnu_debuglink` file was found but belongs to another build.
@@ -69,7 +70,7 @@ pub(super) fn locate(
                 let data = read_debug_file(&candidate)?;
                 return Ok(DebugData::Separate {
                     path: candidate,
-                    data,
+                    data: Arc::new(data),
                 });
             }
             searched.push(candidate);
@@ -98,7 +99,7 @@ pub(super) fn locate(
                     if found == expected {
                         return Ok(DebugData::Separate {
                             path: candidate,
-                            data,
+                            data: Arc::new(data),
                         });
                     }
                     mismatch.get_or_insert(DebugData::CrcMismatch {

@@ -10,6 +10,8 @@
 mod debug_file;
 mod items;
 mod load_bias;
+mod offset_hash;
+mod sections;
 mod subprogram;
 mod symbols;
 mod type_defs;
@@ -29,10 +31,11 @@ pub use type_index::{TypeIndex, TypedStatic};
 pub use types::Member;
 
 use debug_file::DebugData;
-use gimli::{DwarfSections, EndianSlice, RunTimeEndian};
-use object::{Object, ObjectSection};
-use std::borrow::Cow;
+use gimli::{EndianSlice, RunTimeEndian};
+use object::Object;
+use sections::DwarfSource;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// The reader every DWARF query uses: a slice of the executable's (decompressed) sections.
@@ -166,7 +169,8 @@ pub enum DebugInfoError {
 /// An executable read into memory, ready for symbol and DWARF queries.
 pub struct Executable {
     path: PathBuf,
-    data: Vec<u8>,
+    /// Shared with the type indexes made from it, which read its DWARF on demand.
+    data: Arc<Vec<u8>>,
     /// Where its DWARF is: program headers, load bias and build id always come from `data`.
     debug: DebugData,
 }
@@ -198,7 +202,7 @@ impl Executable {
         let debug = debug_file::locate(path, &file, root)?;
         Ok(Executable {
             path: path.to_owned(),
-            data,
+            data: Arc::new(data),
             debug,
         })
     }
@@ -233,7 +237,7 @@ impl Executable {
     }
 
     fn object(&self) -> Result<object::File<'_>, DebugInfoError> {
-        object::File::parse(&*self.data).map_err(|error| DebugInfoError::Parse {
+        object::File::parse(self.data.as_slice()).map_err(|error| DebugInfoError::Parse {
             path: self.path.clone(),
             error,
         })
@@ -245,7 +249,7 @@ impl Executable {
         let file = self.object()?;
         match &self.debug {
             DebugData::Separate { path, data } if file.symbols().next().is_none() => {
-                object::File::parse(&**data).map_err(|error| DebugInfoError::Parse {
+                object::File::parse(data.as_slice()).map_err(|error| DebugInfoError::Parse {
                     path: path.clone(),
                     error,
                 })
@@ -254,16 +258,12 @@ impl Executable {
         }
     }
 
-    /// The object holding the DWARF, and its path for errors.
-    fn dwarf_object(&self) -> Result<(object::File<'_>, &Path), DebugInfoError> {
+    /// The bytes of the file holding the DWARF (the executable or its debug file), and its
+    /// path.
+    fn dwarf_file(&self) -> Result<(&Arc<Vec<u8>>, &Path), DebugInfoError> {
         match &self.debug {
-            DebugData::Own => Ok((self.object()?, &self.path)),
-            DebugData::Separate { path, data } => object::File::parse(&**data)
-                .map(|file| (file, path.as_path()))
-                .map_err(|error| DebugInfoError::Parse {
-                    path: path.clone(),
-                    error,
-                }),
+            DebugData::Own => Ok((&self.data, &self.path)),
+            DebugData::Separate { path, data } => Ok((data, path)),
             DebugData::Missing { searched } => Err(DebugInfoError::NoDebugFile {
                 path: self.path.clone(),
                 searched: if searched.is_empty() {
@@ -290,39 +290,20 @@ impl Executable {
         }
     }
 
-    /// Runs `query` over the executable's DWARF (or its debug file's), decompressing
-    /// sections as needed.
+    /// The DWARF sections, held by whoever keeps the result (decompressed if need be).
+    fn dwarf_source(&self) -> Result<DwarfSource, DebugInfoError> {
+        let (data, path) = self.dwarf_file()?;
+        DwarfSource::load(Arc::clone(data), path)
+    }
+
+    /// Runs `query` over the executable's DWARF (or its debug file's).
     fn with_dwarf<T>(
         &self,
         query: impl FnOnce(&Dwarf<'_>) -> Result<T, gimli::Error>,
     ) -> Result<T, DebugInfoError> {
-        let (file, path) = self.dwarf_object()?;
-        let endian = if file.is_little_endian() {
-            RunTimeEndian::Little
-        } else {
-            RunTimeEndian::Big
-        };
-        let has_debug_info = file
-            .section_by_name(".debug_info")
-            .is_some_and(|section| section.size() > 0);
-        if !has_debug_info {
-            return Err(DebugInfoError::NoDebugInfo {
-                path: path.to_owned(),
-            });
-        }
-        let sections = DwarfSections::load(|id| -> Result<Cow<'_, [u8]>, object::Error> {
-            match file.section_by_name(id.name()) {
-                Some(section) => section.uncompressed_data(),
-                None => Ok(Cow::Borrowed(&[][..])),
-            }
-        })
-        .map_err(|error| DebugInfoError::Parse {
-            path: path.to_owned(),
-            error,
-        })?;
-        let dwarf = sections.borrow(|section| EndianSlice::new(section, endian));
-        query(&dwarf).map_err(|error| DebugInfoError::Dwarf {
-            path: path.to_owned(),
+        let source = self.dwarf_source()?;
+        query(&source.dwarf()).map_err(|error| DebugInfoError::Dwarf {
+            path: source.path().to_owned(),
             error,
         })
     }

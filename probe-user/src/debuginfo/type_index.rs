@@ -1,18 +1,26 @@
-//! Every type and static variable the DWARF of an executable describes, read once into an
-//! owned index: types by [`TypeRef`] and by Rust path, statics by Rust path.
+//! Every type and static variable the DWARF of an executable describes: types by
+//! [`TypeRef`] and by Rust path, statics by Rust path. Each compilation unit is read into
+//! owned data the first time a query needs it (or all at once by [`TypeIndex::build`]), so
+//! a question about one static costs the units it lives in, not the whole `.debug_info`.
 //!
-//! It reads the file's DWARF only (no memory, no symbols) and knows no std or latch names.
-//! A damaged file gives an error or an index with dangling references, never a panic:
-//! nesting deeper than a bound is not descended, and alias chains are followed a bounded
-//! number of links.
+//! It reads the file's DWARF only (no memory; symbols only to place a static) and knows no
+//! std or latch names. A damaged file gives an error or an index with dangling references,
+//! never a panic: nesting deeper than a bound is not descended, and alias chains are
+//! followed a bounded number of links.
 
+use super::offset_hash::OffsetMap;
+use super::sections::DwarfSource;
 use super::type_defs::{
     BaseKind, Composite, Enumerator, Field, TemplateParam, TypeDef, TypeKind, TypeRef, Variant,
     VariantPart,
 };
 use super::{DebugInfoError, Dwarf, Executable, Slice};
-use gimli::{constants, AttributeValue, DebuggingInformationEntry, EntriesTreeNode, UnitRef};
+use gimli::{
+    constants, AttributeValue, DebugInfoOffset, DebuggingInformationEntry, EntriesTreeNode, UnitRef,
+};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Namespaces and types nest this deep at most before the walk stops descending.
 const MAX_NESTING: usize = 64;
@@ -29,36 +37,108 @@ pub struct TypedStatic {
 }
 
 /// The types and statics of one executable.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TypeIndex {
-    types: HashMap<TypeRef, TypeDef>,
-    by_name: HashMap<String, Vec<TypeRef>>,
-    /// Each static variable's type, by Rust path.
-    statics: HashMap<String, TypeRef>,
+    /// The DWARF the units are read from on demand.
+    source: DwarfSource,
+    /// Every compilation unit, by offset.
+    units: Vec<UnitSlot>,
+    /// The unit of the last type looked up: a value's types are mostly in one unit, so it
+    /// is tried before the search.
+    last_unit: AtomicUsize,
     address_size: u8,
     little_endian: bool,
 }
 
+/// One compilation unit: where it is in `.debug_info`, and its types once read.
+#[derive(Debug)]
+struct UnitSlot {
+    start: DebugInfoOffset,
+    /// The offset just past the unit.
+    end: u64,
+    types: OnceLock<Result<UnitTypes, gimli::Error>>,
+}
+
+/// What one unit describes.
+#[derive(Debug, Default)]
+struct UnitTypes {
+    types: OffsetMap<TypeRef, TypeDef>,
+    by_name: HashMap<String, Vec<TypeRef>>,
+    /// Each static variable's type, by Rust path.
+    statics: HashMap<String, TypeRef>,
+}
+
 impl TypeIndex {
-    /// Reads every unit's types and statics. This walks the whole `.debug_info` once (tens
-    /// of milliseconds for a program with std's debug info); build it once per executable.
+    /// Reads every unit's types and statics. This walks the whole `.debug_info` once (a
+    /// quarter of a second for a program with std's debug info); a malformed unit is an
+    /// error here. [`TypeIndex::on_demand`] reads only what the queries need.
     pub fn build(exe: &Executable) -> Result<TypeIndex, DebugInfoError> {
-        let little_endian = object::Object::is_little_endian(&exe.object()?);
-        let mut index = TypeIndex {
-            little_endian,
-            ..TypeIndex::default()
-        };
-        exe.with_dwarf(|dwarf| index.read_units(dwarf))?;
+        let index = TypeIndex::on_demand(exe)?;
+        for slot in &index.units {
+            if let Err(error) = index.read_slot(slot) {
+                return Err(DebugInfoError::Dwarf {
+                    path: index.source.path().to_owned(),
+                    error: *error,
+                });
+            }
+        }
         Ok(index)
     }
 
-    /// How many types the index holds.
+    /// An index that reads a unit the first time a query needs it: [`TypeIndex::get`]
+    /// reads the unit a type is in, [`TypeIndex::find_static`] the unit `.debug_aranges`
+    /// places the static in; [`TypeIndex::by_name`] and [`TypeIndex::static_type`] look in
+    /// the units read so far and then, if they must, in all. Only the unit headers are read
+    /// here; a malformed unit reads as one without types (its references dangle).
+    pub fn on_demand(exe: &Executable) -> Result<TypeIndex, DebugInfoError> {
+        let little_endian = object::Object::is_little_endian(&exe.object()?);
+        let source = exe.dwarf_source()?;
+        let mut units = Vec::new();
+        let mut address_size = 0;
+        let mut headers = source.dwarf().units();
+        loop {
+            match headers.next() {
+                Ok(Some(header)) => {
+                    let Some(start) = header.debug_info_offset() else {
+                        continue;
+                    };
+                    if !matches!(header.type_(), gimli::UnitType::Compilation) {
+                        continue;
+                    }
+                    if address_size == 0 {
+                        address_size = header.address_size();
+                    }
+                    units.push(UnitSlot {
+                        start,
+                        end: (start.0 as u64).saturating_add(header.length_including_self() as u64),
+                        types: OnceLock::new(),
+                    });
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    return Err(DebugInfoError::Dwarf {
+                        path: source.path().to_owned(),
+                        error,
+                    })
+                }
+            }
+        }
+        Ok(TypeIndex {
+            source,
+            units,
+            last_unit: AtomicUsize::new(0),
+            address_size,
+            little_endian,
+        })
+    }
+
+    /// How many types the units read so far hold (all of them after [`TypeIndex::build`]).
     pub fn len(&self) -> usize {
-        self.types.len()
+        self.read_units().map(|u| u.types.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
+        self.len() == 0
     }
 
     /// The size of a pointer in the executable, in bytes.
@@ -71,7 +151,8 @@ impl TypeIndex {
     }
 
     pub fn get(&self, ty: TypeRef) -> Option<&TypeDef> {
-        self.types.get(&ty)
+        let slot = self.slot_of(ty.0)?;
+        self.read_slot(slot).ok()?.types.get(&ty)
     }
 
     /// The type behind typedefs and qualifiers, and for a declaration its definition
@@ -80,7 +161,7 @@ impl TypeIndex {
     pub fn resolve(&self, ty: TypeRef) -> TypeRef {
         let mut current = ty;
         for _ in 0..MAX_ALIAS_LINKS {
-            match self.types.get(&current).map(|def| (&def.kind, def)) {
+            match self.get(current).map(|def| (&def.kind, def)) {
                 Some((TypeKind::Alias { target: Some(next) }, _)) => current = *next,
                 Some((TypeKind::Struct(c) | TypeKind::Union(c), def)) if c.declaration => {
                     return self.by_name(&def.name).unwrap_or(current)
@@ -92,30 +173,41 @@ impl TypeIndex {
     }
 
     /// A definition (not a declaration) of the type with this Rust path; the same type is
-    /// described in every unit that uses it, and any of those descriptions will do.
+    /// described in every unit that uses it, and any of those descriptions will do (one in
+    /// a unit read already is preferred).
     pub fn by_name(&self, name: &str) -> Option<TypeRef> {
-        self.by_name.get(name)?.iter().copied().find(|ty| {
-            !matches!(
-                self.types.get(ty).map(|d| &d.kind),
-                Some(TypeKind::Struct(c) | TypeKind::Union(c)) if c.declaration
-            )
-        })
+        let definition = |unit: &UnitTypes| {
+            unit.by_name.get(name)?.iter().copied().find(|ty| {
+                !matches!(
+                    unit.types.get(ty).map(|d| &d.kind),
+                    Some(TypeKind::Struct(c) | TypeKind::Union(c)) if c.declaration
+                )
+            })
+        };
+        self.read_units()
+            .find_map(definition)
+            .or_else(|| self.all_units().find_map(definition))
     }
 
     /// The type of the static variable with this Rust path (e.g.
     /// `latch::table::LOCK_TABLE`).
     pub fn static_type(&self, path: &str) -> Option<TypeRef> {
-        self.statics.get(path).copied()
+        let find = |unit: &UnitTypes| unit.statics.get(path).copied();
+        self.read_units()
+            .find_map(find)
+            .or_else(|| self.all_units().find_map(find))
     }
 
     /// The static `path` (e.g. `latch::table::LOCK_TABLE`) of `exe`, the executable this
     /// index was built from: its address from the symbol table (the demangled name without
-    /// its hash), its type from its `DW_TAG_variable`.
+    /// its hash), its type from its `DW_TAG_variable`, looked for first in the unit
+    /// `.debug_aranges` gives the address to.
     pub fn find_static(&self, exe: &Executable, path: &str) -> Result<TypedStatic, DebugInfoError> {
-        // The symbol only: the index has the variable's DWARF already.
         let (_, address) = exe.data_symbol(path)?;
         let ty = self
-            .static_type(path)
+            .unit_at_address(address)
+            .and_then(|slot| self.read_slot(slot).ok()?.statics.get(path).copied())
+            .or_else(|| self.static_type(path))
             .ok_or_else(|| DebugInfoError::StaticNotInDwarf {
                 path: exe.path().to_owned(),
                 static_path: path.to_owned(),
@@ -127,20 +219,71 @@ impl TypeIndex {
         })
     }
 
-    fn read_units(&mut self, dwarf: &Dwarf<'_>) -> Result<(), gimli::Error> {
-        let mut headers = dwarf.units();
-        while let Some(header) = headers.next()? {
-            if !matches!(header.type_(), gimli::UnitType::Compilation) {
-                continue;
-            }
-            self.address_size = header.address_size();
-            let unit = dwarf.unit(header)?;
-            let unit = unit.unit_ref(dwarf);
-            let mut tree = unit.entries_tree(None)?;
-            let mut scope = Vec::new();
-            self.read_scope(unit, tree.root()?, &mut scope)?;
+    /// The unit whose range of `.debug_info` holds `offset`.
+    fn slot_of(&self, offset: u64) -> Option<&UnitSlot> {
+        let holds = |slot: &UnitSlot| slot.start.0 as u64 <= offset && offset < slot.end;
+        let last = self.last_unit.load(Ordering::Relaxed);
+        if let Some(slot) = self.units.get(last).filter(|slot| holds(slot)) {
+            return Some(slot);
         }
-        Ok(())
+        let after = self
+            .units
+            .partition_point(|slot| slot.start.0 as u64 <= offset);
+        let at = after.checked_sub(1)?;
+        let slot = self.units.get(at).filter(|slot| holds(slot))?;
+        self.last_unit.store(at, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// The unit `.debug_aranges` says describes `address`; None if the section is missing,
+    /// damaged or silent about it.
+    fn unit_at_address(&self, address: u64) -> Option<&UnitSlot> {
+        let dwarf = self.source.dwarf();
+        let mut headers = dwarf.debug_aranges.headers();
+        while let Some(header) = headers.next().ok()? {
+            let mut entries = header.entries();
+            while let Some(entry) = entries.next().ok()? {
+                let range = entry.range();
+                if range.begin <= address && address < range.end {
+                    return self.slot_of(header.debug_info_offset().0 as u64);
+                }
+            }
+        }
+        None
+    }
+
+    /// The units read so far (those that could be).
+    fn read_units(&self) -> impl Iterator<Item = &UnitTypes> {
+        self.units
+            .iter()
+            .filter_map(|slot| slot.types.get()?.as_ref().ok())
+    }
+
+    /// Every unit that can be read, reading those not read yet.
+    fn all_units(&self) -> impl Iterator<Item = &UnitTypes> {
+        self.units
+            .iter()
+            .filter_map(|slot| self.read_slot(slot).ok())
+    }
+
+    /// The unit's types, read on first use.
+    fn read_slot<'s>(&'s self, slot: &'s UnitSlot) -> Result<&'s UnitTypes, &'s gimli::Error> {
+        slot.types
+            .get_or_init(|| UnitTypes::read(&self.source.dwarf(), slot.start))
+            .as_ref()
+    }
+}
+
+impl UnitTypes {
+    /// Reads the unit at `start`.
+    fn read(dwarf: &Dwarf<'_>, start: DebugInfoOffset) -> Result<UnitTypes, gimli::Error> {
+        let header = dwarf.debug_info.header_from_offset(start)?;
+        let unit = dwarf.unit(header)?;
+        let unit = unit.unit_ref(dwarf);
+        let mut tree = unit.entries_tree(None)?;
+        let mut out = UnitTypes::default();
+        out.read_scope(unit, tree.root()?, &mut Vec::new())?;
+        Ok(out)
     }
 
     /// Records the types and statics among `node`'s children, descending namespaces.

@@ -5,17 +5,21 @@
 //! It reads memory only through the source it is given and never stops or signals a
 //! process.
 
+use super::discard::discard;
 use super::error::ProbeError;
 use super::image::DaemonImage;
 use super::state::{self, Decoded, Fault, Header};
 use crate::memory::{MemorySource, Region, Snapshot};
-use crate::value::{Limits, ValueReader};
+use crate::value::{FieldSelection, Limits, ValueReader};
 use latch_probe_common::doc::Source;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `LOCK_TABLE` static is a mutex and a handful of inline fields: a DWARF claiming more
 /// than this is damaged, and no buffer is sized from it.
 const MAX_TABLE_STATIC: u64 = 1 << 20;
+
+/// What [`generation_in`] decodes of the table.
+const GENERATION_ONLY: FieldSelection<'static> = &[("latch::table::LockTable", &["generation"])];
 
 /// Decodes the daemon's state from `memory`, where the executable was loaded at `bias`.
 pub fn decode_table(
@@ -25,7 +29,8 @@ pub fn decode_table(
     source: Source,
     pid: u32,
 ) -> Result<Decoded, ProbeError> {
-    let reader = ValueReader::new(image.index(), memory, Limits::default());
+    let reader =
+        ValueReader::new(image.index(), memory, Limits::default()).only_fields(state::READ_FIELDS);
     let mut problems = Vec::new();
     let version = match runtime(image.version().address, bias).and_then(|at| {
         reader
@@ -63,6 +68,7 @@ pub fn decode_table(
         },
         Fault::Garbage(reason) => ProbeError::Unreadable { reason },
     })?;
+    discard(table);
     problems.append(&mut decoded.problems);
     decoded.problems = problems;
     Ok(decoded)
@@ -90,6 +96,7 @@ pub fn generation_in(
         .map_err(|error| ProbeError::from_memory(pid, &error))?;
     let alone = Snapshot::from_ranges(vec![(table.start, bytes)]);
     let value = ValueReader::new(image.index(), &alone, Limits::default())
+        .only_fields(GENERATION_ONLY)
         .read(image.table().ty, table.start)
         .map_err(|error| ProbeError::Unreadable {
             reason: format!("LOCK_TABLE: {error}"),

@@ -1,14 +1,15 @@
 //! A latch daemon's executable, ready to be read from: its DWARF type index and where its
-//! contract statics (`docs/contract.md`) are. Building the index is the slow part of a
-//! capture (about a second), so it is done once, before any process is stopped, and an
-//! image may serve many captures of processes running that executable.
+//! contract statics (`docs/contract.md`) are. The index reads a compilation unit of the
+//! DWARF the first time a query needs it (the statics' units are read here, before any
+//! process is stopped), and an image may serve many captures of processes running that
+//! executable.
 //!
 //! Files only: it never touches a process. Refusing an executable that is not a latch
 //! daemon happens here.
 
 use super::error::ProbeError;
 use crate::debuginfo::{Executable, TypeIndex, TypedStatic};
-use crate::memory::FileMapping;
+use crate::memory::{maps, FileMapping};
 use std::path::{Path, PathBuf};
 
 /// The lock table: a `Mutex<LockTable>` (contract).
@@ -32,9 +33,9 @@ impl DaemonImage {
         let refused = |error| ProbeError::from_debug_info(path.to_owned(), error);
         let exe = Executable::open(path).map_err(refused)?;
         // The symbol first: it is cheap, and says "not a latch daemon" about any other
-        // program before a second is spent indexing its DWARF.
+        // program before its DWARF is read.
         exe.data_symbol(LOCK_TABLE).map_err(refused)?;
-        let index = TypeIndex::build(&exe).map_err(refused)?;
+        let index = TypeIndex::on_demand(&exe).map_err(refused)?;
         let table = index.find_static(&exe, LOCK_TABLE).map_err(refused)?;
         let version = index.find_static(&exe, VERSION).map_err(refused)?;
         let build_id = exe.build_id().map_err(refused)?;
@@ -55,6 +56,11 @@ impl DaemonImage {
     /// The GNU build id, hex.
     pub fn build_id(&self) -> Option<&str> {
         self.build_id.as_deref()
+    }
+
+    /// The executable's symbols and DWARF.
+    pub fn executable(&self) -> &Executable {
+        &self.exe
     }
 
     pub fn index(&self) -> &TypeIndex {
@@ -98,6 +104,19 @@ impl DaemonImage {
                 exe: PathBuf::from(mapped_path),
                 error,
             })
+    }
+}
+
+impl DaemonImage {
+    /// What to add to a link-time address in the running process `pid`, which maps this
+    /// executable from `mapped_path` (its `/proc/PID/exe`).
+    pub fn process_bias(&self, pid: u32, mapped_path: &Path) -> Result<u64, ProbeError> {
+        let files: Vec<_> = maps::read_maps(pid as i32)
+            .map_err(|error| ProbeError::Maps { pid, error })?
+            .iter()
+            .filter_map(|m| m.file())
+            .collect();
+        self.load_bias(&files, mapped_path)
     }
 }
 

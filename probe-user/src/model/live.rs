@@ -8,6 +8,7 @@
 //! was stopped before is left stopped), and it never writes to the daemon.
 
 use super::decode::{decode_table, duration_ns, generation_in, now_ns};
+use super::discard::discard;
 use super::error::ProbeError;
 use super::image::DaemonImage;
 use super::{process, CaptureOptions};
@@ -44,6 +45,8 @@ impl DaemonImage {
         // Only a copy taken without freezing can span a change that the generation in the
         // copy does not show.
         decoded.doc.torn |= copy.changed_under_copy;
+        let taken_ns = copy.taken_ns;
+        discard(copy.snapshot);
         stats.total_ns = duration_ns(started.elapsed());
         Ok(Capture {
             state: decoded.doc,
@@ -53,7 +56,7 @@ impl DaemonImage {
                 build_id: self.build_id().map(str::to_owned),
                 uid,
                 gid,
-                snapshot_ns: copy.taken_ns,
+                snapshot_ns: taken_ns,
             },
             threads,
             stats,
@@ -141,12 +144,7 @@ impl DaemonImage {
     /// The load bias of the executable in process `pid`, and where the `LOCK_TABLE` static
     /// lies there.
     fn placement(&self, pid: u32, exe: &Path) -> Result<(u64, Region), ProbeError> {
-        let files: Vec<_> = maps::read_maps(pid as i32)
-            .map_err(|error| ProbeError::Maps { pid, error })?
-            .iter()
-            .filter_map(|m| m.file())
-            .collect();
-        let bias = self.load_bias(&files, exe)?;
+        let bias = self.process_bias(pid, exe)?;
         let overflow = || ProbeError::Unreadable {
             reason: "the lock table's address overflows".to_owned(),
         };

@@ -11,14 +11,17 @@
 
 mod core;
 mod decode;
+mod discard;
 mod error;
 mod image;
 mod live;
-mod process;
+pub(crate) mod process;
 mod state;
 
 pub use error::{exit_code, ProbeError};
 pub use image::{DaemonImage, LOCK_TABLE, VERSION};
+// The trace decodes the daemon's structs from its events with the snapshot's rules.
+pub(crate) use state::{entry, incubated, locker_header, Fault};
 
 use crate::capture::Capture;
 use std::path::Path;

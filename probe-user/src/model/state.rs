@@ -37,6 +37,42 @@ pub enum Fault {
     Garbage(String),
 }
 
+/// The fields [`decode_state`] reads, by the contract's type names: a read of the table
+/// decodes only these (the table's indexes `by_key` and `placements`, and fields such as
+/// `Request.wait`, are left out). A name here that the decoding below does not read costs
+/// time only; a name it reads must be here, or it is missing from every value.
+pub const READ_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "latch::table::LockTable",
+        &["generation", "lockers", "incubator"],
+    ),
+    (
+        "latch::table::Locker",
+        &[
+            "id",
+            "resource_name",
+            "rules",
+            "created_ns",
+            "holders",
+            "waitings",
+        ],
+    ),
+    (
+        "latch::table::Request",
+        &[
+            "conn",
+            "resource_name",
+            "resource_type",
+            "lock_mode",
+            "quantity",
+            "element",
+            "since_ns",
+            "peer",
+        ],
+    ),
+    ("latch::table::Peer", &["name", "pid", "uid"]),
+];
+
 /// Decodes `lock_table` (the value of the `LOCK_TABLE` static: a `Mutex<LockTable>`).
 pub fn decode_state(lock_table: &Value, header: Header<'_>) -> Result<Decoded, Fault> {
     let table = lock_table.innermost();
@@ -87,13 +123,35 @@ pub fn generation(lock_table: &Value) -> Option<u64> {
     lock_table.innermost().field("generation")?.as_u64()
 }
 
+/// A locker without its holders and waitings: what an event about the locker carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockerHeader {
+    pub id: u64,
+    pub resource_name: String,
+    pub resource_type: ResourceType,
+    pub created_ns: u64,
+}
+
+/// The header of a decoded `Locker`; its lists are not looked at.
+pub fn locker_header(value: &Value) -> Result<LockerHeader, Fault> {
+    let at = "Locker";
+    let rules = field(value, "rules", at)?;
+    Ok(LockerHeader {
+        id: uint(field(value, "id", at)?, "Locker.id")?,
+        resource_name: string(field(value, "resource_name", at)?, "Locker.resource_name")?,
+        resource_type: resource_type(variant(rules, "Locker.rules")?, "Locker.rules")?,
+        created_ns: uint(field(value, "created_ns", at)?, "Locker.created_ns")?,
+    })
+}
+
 fn locker(value: &Value, problems: &mut Vec<String>) -> Result<LockerDoc, Fault> {
     let at = "Locker";
-    let id = uint(field(value, "id", at)?, "Locker.id")?;
-    let resource_name = string(field(value, "resource_name", at)?, "Locker.resource_name")?;
-    let rules = field(value, "rules", at)?;
-    let resource_type = resource_type(variant(rules, "Locker.rules")?, "Locker.rules")?;
-    let created_ns = uint(field(value, "created_ns", at)?, "Locker.created_ns")?;
+    let LockerHeader {
+        id,
+        resource_name,
+        resource_type,
+        created_ns,
+    } = locker_header(value)?;
     let here = format!("locker {id}");
     let holders = entries_of(
         field(value, "holders", at)?,
@@ -151,7 +209,8 @@ fn common(request: &Value) -> Result<Common, Fault> {
     })
 }
 
-fn entry(request: &Value) -> Result<EntryDoc, Fault> {
+/// A decoded `Request` as a holder or a waiter.
+pub fn entry(request: &Value) -> Result<EntryDoc, Fault> {
     let c = common(request)?;
     let element = optional(
         field(request, "element", "Request")?,
@@ -171,7 +230,8 @@ fn entry(request: &Value) -> Result<EntryDoc, Fault> {
     })
 }
 
-fn incubated(request: &Value) -> Result<IncubatedDoc, Fault> {
+/// A decoded `Request` as an incubated client.
+pub fn incubated(request: &Value) -> Result<IncubatedDoc, Fault> {
     let c = common(request)?;
     let kind = field(request, "resource_type", "Request")?;
     let resource_type = resource_type(
@@ -480,6 +540,78 @@ mod tests {
         );
         assert_eq!(doc.incubator[0].lock_mode, Some(LockMode::EX));
         assert_eq!(doc.incubator[0].resource_type, ResourceType::Simple);
+    }
+
+    /// `value` with only the fields `READ_FIELDS` selects, as a read with it decodes.
+    fn selected(value: &Value) -> Value {
+        let wanted = |type_name: &str, field: &str| {
+            READ_FIELDS
+                .iter()
+                .find(|(ty, _)| *ty == type_name)
+                .is_none_or(|(_, fields)| fields.contains(&field))
+        };
+        match value {
+            Value::Struct { type_name, fields } => Value::Struct {
+                type_name: type_name.clone(),
+                fields: fields
+                    .iter()
+                    .filter(|(name, _)| wanted(type_name, name))
+                    .map(|(name, v)| (name.clone(), selected(v)))
+                    .collect(),
+            },
+            Value::Enum {
+                type_name,
+                variant,
+                fields,
+            } => Value::Enum {
+                type_name: type_name.clone(),
+                variant: variant.clone(),
+                fields: fields
+                    .iter()
+                    .map(|(n, v)| (n.clone(), selected(v)))
+                    .collect(),
+            },
+            Value::Ref { address, target } => Value::Ref {
+                address: *address,
+                target: Box::new(selected(target)),
+            },
+            Value::Mutex {
+                state,
+                poisoned,
+                value,
+            } => Value::Mutex {
+                state: *state,
+                poisoned: *poisoned,
+                value: Box::new(selected(value)),
+            },
+            Value::Seq { kind, len, items } => Value::Seq {
+                kind: *kind,
+                len: *len,
+                items: items.iter().map(selected).collect(),
+            },
+            Value::Map { kind, len, entries } => Value::Map {
+                kind: *kind,
+                len: *len,
+                entries: entries
+                    .iter()
+                    .map(|(k, v)| (selected(k), selected(v)))
+                    .collect(),
+            },
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn the_selected_fields_are_all_the_decode_reads() {
+        let value = table(
+            vec![boxed(request(6, Some("PR"), Some("e")))],
+            vec![boxed(request(9, None, None))],
+            vec![boxed(request(11, Some("EX"), None))],
+        );
+        let whole = decode_state(&value, HEADER).expect("decodes");
+        let pruned = decode_state(&selected(&value), HEADER).expect("decodes");
+        assert_eq!(pruned.doc, whole.doc);
+        assert!(pruned.problems.is_empty(), "{:?}", pruned.problems);
     }
 
     #[test]

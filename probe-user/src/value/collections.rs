@@ -13,7 +13,7 @@ use crate::debuginfo::{TypeDef, TypeRef};
 use std::collections::HashSet;
 
 /// `RawVec`'s pointer and capacity, newest layout first.
-const BUF_PTR: &[&[&str]] = &[&["buf", "inner", "ptr"], &["buf", "ptr"]];
+pub(super) const BUF_PTR: &[&[&str]] = &[&["buf", "inner", "ptr"], &["buf", "ptr"]];
 const BUF_CAP: &[&[&str]] = &[&["buf", "inner", "cap"], &["buf", "cap"]];
 /// hashbrown's control byte of a full bucket has its top bit clear (EMPTY 0xFF, DELETED 0x80).
 const CTRL_EMPTY_OR_DELETED: u8 = 0x80;

@@ -4,7 +4,7 @@
 //! modules, which this dispatches to by type name.
 
 use super::tree::{SeqKind, SharedKind, Value};
-use super::{Limits, ValueError};
+use super::{FieldSelection, Limits, ValueError};
 use crate::debuginfo::{BaseKind, Composite, TypeDef, TypeIndex, TypeKind, TypeRef, VariantPart};
 use crate::memory::MemorySource;
 
@@ -17,6 +17,8 @@ pub(super) struct Decoder<'a> {
     depth: usize,
     values: u64,
     followed: Vec<(u64, TypeRef)>,
+    /// The fields wanted of some struct types (all of every other type).
+    selection: FieldSelection<'a>,
 }
 
 impl<'a> Decoder<'a> {
@@ -28,7 +30,13 @@ impl<'a> Decoder<'a> {
             depth: 0,
             values: 0,
             followed: Vec::new(),
+            selection: &[],
         }
+    }
+
+    /// Decodes only the selected fields of the struct types `selection` names.
+    pub(super) fn select(&mut self, selection: FieldSelection<'a>) {
+        self.selection = selection;
     }
 
     /// The value of type `ty` at `address`, errors included in the tree.
@@ -274,7 +282,12 @@ impl<'a> Decoder<'a> {
         if c.field("data_ptr").is_some() && c.field("length").is_some() && c.fields.len() == 2 {
             return self.fat_pointer(ty, def, address);
         }
-        let fields = self.fields(c, address);
+        let wanted = self
+            .selection
+            .iter()
+            .find(|(name, _)| *name == generic)
+            .map(|(_, fields)| *fields);
+        let fields = self.fields(c, address, wanted);
         if def.name.starts_with('(') && fields.iter().all(|(name, _)| is_tuple_field(name)) {
             return Ok(Value::Tuple(fields.into_iter().map(|(_, v)| v).collect()));
         }
@@ -284,12 +297,21 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    /// A struct's fields by name (unnamed ones as `__N`), artificial ones left out.
-    pub(super) fn fields(&mut self, c: &Composite, address: u64) -> Vec<(String, Value)> {
+    /// A struct's fields by name (unnamed ones as `__N`), artificial ones left out, and if
+    /// `wanted` is given only the fields it names.
+    pub(super) fn fields(
+        &mut self,
+        c: &Composite,
+        address: u64,
+        wanted: Option<&[&str]>,
+    ) -> Vec<(String, Value)> {
         c.fields
             .iter()
             .filter(|f| !f.artificial)
             .enumerate()
+            .filter(|(_, f)| {
+                wanted.is_none_or(|names| f.name.as_deref().is_some_and(|n| names.contains(&n)))
+            })
             .map(|(i, f)| {
                 let name = f.name.clone().unwrap_or_else(|| format!("__{i}"));
                 let value = match (f.ty, f.offset.and_then(|o| address.checked_add(o))) {
@@ -318,7 +340,7 @@ impl<'a> Decoder<'a> {
             _ => return Err(shape(def, "a variant without type")),
         };
         let (_, fields) = self.composite(vty)?;
-        let fields = self.fields(fields, address.wrapping_add(voffset));
+        let fields = self.fields(fields, address.wrapping_add(voffset), None);
         Ok(Value::Enum {
             type_name: def.name.clone(),
             variant: name,

@@ -15,6 +15,7 @@
 
 mod collections;
 mod decode;
+pub mod layout;
 mod pointers;
 mod shape;
 mod sync;
@@ -86,11 +87,18 @@ pub enum ValueError {
     TooMany { max: u64 },
 }
 
+/// Which fields of which struct types a read decodes, when not all of them: pairs of a
+/// type's Rust path (`latch::table::LockTable`, without generic arguments for a generic
+/// type) and the names of the fields wanted. Fields left out are not read and are absent
+/// from the struct's value; types not named are decoded whole.
+pub type FieldSelection<'s> = &'s [(&'s str, &'s [&'s str])];
+
 /// Decodes values of one executable's types from one memory source.
 pub struct ValueReader<'a> {
     index: &'a TypeIndex,
     memory: &'a dyn MemorySource,
     limits: Limits,
+    selection: FieldSelection<'a>,
 }
 
 impl<'a> ValueReader<'a> {
@@ -99,14 +107,24 @@ impl<'a> ValueReader<'a> {
             index,
             memory,
             limits,
+            selection: &[],
         }
+    }
+
+    /// Decodes only the selected fields of the struct types `selection` names: a caller
+    /// that reads a few fields of a large value does not pay for the rest (a table's
+    /// indexes, say).
+    pub fn only_fields(self, selection: FieldSelection<'a>) -> Self {
+        ValueReader { selection, ..self }
     }
 
     /// The value of type `ty` at `address` (a runtime address: add the load bias to a
     /// link-time one). Errors deep in the value are [`Value::Error`]s in the tree; the value
     /// as a whole is an error only when nothing of it could be decoded.
     pub fn read(&self, ty: TypeRef, address: u64) -> Result<Value, ValueError> {
-        match decode::Decoder::new(self.index, self.memory, self.limits).value(ty, address) {
+        let mut decoder = decode::Decoder::new(self.index, self.memory, self.limits);
+        decoder.select(self.selection);
+        match decoder.value(ty, address) {
             Value::Error(error) => Err(error),
             value => Ok(value),
         }
@@ -193,5 +211,18 @@ mod tests {
             Some(Value::Map { len, entries, .. }) => assert_eq!((*len, entries.len()), (30, 3)),
             other => panic!("a map: {other:?}"),
         }
+
+        // A selection leaves the other fields out.
+        let only = ValueReader::new(&index, &memory, Limits::default())
+            .only_fields(&[("latch_probe::value::tests::Table", &["generation", "queue"])])
+            .read(stat.ty, stat.address + bias)
+            .expect("TABLE decodes");
+        let table = only.innermost();
+        assert_eq!(table.field("generation"), Some(&Value::Uint(4)));
+        assert!(table.field("names").is_none());
+        assert_eq!(
+            table.field("queue").and_then(Value::items).map(<[_]>::len),
+            Some(2)
+        );
     }
 }

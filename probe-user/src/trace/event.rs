@@ -1,0 +1,292 @@
+//! One eBPF record turned into a `latch.event/1` document: the copied `Locker` and `Request`
+//! bytes, with the strings they point to, are decoded by the DWARF value reader exactly as a
+//! snapshot of the whole table is, and read with the same rules ([`crate::model`]).
+//!
+//! A record is untrusted like any memory of the daemon: a struct that does not decode gives
+//! an [`EventError`] naming the event, never a panic. A string longer than the eBPF side
+//! copies is shown cut (at a character boundary) and the event is marked `cut`.
+
+use super::plan::TracePlan;
+use crate::debuginfo::TypeIndex;
+use crate::memory::Snapshot;
+use crate::model::{self, Fault};
+use crate::value::{Limits, Value, ValueReader};
+use latch_probe_common::doc::{EventDoc, EVENT_SCHEMA};
+use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot, BLOCK_BYTES, TEXT_BYTES};
+use latch_probe_common::{EntryState, EventKind};
+use nix::time::{clock_gettime, ClockId};
+use thiserror::Error;
+
+/// An address no copied range can have: where a register's bytes are put to be decoded.
+const REGISTER_ADDRESS: u64 = u64::MAX - 16;
+
+/// What a record's structs hold is small: no collection is followed out of the copy.
+const EVENT_LIMITS: Limits = Limits {
+    max_elements: 64,
+    max_string_len: TEXT_BYTES as u64,
+    max_depth: 16,
+    max_values: 4096,
+};
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("a {kind} event could not be decoded: {what}")]
+pub struct EventError {
+    pub kind: String,
+    pub what: String,
+}
+
+/// Decodes the records of one traced daemon.
+pub struct EventDecoder<'p> {
+    index: &'p TypeIndex,
+    plan: &'p TracePlan,
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC (what `bpf_ktime_get_ns` counts), in ns.
+    realtime_offset_ns: i128,
+}
+
+impl<'p> EventDecoder<'p> {
+    /// A decoder of the records made with `plan`; `realtime_offset_ns` is
+    /// [`realtime_offset_ns`] measured once for the whole trace.
+    pub fn new(
+        index: &'p TypeIndex,
+        plan: &'p TracePlan,
+        realtime_offset_ns: i128,
+    ) -> EventDecoder<'p> {
+        EventDecoder {
+            index,
+            plan,
+            realtime_offset_ns,
+        }
+    }
+
+    pub fn decode(&self, raw: &RawEvent) -> Result<EventDoc, EventError> {
+        let kind = EventKind::from_raw(raw.kind).ok_or_else(|| EventError {
+            kind: format!("#{}", raw.kind),
+            what: "the record names no known event kind".to_owned(),
+        })?;
+        let fail = |what: String| EventError {
+            kind: format!("{kind:?}"),
+            what,
+        };
+        let fault = |fault: Fault| match fault {
+            Fault::Contract(what) | Fault::Garbage(what) => fail(what),
+        };
+
+        let mut locker = block_bytes(&raw.locker);
+        let mut request = block_bytes(&raw.request);
+        let mut ranges = Vec::with_capacity(6);
+        for slot in TextSlot::ALL {
+            let text = &raw.texts[slot as usize];
+            let owner = if slot.in_locker() {
+                &mut locker
+            } else {
+                &mut request
+            };
+            if owner.is_empty() || text.address == 0 {
+                continue;
+            }
+            let copied = &text.bytes[..(text.len as usize).min(TEXT_BYTES)];
+            let mut usable = copied;
+            if text.claimed > copied.len() as u64 {
+                // Cut: shorten the copied struct's length to what was copied, at a character
+                // boundary, so the value reader decodes the string's start.
+                let valid = match std::str::from_utf8(copied) {
+                    Ok(_) => copied.len(),
+                    Err(e) => e.valid_up_to(),
+                };
+                usable = &copied[..valid];
+                let place = self.plan.config.texts[slot as usize];
+                let at = place.len_offset as usize;
+                if let Some(len) = owner.get_mut(at..at + 8) {
+                    len.copy_from_slice(&(usable.len() as u64).to_le_bytes());
+                }
+            }
+            // A garbage pointer (an element that is None) may point anywhere, even into a
+            // copied struct: such a range is left out rather than shadow the struct.
+            let overlaps = |start: u64, len: usize| {
+                let end = start.saturating_add(len as u64);
+                text.address < end && start < text.address.saturating_add(usable.len() as u64)
+            };
+            if overlaps(raw.locker.address, block_len(&raw.locker))
+                || overlaps(raw.request.address, block_len(&raw.request))
+            {
+                continue;
+            }
+            ranges.push((text.address, usable.to_vec()));
+        }
+        if !locker.is_empty() {
+            ranges.push((raw.locker.address, locker));
+        }
+        if !request.is_empty() {
+            ranges.push((raw.request.address, request));
+        }
+        let memory = Snapshot::from_ranges(ranges);
+        let reader = ValueReader::new(self.index, &memory, EVENT_LIMITS);
+        let read = |address: u64, ty, what: &str| -> Result<Option<Value>, EventError> {
+            if address == 0 {
+                return Ok(None);
+            }
+            reader
+                .read(ty, address)
+                .map(Some)
+                .map_err(|e| fail(format!("the {what} at {address:#x}: {e}")))
+        };
+        let locker_value = read(raw.locker.address, self.plan.locker_type, "locker")?;
+        let request_value = read(raw.request.address, self.plan.request_type, "request")?;
+        let header = locker_value
+            .as_ref()
+            .map(|v| model::locker_header(v.innermost()))
+            .transpose()
+            .map_err(fault)?;
+
+        let (from, to) = self.transition(kind, raw, header.is_some())?;
+        let mut doc = EventDoc {
+            schema: EVENT_SCHEMA.to_owned(),
+            ts_ns: self.wall_clock(raw.ktime_ns),
+            kind,
+            locker: header.as_ref().map(|h| h.id),
+            resource_name: String::new(),
+            resource_type: latch_probe_common::ResourceType::Simple,
+            conn: None,
+            from,
+            to,
+            lock_mode: None,
+            quantity: None,
+            element: None,
+            peer_name: None,
+            peer_pid: None,
+            peer_uid: None,
+            since_ns: None,
+            tid: Some(raw.tid),
+            generation: Some(raw.generation),
+            // Which strings count is known below: the element slot is garbage without one.
+            cut: false,
+        };
+        match (&header, &request_value) {
+            (Some(h), None) => {
+                doc.resource_name = h.resource_name.clone();
+                doc.resource_type = h.resource_type;
+                doc.since_ns = Some(h.created_ns);
+                // Only the locker's own name could have been cut.
+                doc.cut = cut_text(raw, TextSlot::LockerName);
+            }
+            (Some(h), Some(request)) => {
+                let entry = model::entry(request.innermost()).map_err(fault)?;
+                doc.resource_type = h.resource_type;
+                doc.cut = [TextSlot::Name, TextSlot::Peer]
+                    .into_iter()
+                    .any(|slot| cut_text(raw, slot))
+                    || (entry.element.is_some() && cut_text(raw, TextSlot::Element));
+                doc.conn = Some(entry.conn);
+                doc.resource_name = entry.resource_name;
+                doc.lock_mode = entry.lock_mode;
+                doc.quantity = entry.quantity;
+                doc.element = entry.element;
+                doc.peer_name = Some(entry.peer_name);
+                doc.peer_pid = entry.peer_pid;
+                doc.peer_uid = entry.peer_uid;
+                doc.since_ns = Some(entry.since_ns);
+            }
+            (None, Some(request)) => {
+                let incubated = model::incubated(request.innermost()).map_err(fault)?;
+                doc.cut = [TextSlot::Name, TextSlot::Peer]
+                    .into_iter()
+                    .any(|slot| cut_text(raw, slot));
+                doc.conn = Some(incubated.conn);
+                doc.resource_name = incubated.resource_name;
+                doc.resource_type = incubated.resource_type;
+                doc.lock_mode = incubated.lock_mode;
+                doc.quantity = incubated.quantity;
+                doc.peer_name = Some(incubated.peer_name);
+                doc.peer_pid = incubated.peer_pid;
+                doc.peer_uid = incubated.peer_uid;
+                doc.since_ns = Some(incubated.since_ns);
+            }
+            (None, None) => {
+                return Err(fail(
+                    "neither its locker nor its request could be copied".to_owned(),
+                ))
+            }
+        }
+        Ok(doc)
+    }
+
+    /// The entry's state before and after: fixed by each function (docs/contract.md), but
+    /// for `grant`, whose `from` argument says, and `cancel`, which leaves the incubator
+    /// when it has no locker.
+    fn transition(
+        &self,
+        kind: EventKind,
+        raw: &RawEvent,
+        has_locker: bool,
+    ) -> Result<(EntryState, EntryState), EventError> {
+        use EntryState::*;
+        Ok(match kind {
+            EventKind::LockerCreate | EventKind::LockerDestroy => (None, None),
+            EventKind::Incubate => (None, Incubating),
+            EventKind::Promote => (Incubating, Waiting),
+            EventKind::Enqueue => (None, Waiting),
+            EventKind::Grant => (self.grant_from(raw)?, Holding),
+            EventKind::Release => (Holding, None),
+            EventKind::Cancel if has_locker => (Waiting, None),
+            EventKind::Cancel => (Incubating, None),
+        })
+    }
+
+    /// `grant`'s `from`, decoded from its register as the DWARF types it.
+    fn grant_from(&self, raw: &RawEvent) -> Result<EntryState, EventError> {
+        let (register, ty) = self.plan.grant_from;
+        let fail = |what: String| EventError {
+            kind: "Grant".to_owned(),
+            what,
+        };
+        let bits = raw
+            .args
+            .get(register as usize)
+            .ok_or_else(|| fail(format!("no argument register {register}")))?;
+        let memory = Snapshot::from_ranges(vec![(REGISTER_ADDRESS, bits.to_le_bytes().to_vec())]);
+        let value = ValueReader::new(self.index, &memory, EVENT_LIMITS)
+            .read(ty, REGISTER_ADDRESS)
+            .map_err(|e| fail(format!("its `from` argument: {e}")))?;
+        match value.variant() {
+            Some("None") => Ok(EntryState::None),
+            Some("Incubating") => Ok(EntryState::Incubating),
+            Some("Waiting") => Ok(EntryState::Waiting),
+            Some("Holding") => Ok(EntryState::Holding),
+            other => Err(fail(format!("its `from` argument is {other:?}"))),
+        }
+    }
+
+    /// A `bpf_ktime_get_ns` time as wall-clock Unix nanoseconds.
+    fn wall_clock(&self, ktime_ns: u64) -> u64 {
+        u64::try_from(i128::from(ktime_ns) + self.realtime_offset_ns).unwrap_or(0)
+    }
+}
+
+/// The copied bytes of a struct (none if the copy failed or there was no such argument).
+fn block_bytes(block: &RawBlock) -> Vec<u8> {
+    if block.address == 0 {
+        return Vec::new();
+    }
+    block.bytes[..block_len(block)].to_vec()
+}
+
+fn block_len(block: &RawBlock) -> usize {
+    (block.len as usize).min(BLOCK_BYTES)
+}
+
+fn cut_text(raw: &RawEvent, slot: TextSlot) -> bool {
+    let text = &raw.texts[slot as usize];
+    text.claimed > u64::from(text.len)
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC now: what turns an eBPF time into a wall-clock one.
+pub fn realtime_offset_ns() -> i128 {
+    let ns = |clock| {
+        clock_gettime(clock)
+            .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+            .unwrap_or(0)
+    };
+    // Both clocks are always there on Linux; a failure would give times of 1970, not a panic.
+    let monotonic = ns(ClockId::CLOCK_MONOTONIC);
+    ns(ClockId::CLOCK_REALTIME) - monotonic
+}

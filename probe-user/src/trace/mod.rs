@@ -1,0 +1,97 @@
+//! Live events from a running daemon through eBPF: uprobes on the contract's state-change
+//! functions (`latch::change::*`) copy the structs and strings their arguments point to, and
+//! user space turns each record into the same `latch.event/1` document the daemon's own
+//! `events` stream prints.
+//!
+//! - [`plan`]: what the uprobes need, computed from the exact executable's DWARF (registers,
+//!   struct sizes, where strings keep their pointer and length). No layout is written here.
+//! - [`probes`]: loading the eBPF object with that plan, attaching it for one process, and
+//!   handing out the raw records and the count of lost ones; dropping it detaches.
+//! - [`event`]: a raw record decoded, with the value reader, into an [`EventDoc`].
+//!
+//! It never writes to the daemon and never stops it: a uprobe costs the daemon a trap per
+//! call and nothing else.
+//!
+//! [`EventDoc`]: latch_probe_common::doc::EventDoc
+
+mod error;
+pub mod event;
+pub mod plan;
+pub mod probes;
+
+pub use error::TraceError;
+pub use event::{EventDecoder, EventError};
+pub use plan::TracePlan;
+pub use probes::Tracer;
+
+use crate::model::{process, DaemonImage};
+use latch_probe_common::doc::EventDoc;
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A running daemon being traced: its image, the plan read from it, the attached uprobes.
+pub struct Session {
+    // Field order is drop order: the uprobes go first.
+    tracer: Tracer,
+    plan: TracePlan,
+    image: DaemonImage,
+    pid: u32,
+    realtime_offset_ns: i128,
+}
+
+impl Session {
+    /// Reads the daemon `pid`'s executable (`/proc/PID/exe`, the very file it runs),
+    /// refusing anything that is not a latch daemon, and attaches the uprobes to it.
+    pub fn start(pid: u32) -> Result<Session, TraceError> {
+        // The path as the kernel names the mapping (for the load bias), and the process's
+        // own link to the file (to read and probe it, even if replaced on disk since).
+        let mapped = process::exe_path(pid)?;
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let image = DaemonImage::open(&exe)?;
+        let plan = TracePlan::from_image(&image)?;
+        let bias = image.process_bias(pid, &mapped)?;
+        let tracer = Tracer::attach(&plan, &exe, pid, bias)?;
+        Ok(Session {
+            tracer,
+            plan,
+            image,
+            pid,
+            realtime_offset_ns: event::realtime_offset_ns(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// How many uprobes are attached.
+    pub fn probes(&self) -> usize {
+        self.plan.probes.len()
+    }
+
+    /// The daemon's executable and type index (to take snapshots with).
+    pub fn image(&self) -> &DaemonImage {
+        &self.image
+    }
+
+    /// The next event, waiting at most `timeout`: `None` when none came in time, an
+    /// [`EventError`] for a record that could not be decoded (the trace goes on). `wake`
+    /// ends the wait early, as [`Tracer::next_record`] says.
+    pub fn next_event(
+        &mut self,
+        timeout: Duration,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<Option<Result<EventDoc, EventError>>, TraceError> {
+        let Some(raw) = self.tracer.next_record(timeout, wake)? else {
+            return Ok(None);
+        };
+        let decoder = EventDecoder::new(self.image.index(), &self.plan, self.realtime_offset_ns);
+        Ok(Some(decoder.decode(&raw)))
+    }
+
+    /// Records lost so far because the ring buffer was full.
+    pub fn lost(&self) -> Result<u64, TraceError> {
+        self.tracer.lost()
+    }
+}

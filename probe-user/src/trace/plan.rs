@@ -1,0 +1,322 @@
+//! What the uprobes need to know about one daemon binary, read from its symbols and DWARF:
+//! where each state-change function starts, which argument register holds its locker and its
+//! request, how large those structs are, where their strings keep a pointer and a length,
+//! and where the table's generation counter is.
+//!
+//! Files only: it never touches a process (the load bias is added at attach time). What it
+//! knows of the daemon is the contract's names (`docs/contract.md`); everything else comes
+//! from the exact binary, so debug, release and `-Z randomize-layout` builds all trace.
+
+use super::TraceError;
+use crate::abi;
+use crate::debuginfo::{Executable, FunctionSymbol, Parameter, ParameterClass, TypeRef};
+use crate::model::DaemonImage;
+use crate::value::layout::{self, Place};
+use latch_probe_common::raw::{TextPlace, TextSlot, TraceConfig, BLOCK_BYTES};
+use latch_probe_common::EventKind;
+
+/// The daemon's lock entry types (contract).
+pub const LOCKER_TYPE: &str = "latch::table::Locker";
+pub const REQUEST_TYPE: &str = "latch::table::Request";
+/// The type of `grant`'s `from` parameter.
+pub const ENTRY_STATE_TYPE: &str = "latch_probe_common::EntryState";
+
+/// One traced function: the contract's path, the eBPF program attached to it, and the names
+/// of its locker and request parameters.
+struct Hook {
+    kind: EventKind,
+    function: &'static str,
+    program: &'static str,
+    locker: Option<&'static str>,
+    request: Option<&'static str>,
+}
+
+/// The contract's state-change functions. `locker_create`'s `cause` is not read: its event
+/// is about the locker alone.
+const HOOKS: [Hook; 8] = [
+    Hook {
+        kind: EventKind::LockerCreate,
+        function: "latch::change::locker_create",
+        program: "latch_locker_create",
+        locker: Some("locker"),
+        request: None,
+    },
+    Hook {
+        kind: EventKind::LockerDestroy,
+        function: "latch::change::locker_destroy",
+        program: "latch_locker_destroy",
+        locker: Some("locker"),
+        request: None,
+    },
+    Hook {
+        kind: EventKind::Incubate,
+        function: "latch::change::incubate",
+        program: "latch_incubate",
+        locker: None,
+        request: Some("req"),
+    },
+    Hook {
+        kind: EventKind::Promote,
+        function: "latch::change::promote",
+        program: "latch_promote",
+        locker: Some("locker"),
+        request: Some("req"),
+    },
+    Hook {
+        kind: EventKind::Enqueue,
+        function: "latch::change::enqueue",
+        program: "latch_enqueue",
+        locker: Some("locker"),
+        request: Some("req"),
+    },
+    Hook {
+        kind: EventKind::Grant,
+        function: "latch::change::grant",
+        program: "latch_grant",
+        locker: Some("locker"),
+        request: Some("req"),
+    },
+    Hook {
+        kind: EventKind::Release,
+        function: "latch::change::release",
+        program: "latch_release",
+        locker: Some("locker"),
+        request: Some("req"),
+    },
+    Hook {
+        kind: EventKind::Cancel,
+        function: "latch::change::cancel",
+        program: "latch_cancel",
+        locker: Some("locker"),
+        request: Some("req"),
+    },
+];
+
+/// One uprobe to attach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub kind: EventKind,
+    /// The eBPF program's name in the embedded object.
+    pub program: &'static str,
+    pub function: FunctionSymbol,
+}
+
+/// Everything the uprobes need, computed from one executable.
+#[derive(Clone, Debug)]
+pub struct TracePlan {
+    pub probes: Vec<Probe>,
+    /// The eBPF programs' configuration; `generation_address` is still the link-time one.
+    pub config: TraceConfig,
+    pub(super) locker_type: TypeRef,
+    pub(super) request_type: TypeRef,
+    /// The argument register of `grant`'s `from` and its type.
+    pub(super) grant_from: (u32, TypeRef),
+}
+
+impl TracePlan {
+    /// Reads the plan from the daemon's executable and type index.
+    pub fn from_image(image: &DaemonImage) -> Result<TracePlan, TraceError> {
+        let exe = image.executable();
+        let architecture = exe.architecture()?;
+        if architecture != object::Architecture::X86_64 {
+            return Err(TraceError::Architecture {
+                path: exe.path().to_owned(),
+                architecture,
+            });
+        }
+        let index = image.index();
+        let type_named = |name: &str| {
+            index
+                .by_name(name)
+                .ok_or_else(|| TraceError::TypeNotFound(name.to_owned()))
+        };
+        let locker_type = type_named(LOCKER_TYPE)?;
+        let request_type = type_named(REQUEST_TYPE)?;
+        let entry_state = type_named(ENTRY_STATE_TYPE)?;
+        let layout_error = |what: &str| {
+            let what = what.to_owned();
+            move |error| TraceError::Layout { what, error }
+        };
+
+        let mut config = TraceConfig::EMPTY;
+        let mut probes = Vec::with_capacity(HOOKS.len());
+        let mut grant_from = None;
+        for hook in &HOOKS {
+            let (function, sub) = function(exe, hook.function)?;
+            let k = hook.kind as usize;
+            if let Some(name) = hook.locker {
+                config.locker_arg[k] = pointer_register(&sub, hook.function, name)?;
+            }
+            if let Some(name) = hook.request {
+                config.request_arg[k] = pointer_register(&sub, hook.function, name)?;
+            }
+            if hook.kind == EventKind::Grant {
+                let (index, from) = parameter(&sub, hook.function, "from")?;
+                if from.class != ParameterClass::Integer || from.byte_size != Some(1) {
+                    return Err(TraceError::Layout {
+                        what: format!("{}'s `from`", hook.function),
+                        error: crate::value::ValueError::Shape {
+                            type_name: ENTRY_STATE_TYPE.to_owned(),
+                            what: format!("a {:?} of {:?} bytes", from.class, from.byte_size),
+                        },
+                    });
+                }
+                grant_from = Some((abi::argument_register(&sub, index)?, entry_state));
+            }
+            probes.push(Probe {
+                kind: hook.kind,
+                program: hook.program,
+                function,
+            });
+        }
+        // HOOKS has a grant, so this is always set; a missing one would be this file's bug.
+        let grant_from = grant_from.ok_or(TraceError::Missing {
+            what: "hook",
+            name: "grant",
+        })?;
+
+        config.locker_size = block_size(index, locker_type, LOCKER_TYPE)?;
+        config.request_size = block_size(index, request_type, REQUEST_TYPE)?;
+        for slot in TextSlot::ALL {
+            let path: &[&str] = match slot {
+                TextSlot::LockerName | TextSlot::Name => &["resource_name"],
+                TextSlot::Element => &["element", "Some", "0"],
+                TextSlot::Peer => &["peer", "name"],
+            };
+            let owner = if slot.in_locker() {
+                locker_type
+            } else {
+                request_type
+            };
+            config.texts[slot as usize] = text_place(index, owner, path)?;
+        }
+
+        let table = image.table();
+        let generation = layout::place(index, table.ty, &["data", "value", "generation"]).map_err(
+            layout_error("LockTable.generation inside the LOCK_TABLE mutex"),
+        )?;
+        let generation_size =
+            layout::size_of(index, generation.ty).map_err(layout_error("LockTable.generation"))?;
+        if generation_size != 8 {
+            return Err(TraceError::Layout {
+                what: "LockTable.generation".to_owned(),
+                error: crate::value::ValueError::Shape {
+                    type_name: "LockTable.generation".to_owned(),
+                    what: format!("{generation_size} bytes, not a u64"),
+                },
+            });
+        }
+        config.generation_address = table.address.saturating_add(generation.offset);
+
+        Ok(TracePlan {
+            probes,
+            config,
+            locker_type,
+            request_type,
+            grant_from,
+        })
+    }
+}
+
+/// The function at `path` and its DWARF, checked to be the same function.
+fn function(
+    exe: &Executable,
+    path: &str,
+) -> Result<(FunctionSymbol, crate::debuginfo::Subprogram), TraceError> {
+    let function = exe.function(path)?;
+    let sub = exe.subprogram(&function)?;
+    if sub.rust_path() != path {
+        return Err(TraceError::SubprogramMismatch {
+            path: exe.path().to_owned(),
+            address: function.address,
+            expected: path.to_owned(),
+            found: sub.rust_path(),
+        });
+    }
+    Ok((function, sub))
+}
+
+fn parameter<'s>(
+    sub: &'s crate::debuginfo::Subprogram,
+    function: &str,
+    name: &str,
+) -> Result<(usize, &'s Parameter), TraceError> {
+    sub.parameter(name)
+        .ok_or_else(|| TraceError::ParameterNotFound {
+            function: function.to_owned(),
+            parameter: name.to_owned(),
+        })
+}
+
+/// The register of a parameter that is one pointer: a reference, a `Box`, or an
+/// `Option<&mut T>` (a nullable pointer, which DWARF describes as an enum of pointer size).
+fn pointer_register(
+    sub: &crate::debuginfo::Subprogram,
+    function: &str,
+    name: &str,
+) -> Result<u32, TraceError> {
+    let (index, param) = parameter(sub, function, name)?;
+    let one_pointer = param.byte_size == Some(8)
+        && matches!(
+            param.class,
+            ParameterClass::Pointer | ParameterClass::Aggregate
+        );
+    if !one_pointer {
+        return Err(TraceError::NotAPointer {
+            function: function.to_owned(),
+            parameter: name.to_owned(),
+            class: param.class,
+            size: param.byte_size,
+        });
+    }
+    Ok(abi::argument_register(sub, index)?)
+}
+
+/// The size of a struct the eBPF programs copy whole.
+fn block_size(
+    index: &crate::debuginfo::TypeIndex,
+    ty: TypeRef,
+    name: &str,
+) -> Result<u32, TraceError> {
+    let size = layout::size_of(index, ty).map_err(|error| TraceError::Layout {
+        what: name.to_owned(),
+        error,
+    })?;
+    match u32::try_from(size) {
+        Ok(small) if size as usize <= BLOCK_BYTES => Ok(small),
+        _ => Err(TraceError::TooLarge {
+            type_name: name.to_owned(),
+            size,
+            max: BLOCK_BYTES,
+        }),
+    }
+}
+
+/// Where the `String` at `path` inside `ty` keeps its pointer and length.
+fn text_place(
+    index: &crate::debuginfo::TypeIndex,
+    ty: TypeRef,
+    path: &[&str],
+) -> Result<TextPlace, TraceError> {
+    let what = || path.join(".");
+    let layout_error = |error| TraceError::Layout {
+        what: what(),
+        error,
+    };
+    let Place { ty, offset } = layout::place(index, ty, path).map_err(layout_error)?;
+    let (pointer, len) = layout::string_parts(index, ty).map_err(layout_error)?;
+    let within = |part: u64| {
+        u32::try_from(offset.saturating_add(part))
+            .ok()
+            .filter(|at| (*at as usize) < BLOCK_BYTES)
+            .ok_or_else(|| TraceError::TooLarge {
+                type_name: what(),
+                size: offset.saturating_add(part),
+                max: BLOCK_BYTES,
+            })
+    };
+    Ok(TextPlace {
+        pointer_offset: within(pointer)?,
+        len_offset: within(len)?,
+    })
+}

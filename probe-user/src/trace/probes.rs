@@ -1,0 +1,193 @@
+//! The uprobes themselves: the embedded eBPF object loaded with a [`TracePlan`]'s
+//! configuration, one program attached to each state-change function of one process, and
+//! the ring buffer and lost-record counter they write.
+//!
+//! The attachments live as long as the [`Tracer`]: dropping it detaches every uprobe, on
+//! every path (a failed attach half-way included), so no probe is left in the daemon.
+
+use super::plan::TracePlan;
+use super::TraceError;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
+use aya::programs::UProbe;
+use aya::{Ebpf, EbpfLoader};
+use latch_probe_common::raw::{RawEvent, TraceConfig};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::num::NonZeroU32;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The eBPF object built by build.rs (aya-build names it after the eBPF crate's bin target).
+static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/latch-probe-ebpf"));
+const CONFIG_GLOBAL: &str = "CONFIG";
+const EVENTS_MAP: &str = "EVENTS";
+const LOST_MAP: &str = "LOST";
+
+/// The configuration as the loader wants it: a local type may implement aya's `Pod`.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct ConfigGlobal(TraceConfig);
+
+// SAFETY: TraceConfig is `#[repr(C)]` integers and arrays of them with no padding (every
+// 8-byte field sits at a multiple of 8), valid for any bits.
+unsafe impl aya::Pod for ConfigGlobal {}
+
+/// The daemon's state-change functions, probed for one process; dropping it detaches.
+pub struct Tracer {
+    // Field order is drop order: the maps' mappings go before the programs they serve.
+    events: RingBuf<MapData>,
+    lost: PerCpuArray<MapData, u64>,
+    ebpf: Ebpf,
+    links: Vec<(&'static str, UProbeLinkId)>,
+}
+
+impl Tracer {
+    /// Attaches to `pid`, whose executable is `target` (e.g. `/proc/PID/exe`: the very file
+    /// the process runs, even if replaced on disk since), mapped at `load_bias`.
+    pub fn attach(
+        plan: &TracePlan,
+        target: &Path,
+        pid: u32,
+        load_bias: u64,
+    ) -> Result<Tracer, TraceError> {
+        let pid_nz = NonZeroU32::new(pid).ok_or(TraceError::ZeroPid)?;
+        let mut config = plan.config;
+        config.generation_address = config.generation_address.wrapping_add(load_bias);
+        let mut ebpf = EbpfLoader::new()
+            .override_global(CONFIG_GLOBAL, &ConfigGlobal(config), true)
+            .load(EBPF_OBJECT)
+            .map_err(|e| TraceError::Load(Box::new(e)))?;
+        let events = RingBuf::try_from(take_map(&mut ebpf, EVENTS_MAP)?).map_err(|error| {
+            TraceError::Map {
+                name: EVENTS_MAP,
+                error: Box::new(error),
+            }
+        })?;
+        let lost = PerCpuArray::try_from(take_map(&mut ebpf, LOST_MAP)?).map_err(|error| {
+            TraceError::Map {
+                name: LOST_MAP,
+                error: Box::new(error),
+            }
+        })?;
+        let mut tracer = Tracer {
+            events,
+            lost,
+            ebpf,
+            links: Vec::with_capacity(plan.probes.len()),
+        };
+        // Attached one by one into the tracer, so a failure drops (and detaches) the ones
+        // attached before it.
+        for probe in &plan.probes {
+            let program = uprobe(&mut tracer.ebpf, probe.program)?;
+            program.load().map_err(|error| TraceError::Program {
+                program: probe.program,
+                error: Box::new(error),
+            })?;
+            let link = program
+                .attach(
+                    UProbeAttachLocation::AbsoluteOffset(probe.function.file_offset),
+                    target,
+                    UProbeScope::OneProcess(pid_nz),
+                )
+                .map_err(|error| TraceError::Attach {
+                    function: probe.function.path.clone(),
+                    path: target.to_owned(),
+                    pid,
+                    file_offset: probe.function.file_offset,
+                    error: Box::new(error),
+                })?;
+            tracer.links.push((probe.program, link));
+        }
+        Ok(tracer)
+    }
+
+    /// The next record, waiting at most `timeout`; `None` when none came in time, or as
+    /// soon as `wake` (a signal descriptor, say) is readable while none is there.
+    pub fn next_record(
+        &mut self,
+        timeout: Duration,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<Option<RawEvent>, TraceError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(item) = self.events.next() {
+                return decode(&item).map(Some);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Whole milliseconds, rounded up so a short wait does not become a busy loop.
+            let ms = u16::try_from(left.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
+            let mut fds = vec![PollFd::new(self.events.as_fd(), PollFlags::POLLIN)];
+            fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(TraceError::Poll(e)),
+            }
+            let woken = fds
+                .get(1)
+                .and_then(|fd| fd.revents())
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN));
+            if woken {
+                // One last look, so a record that came with the wake-up is not left behind.
+                return self.events.next().map(|item| decode(&item)).transpose();
+            }
+        }
+    }
+
+    /// How many records found the ring buffer full since attaching, on all CPUs.
+    pub fn lost(&self) -> Result<u64, TraceError> {
+        let per_cpu = self.lost.get(&0, 0).map_err(|error| TraceError::Map {
+            name: LOST_MAP,
+            error: Box::new(error),
+        })?;
+        Ok(per_cpu.iter().sum())
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        // Dropping the programs would detach too; doing it first and by name makes the order
+        // explicit: no record is written once the tracer is gone.
+        for (name, link) in self.links.drain(..) {
+            if let Ok(program) = uprobe(&mut self.ebpf, name) {
+                // Nothing to do about a failed detach here; unloading the program ends it.
+                let _ = program.detach(link);
+            }
+        }
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, TraceError> {
+    ebpf.take_map(name)
+        .ok_or(TraceError::Missing { what: "map", name })
+}
+
+fn uprobe<'e>(ebpf: &'e mut Ebpf, name: &'static str) -> Result<&'e mut UProbe, TraceError> {
+    ebpf.program_mut(name)
+        .ok_or(TraceError::Missing {
+            what: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|error| TraceError::Program {
+            program: name,
+            error: Box::new(error),
+        })
+}
+
+/// A ring buffer record as the eBPF program wrote it.
+fn decode(bytes: &[u8]) -> Result<RawEvent, TraceError> {
+    let expected = std::mem::size_of::<RawEvent>();
+    if bytes.len() < expected {
+        return Err(TraceError::ShortRecord {
+            len: bytes.len(),
+            expected,
+        });
+    }
+    // SAFETY: the length is checked and RawEvent is plain integers, valid for any bytes.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEvent>()) })
+}
