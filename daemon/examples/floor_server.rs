@@ -2,7 +2,11 @@
 //! (accept, read the lock, answer rc 0, read the unlock and the client's EOF, close), so
 //! `latch bench` against it measures what one-connection-per-lock costs on this machine.
 //!
-//! Usage: floor_server SOCKET [THREADS]  (a pool of threads blocking in accept).
+//! Usage: floor_server SOCKET [THREADS]  (a pool of threads blocking in accept, 8 by
+//! default). The pool's size matters: the kernel wakes the thread that has waited longest
+//! in accept, so a big pool serves every connection from a cold thread (64 threads were
+//! half as fast as 4 with one client here); `scripts/bench-daemon.sh` runs the sizes that
+//! were fastest.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -32,7 +36,7 @@ fn main() {
         eprintln!("usage: floor_server SOCKET [THREADS]");
         std::process::exit(1);
     };
-    let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(64);
+    let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(8);
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(l) => l,

@@ -20,6 +20,7 @@ use crate::wire::{
 use latch_probe_common::LockMode;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, MutexGuard};
@@ -30,6 +31,9 @@ const SIGNALS: Token = Token(1);
 /// Connections the admin thread accepted while this thread stalled, handed back.
 const RETURNED: Token = Token(2);
 const FIRST_CONN: usize = 3;
+/// How long accepting pauses after it failed for want of resources (unless a connection
+/// closes first).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The daemon lifespan after a quiesce request (`-x`), as FLoM does.
 const QUIESCE_LIFESPAN_MS: i64 = 100;
 
@@ -67,6 +71,8 @@ struct Conn {
     output: Vec<u8>,
     /// Close once `output` is written.
     closing: bool,
+    /// Registered with epoll (from the end of its first turn, see `add_conn`).
+    watched: bool,
     /// Registered for writability too (output was left over).
     want_write: bool,
     /// It was granted its lock (its next message is most likely the unlock).
@@ -77,6 +83,8 @@ struct Conn {
 #[derive(Clone, Copy)]
 struct Ready {
     token: Token,
+    /// A connection holding its lock (handled first).
+    holder: bool,
     readable: bool,
     read_closed: bool,
     writable: bool,
@@ -86,23 +94,28 @@ pub struct Server {
     config: Config,
     poll: Poll,
     listener: Listener,
+    /// Accepting failed (e.g. out of descriptors): the listener is not watched until a
+    /// connection closes or this time comes (level-triggered, it would spin meanwhile).
+    accept_paused: Option<Instant>,
     /// The signal pipe's read end, registered with `poll`; kept open for the daemon's life.
     _signals: mio::net::UnixStream,
-    conns: HashMap<Token, Conn>,
-    by_id: HashMap<u64, Token>,
+    conns: IdMap<Token, Conn>,
+    by_id: IdMap<u64, Token>,
     next_token: usize,
     /// (wall-clock ns, locker id)
     timers: BTreeSet<(u64, u64)>,
     /// The earliest pending timer of each locker: one is enough, [`engine::on_timer`]
     /// asks for the next itself (without this, every release of a busy resource would add
     /// a timer).
-    timer_of: HashMap<u64, u64>,
+    timer_of: IdMap<u64, u64>,
     /// When the daemon became idle (no clients, no lockers).
     idle_since: Option<Instant>,
     lifespan_ms: i64,
     admin: AdminHandle,
     returned: mpsc::Receiver<Returned>,
     read_buf: Box<[u8; 4096]>,
+    /// Answers without an element, by step and rc, formatted once (a handful at most).
+    answers: Vec<((u32, Rc), Vec<u8>)>,
     ready: Vec<Ready>,
     /// Connections whose output failed while the table was locked (an answer to a client
     /// that left): closed by the loop once the table is free, since closing locks it.
@@ -115,9 +128,8 @@ impl Server {
     /// Binds the endpoint, starts the admin thread and installs the signal handlers.
     pub fn bind(config: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = Listener::bind(&config.endpoint)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let listener = Listener::bind(&config.endpoint)?;
+        listener.register_level_triggered(poll.registry(), LISTENER)?;
         let (read_end, write_end) = std::os::unix::net::UnixStream::pair()?;
         read_end.set_nonblocking(true)?;
         write_end.set_nonblocking(true)?;
@@ -151,16 +163,18 @@ impl Server {
             config,
             poll,
             listener,
+            accept_paused: None,
             _signals: signals,
-            conns: HashMap::new(),
-            by_id: HashMap::new(),
+            conns: IdMap::default(),
+            by_id: IdMap::default(),
             next_token: FIRST_CONN,
             timers: BTreeSet::new(),
-            timer_of: HashMap::new(),
+            timer_of: IdMap::default(),
             idle_since: Some(Instant::now()),
             admin,
             returned,
             read_buf: Box::new([0; 4096]),
+            answers: Vec::new(),
             ready: Vec::new(),
             dead: Vec::new(),
             hub,
@@ -188,20 +202,25 @@ impl Server {
             let mut exit = None;
             // Holders first: a holder's unlock is the critical path of every hand-off, and
             // with one loop it would otherwise wait behind a batch of accepts and requests.
-            self.ready.clear();
-            self.ready.extend(events.iter().map(|ev| Ready {
+            // Taken out of `self` (and put back) so that handling can borrow `self`; the
+            // buffer is reused from turn to turn.
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            ready.extend(events.iter().map(|ev| Ready {
                 token: ev.token(),
+                holder: self.conns.get(&ev.token()).is_some_and(|c| c.holding),
                 readable: ev.is_readable(),
                 read_closed: ev.is_read_closed(),
                 writable: ev.is_writable(),
             }));
-            let (first, rest): (Vec<Ready>, Vec<Ready>) = self
-                .ready
-                .drain(..)
-                .partition(|r| self.conns.get(&r.token).is_some_and(|c| c.holding));
-            for r in first.into_iter().chain(rest) {
+            // Stable: otherwise in epoll's order.
+            ready.sort_by_key(|r| !r.holder);
+            // As many accepts as the turn has events (at least one): enough to keep up
+            // under load, and a lone client's accept is never followed by a failing one.
+            let accepts = ready.len();
+            for r in &ready {
                 let result = match r.token {
-                    LISTENER => self.accept_all(),
+                    LISTENER => self.accept_some(accepts),
                     SIGNALS => Some(Exit::Signal),
                     RETURNED => {
                         let mut result = None;
@@ -214,10 +233,14 @@ impl Server {
                 };
                 exit = exit.or(result);
             }
+            self.ready = ready;
             if let Some(e) = exit {
                 break e;
             }
             self.fire_timers();
+            if self.accept_paused.is_some_and(|at| Instant::now() >= at) {
+                self.resume_accepting();
+            }
             while let Some(token) = self.dead.pop() {
                 self.close(token);
             }
@@ -231,8 +254,10 @@ impl Server {
         Ok(exit)
     }
 
-    fn accept_all(&mut self) -> Option<Exit> {
-        loop {
+    /// Accepts up to `budget` connections; the level-triggered listener is reported again
+    /// at the next turn while more wait.
+    fn accept_some(&mut self, budget: usize) -> Option<Exit> {
+        for _ in 0..budget {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     if let Some(exit) = self.add_conn(stream, peer, &[]) {
@@ -240,29 +265,57 @@ impl Server {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A client that left before its accept: the next may be fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and let the backlog wait; never exit.
+                    // EMFILE and friends: log and let the backlog wait until a connection
+                    // closes (see `close`) or a while has passed; never exit.
                     log::warn!("accept failed: {e}");
+                    self.pause_accepting();
                     return None;
                 }
             }
+        }
+        None
+    }
+
+    fn pause_accepting(&mut self) {
+        if let Err(e) = self
+            .listener
+            .set_watched(self.poll.registry(), LISTENER, false)
+        {
+            log::warn!("cannot stop watching the listener: {e}");
+            return;
+        }
+        self.accept_paused = Some(Instant::now() + ACCEPT_RETRY);
+    }
+
+    /// Accepts again after a pause (a descriptor was freed, or it is time to retry).
+    fn resume_accepting(&mut self) {
+        if self.accept_paused.is_none() {
+            return;
+        }
+        match self
+            .listener
+            .set_watched(self.poll.registry(), LISTENER, true)
+        {
+            Ok(()) => self.accept_paused = None,
+            Err(e) => log::warn!("cannot watch the listener again: {e}"),
         }
     }
 
     /// Watches a new client connection and handles what it sent; `read` is what the admin
     /// thread already read from it (when it accepted it in this thread's place).
-    fn add_conn(&mut self, mut stream: Stream, peer: Peer, read: &[u8]) -> Option<Exit> {
+    fn add_conn(&mut self, stream: Stream, peer: Peer, read: &[u8]) -> Option<Exit> {
         let token = Token(self.next_token);
         self.next_token += 1;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, token, Interest::READABLE)
-        {
-            log::warn!("cannot watch a new connection: {e}");
-            return None;
-        }
         let mut framer = Framer::default();
         framer.push(read);
         self.conns.insert(
@@ -276,6 +329,7 @@ impl Server {
                 in_table: false,
                 output: Vec::new(),
                 closing: false,
+                watched: false,
                 want_write: false,
                 holding: false,
             },
@@ -285,8 +339,38 @@ impl Server {
             .store(self.conns.len(), Ordering::Relaxed);
         self.idle_since = None;
         // flom clients send their lock right after connecting: it is often here already,
-        // and reading it now saves a trip through epoll.
-        self.on_ready(token, true, false, false)
+        // and reading it now saves a trip through epoll. Watching the connection after
+        // the answer keeps epoll's bookkeeping off the client's path; whatever arrives
+        // meanwhile, epoll reports at registration.
+        let exit = self.on_ready(token, true, false, false);
+        self.watch(token);
+        exit
+    }
+
+    fn watch(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let want_write = !conn.output.is_empty();
+        let interest = if want_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self
+            .poll
+            .registry()
+            .register(&mut conn.stream, token, interest)
+        {
+            Ok(()) => {
+                conn.watched = true;
+                conn.want_write = want_write;
+            }
+            Err(e) => {
+                log::warn!("cannot watch a new connection: {e}");
+                self.close(token);
+            }
+        }
     }
 
     fn on_ready(
@@ -324,8 +408,13 @@ impl Server {
                     }
                     conn.framer.push(&buf[..n]);
                     // A short read drained the socket and epoll (edge-triggered) reports
-                    // anything newer; but an EOF already reported must still be read.
-                    n < buf.len() && !read_closed
+                    // anything newer. If it had already reported the peer's half-close,
+                    // nothing can follow what was just read: that is the EOF, known without
+                    // the read that would return 0 (a flom client half-closes after its
+                    // unlock, so this saves a system call per lock).
+                    let drained = n < buf.len();
+                    eof = drained && read_closed;
+                    drained
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -374,7 +463,9 @@ impl Server {
 
     fn hand_to_admin(&mut self, token: Token, read: Vec<u8>) -> Option<Exit> {
         if let Some(mut conn) = self.conns.remove(&token) {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            if conn.watched {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+            }
             self.info
                 .connections
                 .store(self.conns.len(), Ordering::Relaxed);
@@ -450,8 +541,13 @@ impl Server {
             return;
         };
         let resource_type = spec.resource_type();
-        let Some(conn) = self.conns.get(&token) else {
+        let Some(conn) = self.conns.get_mut(&token) else {
             return;
+        };
+        // One lock per connection: its request takes the peer's name over.
+        let peer = Peer {
+            name: std::mem::take(&mut conn.peer.name),
+            ..conn.peer
         };
         let mut req = Box::new(Request {
             conn: 0,
@@ -467,7 +563,7 @@ impl Server {
             since_ns: 0,
             wait: m.wait,
             lifespan_ms: m.lifespan_ms.max(0) as u64,
-            peer: conn.peer.clone(),
+            peer,
         });
         let mut table = lock_table();
         if self.config.hang_on_lock.as_deref() == Some(req.resource_name.as_str()) {
@@ -541,13 +637,28 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let msg = wire::format_answer(
-            step,
-            &self.config.peerid,
-            answer.rc as i32,
-            answer.element.as_deref(),
-        );
-        conn.output.extend_from_slice(&msg);
+        match &answer.element {
+            // Answers without an element depend only on step and rc: formatted once.
+            None => {
+                let key = (step, answer.rc);
+                let i = match self.answers.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        let msg =
+                            wire::format_answer(step, &self.config.peerid, answer.rc as i32, None);
+                        self.answers.push((key, msg));
+                        self.answers.len() - 1
+                    }
+                };
+                conn.output.extend_from_slice(&self.answers[i].1);
+            }
+            Some(element) => conn.output.extend_from_slice(&wire::format_answer(
+                step,
+                &self.config.peerid,
+                answer.rc as i32,
+                Some(element),
+            )),
+        }
         conn.holding |= answer.rc == Rc::Granted;
         if !self.flush(token) {
             // Not closed here: answers are sent with the table locked.
@@ -575,7 +686,8 @@ impl Server {
             return false;
         }
         let want_write = !conn.output.is_empty();
-        if want_write != conn.want_write {
+        // Not watched yet: `watch` registers for what is left then.
+        if conn.watched && want_write != conn.want_write {
             let interest = if want_write {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -613,6 +725,7 @@ impl Server {
             self.with_table(|table, journal, fx| engine::disconnect(table, id, journal, fx));
         }
         drop(conn);
+        self.resume_accepting();
         self.info
             .connections
             .store(self.conns.len(), Ordering::Relaxed);
@@ -680,10 +793,38 @@ impl Server {
             (Some(since), Some(limit)) => Some(limit.saturating_sub(since.elapsed())),
             _ => None,
         };
-        match (timer, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let retry = self
+            .accept_paused
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        [timer, idle, retry].into_iter().flatten().min()
+    }
+}
+
+/// A map keyed by the daemon's own counters (tokens, ids): no client chooses them, so the
+/// default hasher's resistance to chosen keys buys nothing and costs a few lookups per lock.
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// One multiplication per integer, as rustc's FxHasher.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
         }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 

@@ -13,6 +13,8 @@ pub const EVENT_SCHEMA: &str = "latch.event/1";
 pub const DROPPED_SCHEMA: &str = "latch.dropped/1";
 /// A note in the probe's event stream that the kernel lost events (its ring buffer was full).
 pub const LOST_SCHEMA: &str = "latch.lost/1";
+/// An alert of `latch-probe watch`.
+pub const ALERT_SCHEMA: &str = "latch.alert/1";
 
 /// Who produced a state document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +153,36 @@ pub struct LostDoc {
     pub lost: u64,
     /// Lost since the trace began.
     pub total: u64,
+}
+
+/// What a `latch.alert/1` record is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A waiter (or an incubated client) has waited longer than `--max-wait`.
+    MaxWait,
+    /// A holder has held longer than `--max-hold`.
+    MaxHold,
+    /// A holder's client process (its peer pid) is gone while the daemon still counts it
+    /// as holding.
+    ClientVanished,
+}
+
+/// `latch.alert/1`: one entry past a bound, said once per entry and state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertDoc {
+    pub schema: String,
+    pub ts_ns: u64,
+    pub alert: AlertKind,
+    /// Null for a client in the incubator.
+    pub locker: Option<u64>,
+    pub resource_name: String,
+    pub conn: u64,
+    pub peer_name: String,
+    pub peer_pid: Option<u32>,
+    /// When the entry reached its state (Unix ns), and how long ago that was at `ts_ns`.
+    pub since_ns: u64,
+    pub for_ns: u64,
 }
 
 impl StateDoc {

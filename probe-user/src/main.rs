@@ -3,8 +3,10 @@
 
 mod dump;
 mod mount;
+mod stopping;
 mod target;
 mod trace_command;
+mod watch_command;
 
 use clap::{Parser, Subcommand};
 use latch_probe::model::{exit_code, ProbeError};
@@ -24,6 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Trace(trace_command::TraceArgs),
+    Watch(watch_command::WatchArgs),
     /// Print the daemon's lock state, read from outside (a live process or a core file).
     Dump(dump::DumpArgs),
     /// Mount the daemon's lock state as a read-only FUSE tree in FLoM's VFS layout.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Trace(args) => trace_command::run(&args),
+        Command::Watch(args) => watch_command::run(&args),
         Command::Dump(args) => dump::run(&args),
         Command::Mount(args) => mount::run(&args),
     };

@@ -11,7 +11,12 @@ use clap::Args;
 use latch_probe::capture::Capture;
 use latch_probe::model::{self, exit_code, CaptureOptions, DaemonImage, ProbeError};
 use latch_probe::render::fuse::{serve, CaptureFn, Ended, MountOptions, CONTROL_NAME};
+use latch_probe::stop::StopSignals;
+use latch_probe::trace::{Followed, Follower};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The refresh interval of a live mount unless `--interval` says otherwise.
@@ -44,12 +49,28 @@ pub struct MountArgs {
     /// stopping it for each copy.
     #[arg(long, conflicts_with = "core")]
     no_freeze: bool,
+    /// Take one snapshot, then keep the tree current from eBPF events (no further stop of
+    /// the daemon); --interval is then how often the tree shows the latest state.
+    #[arg(long, conflicts_with = "core")]
+    live: bool,
 }
 
 pub fn run(args: &MountArgs) -> Result<u8> {
+    // Before any thread starts (the live feed's, the mount's), so that all inherit the mask.
+    let signals = StopSignals::take_over().context("taking over SIGINT and SIGTERM")?;
+    let options = CaptureOptions {
+        freeze: !args.no_freeze,
+        ..CaptureOptions::default()
+    };
+    let mut feed = None;
     let (first, capture) = match args.target.target() {
         Target::Core { core, exe } => from_core(core, exe)?,
-        Target::Live(pid) => live(pid, args.no_freeze)?,
+        Target::Live(pid) if args.live => {
+            let (started, first, capture) = LiveFeed::start(pid, options)?;
+            feed = Some(started);
+            (first, capture)
+        }
+        Target::Live(pid) => live(pid, options)?,
     };
     for problem in &first.problems {
         eprintln!("latch-probe: partial state: {problem}");
@@ -73,7 +94,10 @@ pub fn run(args: &MountArgs) -> Result<u8> {
         }),
         args.dir.join(CONTROL_NAME).display(),
     );
-    let why = match serve(&args.dir, &first, capture, &options)? {
+    let served = serve(&args.dir, &first, capture, &options, &signals);
+    // The uprobes go before the process does, whatever the mount's end.
+    drop(feed);
+    let why = match served? {
         Ended::Signal(signal) => format!("on {}", signal.as_str()),
         Ended::UnmountedOutside => "from outside".to_owned(),
     };
@@ -81,11 +105,7 @@ pub fn run(args: &MountArgs) -> Result<u8> {
     Ok(exit_code::OK)
 }
 
-fn live(pid: u32, no_freeze: bool) -> Result<(Capture, CaptureFn)> {
-    let options = CaptureOptions {
-        freeze: !no_freeze,
-        ..CaptureOptions::default()
-    };
+fn live(pid: u32, options: CaptureOptions) -> Result<(Capture, CaptureFn)> {
     // The running executable, even if the file on disk was replaced since it started.
     let image = match DaemonImage::open(Path::new(&format!("/proc/{pid}/exe"))) {
         Ok(image) => image,
@@ -113,4 +133,89 @@ fn from_core(core: &Path, exe: &Path) -> Result<(Capture, CaptureFn)> {
 
 fn boxed(error: ProbeError) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(error)
+}
+
+/// A thread that keeps the latest state from eBPF events for a `--live` mount; dropping it
+/// stops the thread, which detaches the uprobes.
+struct LiveFeed {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LiveFeed {
+    /// How long the feed waits for events before looking at its stop flag.
+    const TICK: Duration = Duration::from_millis(100);
+
+    fn start(pid: u32, options: CaptureOptions) -> Result<(LiveFeed, Capture, CaptureFn)> {
+        let (started_tx, started_rx) = mpsc::sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let latest: Arc<Mutex<Option<Capture>>> = Arc::new(Mutex::new(None));
+        let shared = Arc::clone(&latest);
+        let thread = std::thread::spawn(move || {
+            let mut follower = match Follower::start(pid, options) {
+                Ok(follower) => follower,
+                Err(error) => {
+                    let _ = started_tx.send(Err(error));
+                    return;
+                }
+            };
+            let publish = |follower: &Follower| {
+                let mut capture = follower.snapshot().clone();
+                capture.state = follower.state().clone();
+                *shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(capture);
+            };
+            publish(&follower);
+            let _ = started_tx.send(Ok(()));
+            let mut dirty = false;
+            while !stopped.load(Ordering::Relaxed) {
+                match follower.next(Self::TICK, None) {
+                    // Published when the stream pauses: a busy daemon is not copied per event.
+                    Ok(None) if dirty => {
+                        publish(&follower);
+                        dirty = false;
+                    }
+                    Ok(None) => {}
+                    Ok(Some(Followed::Event(..))) => dirty = true,
+                    Ok(Some(other)) => {
+                        eprintln!("latch-probe: {other:?}; took a new snapshot");
+                        dirty = true;
+                    }
+                    Err(error) => {
+                        eprintln!("latch-probe: the live feed stopped: {error}; the tree keeps its last state");
+                        return;
+                    }
+                }
+            }
+        });
+        let feed = LiveFeed {
+            stop,
+            thread: Some(thread),
+        };
+        started_rx
+            .recv()
+            .context("the live feed's thread ended before its first snapshot")??;
+        let first = latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .context("the live feed published no first snapshot")?;
+        let capture: CaptureFn = Box::new(move || {
+            latest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .ok_or_else(|| "the live feed has no state".into())
+        });
+        Ok((feed, first, capture))
+    }
+}
+
+impl Drop for LiveFeed {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

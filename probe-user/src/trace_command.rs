@@ -1,18 +1,31 @@
-//! `latch-probe trace`: the daemon's lock events, live, as text lines or NDJSON, until a
-//! signal or the end of `--duration`; every uprobe is detached on the way out.
+//! `latch-probe trace`: the daemon's lock events, live, as text lines, NDJSON or merge
+//! patches, until a signal or the end of `--duration`; every uprobe is detached on the way
+//! out.
 
-use anyhow::{Context, Result};
-use clap::Args;
-use latch_probe::model::exit_code;
-use latch_probe::stop::StopSignals;
-use latch_probe::trace::Session;
+use crate::stopping::Stopping;
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use latch_probe::merge::{patch, Applied};
+use latch_probe::model::{exit_code, CaptureOptions};
+use latch_probe::trace::{Followed, Follower, Session};
 use latch_probe_common::doc::{LostDoc, LOST_SCHEMA};
+use serde::Serialize;
 use std::io::Write;
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How often the kernel's lost-record counter is read.
-const LOST_CHECK: Duration = Duration::from_millis(500);
+/// The longest a wait for events lasts before the loop looks at the clock and the kernel's
+/// lost-record counter again.
+const TICK: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line of text an event.
+    Text,
+    /// One `latch.event/1` JSON object a line (NDJSON).
+    Json,
+    /// A `latch.live/1` snapshot, then one RFC 7396 merge patch a line.
+    MergePatch,
+}
 
 #[derive(Args)]
 #[command(
@@ -20,9 +33,12 @@ const LOST_CHECK: Duration = Duration::from_millis(500);
     long_about = "Stream the daemon's lock events live, through eBPF uprobes on its \
                   state-change functions (locker create/destroy, incubate, promote, enqueue, \
                   grant, release, cancel). The daemon is neither stopped nor told.\n\n\
-                  Text lines by default, `latch.event/1` NDJSON with --json (docs/formats.md). \
-                  Events the kernel had no room for are never silent: a `latch.lost/1` record \
-                  (a `lost` line) says how many.\n\n\
+                  Formats (docs/formats.md): text lines; `latch.event/1` NDJSON (--json); or \
+                  --format merge-patch: one frozen snapshot in the keyed `latch.live/1` form, \
+                  then one JSON Merge Patch (RFC 7396) per event, so that applying them in \
+                  order to the snapshot gives the current state. Events the kernel had no \
+                  room for are never silent: a `latch.lost/1` record (a `lost` line) says how \
+                  many, and in merge-patch form a new snapshot follows.\n\n\
                   Stop: SIGINT (Ctrl-C), SIGTERM or SIGHUP, or --duration; the uprobes are \
                   detached either way. Needs root (CAP_BPF, CAP_PERFMON)."
 )]
@@ -30,56 +46,49 @@ pub struct TraceArgs {
     /// The daemon's pid.
     #[arg(long)]
     pid: u32,
-    /// One `latch.event/1` JSON object a line (NDJSON) instead of text.
-    #[arg(long)]
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// Stop after this many seconds (default: until interrupted).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
 }
 
 pub fn run(args: &TraceArgs) -> Result<u8> {
-    let duration = args
-        .duration
-        .map(Duration::try_from_secs_f64)
-        .transpose()
-        .context("--duration must be a non-negative number of seconds")?;
-    let stop = StopSignals::take_over().context("taking over SIGINT and SIGTERM")?;
-    let mut session = Session::start(args.pid)?;
-    // Said once attached, so that a script (or a test) knows from when on nothing is missed.
-    eprintln!(
-        "latch-probe: tracing pid {}: {} uprobes attached",
-        args.pid,
-        session.probes()
-    );
-    let deadline = duration.map(|d| Instant::now() + d);
+    let stopping = Stopping::new(args.duration)?;
+    let format = if args.json { Format::Json } else { args.format };
     let mut out = std::io::stdout().lock();
-    let (mut events, mut undecodable, mut lost_said) = (0u64, 0u64, 0u64);
-    let mut next_lost_check = Instant::now() + LOST_CHECK;
+    let ended = if format == Format::MergePatch {
+        patches(args.pid, &stopping, &mut out)?
+    } else {
+        events(args.pid, format, &stopping, &mut out)?
+    };
+    out.flush()?;
+    eprintln!("latch-probe: trace ended {ended}; uprobes detached");
+    Ok(exit_code::OK)
+}
+
+/// Text or NDJSON events; how it ended and what it counted.
+fn events(pid: u32, format: Format, stopping: &Stopping, out: &mut impl Write) -> Result<String> {
+    let mut session = Session::start(pid)?;
+    attached(pid, session.probes());
+    let (mut events, mut undecodable, mut lost) = (0u64, 0u64, 0u64);
     let ended = loop {
-        if let Some(signal) = stop.received()? {
-            break format!("on {}", signal.as_str());
+        if let Some(why) = stopping.why()? {
+            break why;
         }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            break "at the end of --duration".to_owned();
-        }
-        if now >= next_lost_check {
-            lost_said = say_lost(&session, lost_said, args.json, &mut out)?;
-            next_lost_check = now + LOST_CHECK;
-        }
-        let wait = deadline
-            .map_or(LOST_CHECK, |d| d.saturating_duration_since(now))
-            .min(LOST_CHECK);
-        match session.next_event(wait, Some(stop.as_fd()))? {
-            None => out.flush()?,
+        match session.next_event(stopping.wait(TICK), Some(stopping.fd()))? {
+            None => {
+                lost = say_lost(&session, lost, format, out)?;
+                out.flush()?;
+            }
             Some(Ok(event)) => {
                 events += 1;
-                if args.json {
-                    serde_json::to_writer(&mut out, &event)?;
-                    out.write_all(b"\n")?;
-                } else {
-                    writeln!(out, "{}", event.line())?;
+                match format {
+                    Format::Text => writeln!(out, "{}", event.line())?,
+                    _ => json_line(out, &event)?,
                 }
             }
             Some(Err(error)) => {
@@ -88,18 +97,54 @@ pub fn run(args: &TraceArgs) -> Result<u8> {
             }
         }
     };
-    let lost = say_lost(&session, lost_said, args.json, &mut out)?;
+    let lost = say_lost(&session, lost, format, out)?;
+    Ok(format!(
+        "{ended}: {events} events, {lost} lost, {undecodable} undecodable"
+    ))
+}
+
+/// A snapshot in the keyed form, then a merge patch per event.
+fn patches(pid: u32, stopping: &Stopping, out: &mut impl Write) -> Result<String> {
+    let mut follower = Follower::start(pid, CaptureOptions::default())?;
+    attached(pid, follower.probes());
+    json_line(out, &patch::keyed(follower.state()))?;
     out.flush()?;
-    drop(session);
-    eprintln!(
-        "latch-probe: trace ended {ended}: {events} events, {lost} lost, {undecodable} undecodable; \
-         uprobes detached"
-    );
-    Ok(exit_code::OK)
+    let (mut changes, mut snapshots) = (0u64, 1u64);
+    let ended = loop {
+        if let Some(why) = stopping.why()? {
+            break why;
+        }
+        match follower.next(stopping.wait(TICK), Some(stopping.fd()))? {
+            None => out.flush()?,
+            Some(Followed::Event(_, Applied::Skipped)) => {}
+            Some(Followed::Event(_, Applied::Changed(change))) => {
+                changes += 1;
+                json_line(out, &change)?;
+            }
+            Some(other) => {
+                // The events no longer describe the state: a new snapshot starts over.
+                eprintln!("latch-probe: {other:?}; a new snapshot follows");
+                snapshots += 1;
+                json_line(out, &patch::keyed(follower.state()))?;
+            }
+        }
+    };
+    Ok(format!("{ended}: {changes} patches, {snapshots} snapshots"))
+}
+
+/// Said once attached, so that a script (or a test) knows from when on nothing is missed.
+pub fn attached(pid: u32, probes: usize) {
+    eprintln!("latch-probe: tracing pid {pid}: {probes} uprobes attached");
+}
+
+fn json_line(out: &mut impl Write, value: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
 /// Reports the records lost since `said` were reported; the new total.
-fn say_lost(session: &Session, said: u64, json: bool, out: &mut impl Write) -> Result<u64> {
+fn say_lost(session: &Session, said: u64, format: Format, out: &mut impl Write) -> Result<u64> {
     let total = session.lost()?;
     if total > said {
         let doc = LostDoc {
@@ -110,15 +155,13 @@ fn say_lost(session: &Session, said: u64, json: bool, out: &mut impl Write) -> R
             lost: total - said,
             total,
         };
-        if json {
-            serde_json::to_writer(&mut *out, &doc)?;
-            out.write_all(b"\n")?;
-        } else {
-            writeln!(
+        match format {
+            Format::Text => writeln!(
                 out,
                 "lost {} events (the ring buffer was full; {total} in all)",
                 doc.lost
-            )?;
+            )?,
+            _ => json_line(out, &doc)?,
         }
     }
     Ok(total)

@@ -650,42 +650,45 @@ impl Drop for EventReader {
     }
 }
 
-/// `latch-probe trace --pid P ARGS` running beside the test, its output collected.
-pub struct ProbeTrace {
+/// A `latch-probe` command that attaches uprobes (`trace`, `watch`) running beside the
+/// test, its output collected; stopped by pid when dropped.
+pub struct ProbeStream {
     child: Child,
     pub stdout: Lines,
     pub stderr: Lines,
 }
 
-impl ProbeTrace {
-    /// Starts the trace and returns once its uprobes are attached (it says so on stderr).
-    pub fn start(pid: u32, args: &[&str]) -> ProbeTrace {
+impl ProbeStream {
+    /// Starts `latch-probe SUBCOMMAND --pid P ARGS` and returns once its uprobes are attached
+    /// (it says so on stderr).
+    pub fn start(subcommand: &str, pid: u32, args: &[&str]) -> ProbeStream {
         let mut child = Command::new(probe_bin())
-            .args(["trace", "--pid", &pid.to_string()])
+            .args([subcommand, "--pid", &pid.to_string()])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start latch-probe trace: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start latch-probe {subcommand}: {e}"));
         let stdout = Lines::collect(child.stdout.take().expect("piped stdout"));
         let stderr = Lines::collect(child.stderr.take().expect("piped stderr"));
-        let mut trace = ProbeTrace {
+        let mut stream = ProbeStream {
             child,
             stdout,
             stderr,
         };
+        // Indexing a debug daemon's DWARF on a loaded machine takes seconds.
         wait_for(
-            "latch-probe trace attaches its uprobes",
+            "latch-probe attaches its uprobes",
             START_TIMEOUT * 6,
             || {
-                if let Ok(Some(status)) = trace.child.try_wait() {
+                if let Ok(Some(status)) = stream.child.try_wait() {
                     panic!(
-                        "latch-probe trace exited ({status}) before attaching:\n{}",
-                        trace.stderr.all().join("\n")
+                        "latch-probe {subcommand} exited ({status}) before attaching:\n{}",
+                        stream.stderr.all().join("\n")
                     );
                 }
-                trace
+                stream
                     .stderr
                     .all()
                     .iter()
@@ -693,14 +696,14 @@ impl ProbeTrace {
                     .then_some(())
             },
         );
-        trace
+        stream
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// SIGTERM, as a user's Ctrl-C or service manager would; the trace must exit 0 by
+    /// SIGTERM, as a user's Ctrl-C or service manager would; the command must exit 0 by
     /// itself. Its whole stdout and stderr.
     pub fn stop(mut self) -> (Vec<String>, Vec<String>) {
         let pid = Pid::from_raw(self.child.id() as i32);
@@ -715,14 +718,14 @@ impl ProbeTrace {
         let (stdout, stderr) = (stdout.finish(), stderr.finish());
         assert!(
             status.success(),
-            "latch-probe trace exited {status} on SIGTERM:\n{}",
+            "latch-probe exited {status} on SIGTERM:\n{}",
             stderr.join("\n")
         );
         (stdout, stderr)
     }
 }
 
-impl Drop for ProbeTrace {
+impl Drop for ProbeStream {
     fn drop(&mut self) {
         stop(&mut self.child);
     }

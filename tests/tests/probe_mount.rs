@@ -8,7 +8,7 @@
 
 use latch_probe_common::doc::{LockerDoc, Source, StateDoc};
 use latch_probe_common::ResourceType;
-use latch_tests::{output_within, probe_bin, wait_for, Background, Daemon, Profile};
+use latch_tests::{output_within, probe_bin, wait_for, Background, Daemon, ProbeStream, Profile};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -509,4 +509,154 @@ fn mount_refuses_a_process_that_is_not_a_latch_daemon() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a latch daemon"), "{stderr}");
     assert_eq!(mount_options(&work.path().canonicalize().unwrap()), None);
+}
+
+/// splitmix64, so that a failing workload can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    }
+}
+
+/// `mount --live`, `watch --state-file` and `trace --format merge-patch` follow a random
+/// workload from one snapshot and the eBPF events after it: at quiescent points the live
+/// tree's state.json, the watch's state file and the first snapshot with every patch
+/// applied all equal `latch state --json`, and none took a second snapshot (the daemon was
+/// not stopped again).
+#[test]
+fn live_mount_and_watch_follow_a_random_workload() {
+    const STEPS: usize = 48;
+    const CHECK_EVERY: usize = 8;
+    const MAX_OPEN: usize = 10;
+    const RESOURCES: &[&[&str]] = &[
+        &["-r", "a"],
+        &["-r", "a", "-l", "PR"],
+        &["-r", "b", "-l", "CR"],
+        &["-r", "num[2]", "-q", "1"],
+        &["-r", "red.green"],
+        &["-r", "/h/x", "-l", "PW"],
+        &["-r", "/h/x/y"],
+        &["-r", "_s_s[2]"],
+        &["-r", "inc", "-e", "no"],
+        &["-r", "inc"],
+    ];
+    let seed = std::env::var("LATCH_LIVE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("live workload seed {seed} (LATCH_LIVE_SEED={seed} replays it)");
+    let mut rng = Rng(seed);
+    // Clients told to unlock: they finish once granted, and are stopped by pid at the end.
+    let mut finishing = Vec::new();
+
+    let daemon = Daemon::start(Profile::Debug);
+    // Something held before the snapshot, so the first snapshot is not empty.
+    let mut open = vec![daemon.holder(&["-r", "a"])];
+    wait_for("a held", CHANGE_TIMEOUT, || {
+        (!daemon.state().lockers.is_empty()).then_some(())
+    });
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("mnt");
+    std::fs::create_dir(&dir).unwrap();
+    let pid = daemon.pid().to_string();
+    let mount = Mount::start(
+        &["--pid".into(), pid.clone()],
+        &dir,
+        &work.path().join("mount.stderr"),
+        &["--live", "--interval", "0.2"],
+    );
+    let state_file = work.path().join("watch.json");
+    let watch = ProbeStream::start(
+        "watch",
+        daemon.pid(),
+        &["--state-file", state_file.to_str().unwrap()],
+    );
+    let patches = ProbeStream::start("trace", daemon.pid(), &["--format", "merge-patch"]);
+    let first_snapshot = cat(&dir.join("daemon/snapshot_time"));
+    // The first keyed snapshot with every merge patch so far applied.
+    let patched = || -> Option<StateDoc> {
+        let lines = patches.stdout.all();
+        let (first, rest) = lines.split_first()?;
+        let mut doc: serde_json::Value = serde_json::from_str(first).unwrap();
+        for line in rest {
+            let patch: serde_json::Value = serde_json::from_str(line).unwrap();
+            latch_probe::merge::patch::apply(&mut doc, &patch);
+        }
+        let mut state = latch_probe::merge::patch::unkeyed(&doc).unwrap();
+        state.source = Source::Daemon;
+        Some(state)
+    };
+
+    let check = |step: usize| {
+        wait_for(
+            &format!("the live states to equal the daemon's after step {step} (seed {seed})"),
+            Duration::from_secs(30),
+            || {
+                let own = daemon.state();
+                cat(&dir.join(".refresh"));
+                let tree = tree_state(&dir, Source::Live);
+                let watched: Option<StateDoc> = std::fs::read(&state_file)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .map(|mut d: StateDoc| {
+                        d.source = Source::Daemon;
+                        d
+                    });
+                let all = tree == own
+                    && watched.as_ref() == Some(&own)
+                    && patched().as_ref() == Some(&own);
+                all.then_some(())
+            },
+        );
+    };
+    for step in 1..=STEPS {
+        match rng.below(10) {
+            0..=4 if open.len() < MAX_OPEN => {
+                open.push(daemon.holder(RESOURCES[rng.below(RESOURCES.len())]));
+            }
+            0..=7 if !open.is_empty() => {
+                // A clean unlock, once its holder holds (a waiter's stdin closes too, and it
+                // unlocks as soon as it is granted).
+                let mut client = open.remove(rng.below(open.len()));
+                client.close_stdin();
+                finishing.push(client);
+            }
+            _ if !open.is_empty() => {
+                // Killed: the daemon sees its connection close.
+                drop(open.remove(rng.below(open.len())));
+            }
+            _ => {}
+        }
+        if step % CHECK_EVERY == 0 {
+            check(step);
+        }
+    }
+    drop(open);
+    drop(finishing);
+    check(STEPS + 1);
+
+    assert_eq!(
+        cat(&dir.join("daemon/snapshot_time")),
+        first_snapshot,
+        "the live mount took a new snapshot"
+    );
+    for (what, stream) in [("watch", watch), ("trace --format merge-patch", patches)] {
+        let (_, log) = stream.stop();
+        assert!(
+            log.last().is_some_and(|l| l.contains(" 1 snapshots")),
+            "{what} took a second snapshot (the daemon was stopped again): {log:#?}"
+        );
+    }
+    drop(mount);
 }

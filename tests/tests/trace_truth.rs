@@ -12,7 +12,7 @@
 
 use latch_probe_common::doc::EventDoc;
 use latch_probe_common::{EntryState, EventKind, LockMode};
-use latch_tests::{output_within, Background, Daemon, EventReader, ProbeTrace, Profile};
+use latch_tests::{output_within, Background, Daemon, EventReader, ProbeStream, Profile};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -99,7 +99,7 @@ fn parse(lines: &[String]) -> Vec<EventDoc> {
 struct Check<'a> {
     daemon: &'a Daemon,
     own: &'a EventReader,
-    trace: &'a ProbeTrace,
+    trace: &'a ProbeStream,
     seen: usize,
     t0: u64,
     build: String,
@@ -174,7 +174,7 @@ fn truth(bin: PathBuf) {
     let daemon = Daemon::start_exe(bin, &[]);
     let own = EventReader::start(&daemon);
     let t0 = now_ns();
-    let trace = ProbeTrace::start(daemon.pid(), &["--json"]);
+    let trace = ProbeStream::start("trace", daemon.pid(), &["--json"]);
     let ours = programs_of(trace.pid());
     assert_eq!(
         ours.len(),

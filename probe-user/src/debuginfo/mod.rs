@@ -30,6 +30,9 @@ pub use type_defs::{
 pub use type_index::{TypeIndex, TypedStatic};
 pub use types::Member;
 
+/// Maps keyed by `.debug_info` offsets, hashed cheaply (the value reader's caches).
+pub(crate) use offset_hash::OffsetMap;
+
 use debug_file::DebugData;
 use gimli::{EndianSlice, RunTimeEndian};
 use object::Object;

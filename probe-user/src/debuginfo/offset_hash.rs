@@ -9,13 +9,13 @@
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A map keyed by offsets.
-pub(super) type OffsetMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<OffsetHasher>>;
+pub(crate) type OffsetMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<OffsetHasher>>;
 
 /// The multiplier of FxHash (rustc's own hasher for integer keys).
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct OffsetHasher(u64);
+pub(crate) struct OffsetHasher(u64);
 
 impl Hasher for OffsetHasher {
     fn write(&mut self, bytes: &[u8]) {

@@ -33,40 +33,42 @@ impl DwarfSource {
             path: path.to_owned(),
             error,
         };
-        let object = object::File::parse(file.as_slice()).map_err(parse_error)?;
-        let endian = if object.is_little_endian() {
-            RunTimeEndian::Little
-        } else {
-            RunTimeEndian::Big
-        };
-        let has_debug_info = object
-            .section_by_name(".debug_info")
-            .is_some_and(|section| section.size() > 0);
-        if !has_debug_info {
-            return Err(DebugInfoError::NoDebugInfo {
-                path: path.to_owned(),
-            });
-        }
-        let sections = DwarfSections::load(|id| -> Result<Bytes, object::Error> {
-            let Some(section) = object.section_by_name(id.name()) else {
-                return Ok(Bytes::InFile(0..0));
+        let (endian, sections) = {
+            let object = object::File::parse(file.as_slice()).map_err(parse_error)?;
+            let endian = if object.is_little_endian() {
+                RunTimeEndian::Little
+            } else {
+                RunTimeEndian::Big
             };
-            let range = section.compressed_file_range()?;
-            if range.format != CompressionFormat::None {
-                return Ok(Bytes::Decompressed(
-                    section.uncompressed_data()?.into_owned(),
-                ));
+            let has_debug_info = object
+                .section_by_name(".debug_info")
+                .is_some_and(|section| section.size() > 0);
+            if !has_debug_info {
+                return Err(DebugInfoError::NoDebugInfo {
+                    path: path.to_owned(),
+                });
             }
-            // `data` checks the range against the file (and is empty for NOBITS).
-            let len = section.data()?.len();
-            let start = usize::try_from(range.offset).unwrap_or(usize::MAX);
-            Ok(match start.checked_add(len) {
-                Some(end) if len > 0 && end <= file.len() => Bytes::InFile(start..end),
-                _ => Bytes::InFile(0..0),
+            let sections = DwarfSections::load(|id| -> Result<Bytes, object::Error> {
+                let Some(section) = object.section_by_name(id.name()) else {
+                    return Ok(Bytes::InFile(0..0));
+                };
+                let range = section.compressed_file_range()?;
+                if range.format != CompressionFormat::None {
+                    return Ok(Bytes::Decompressed(
+                        section.uncompressed_data()?.into_owned(),
+                    ));
+                }
+                // `data` checks the range against the file (and is empty for NOBITS).
+                let len = section.data()?.len();
+                let start = usize::try_from(range.offset).unwrap_or(usize::MAX);
+                Ok(match start.checked_add(len) {
+                    Some(end) if len > 0 && end <= file.len() => Bytes::InFile(start..end),
+                    _ => Bytes::InFile(0..0),
+                })
             })
-        })
-        .map_err(parse_error)?;
-        drop(object);
+            .map_err(parse_error)?;
+            (endian, sections)
+        };
         Ok(DwarfSource {
             path: path.to_owned(),
             file,

@@ -108,9 +108,10 @@ impl TypeIndex {
                     if address_size == 0 {
                         address_size = header.address_size();
                     }
+                    let length = header.length_including_self() as u64;
                     units.push(UnitSlot {
                         start,
-                        end: (start.0 as u64).saturating_add(header.length_including_self() as u64),
+                        end: (start.0 as u64).saturating_add(length),
                         types: OnceLock::new(),
                     });
                 }

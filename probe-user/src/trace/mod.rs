@@ -8,6 +8,7 @@
 //! - [`probes`]: loading the eBPF object with that plan, attaching it for one process, and
 //!   handing out the raw records and the count of lost ones; dropping it detaches.
 //! - [`event`]: a raw record decoded, with the value reader, into an [`EventDoc`].
+//! - [`follow`]: one snapshot and the events after it, merged into a live state.
 //!
 //! It never writes to the daemon and never stops it: a uprobe costs the daemon a trap per
 //! call and nothing else.
@@ -16,11 +17,13 @@
 
 mod error;
 pub mod event;
+pub mod follow;
 pub mod plan;
 pub mod probes;
 
 pub use error::TraceError;
 pub use event::{EventDecoder, EventError};
+pub use follow::{Followed, Follower};
 pub use plan::TracePlan;
 pub use probes::Tracer;
 

@@ -24,6 +24,9 @@ static EBPF_OBJECT: &[u8] =
 const CONFIG_GLOBAL: &str = "CONFIG";
 const EVENTS_MAP: &str = "EVENTS";
 const LOST_MAP: &str = "LOST";
+/// How long a wake-up by the ring buffer waits for more records before reading them: what a
+/// record may be late by, against one wake-up (of this process, paid by the daemon) each.
+const BATCH_WAIT: Duration = Duration::from_millis(2);
 
 /// The configuration as the loader wants it: a local type may implement aya's `Pod`.
 #[derive(Clone, Copy)]
@@ -127,13 +130,21 @@ impl Tracer {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(TraceError::Poll(e)),
             }
-            let woken = fds
-                .get(1)
-                .and_then(|fd| fd.revents())
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN));
-            if woken {
+            let readable = |fd: Option<&PollFd>| {
+                fd.and_then(|fd| fd.revents())
+                    .is_some_and(|r| r.intersects(PollFlags::POLLIN))
+            };
+            if readable(fds.get(1)) {
                 // One last look, so a record that came with the wake-up is not left behind.
                 return self.events.next().map(|item| decode(&item)).transpose();
+            }
+            if readable(fds.first()) {
+                // Let a batch gather before reading: the kernel wakes the reader only for a
+                // record that finds it caught up, so records written meanwhile cost the
+                // daemon no wake-up, and this process one wake-up per batch, not per record.
+                std::thread::sleep(
+                    BATCH_WAIT.min(deadline.saturating_duration_since(Instant::now())),
+                );
             }
         }
     }

@@ -7,6 +7,7 @@
 //! garbage.
 
 use super::decode::{garbage, shape, Decoder};
+use super::memo::BufferLayout;
 use super::tree::{MapKind, SeqKind, Value};
 use super::ValueError;
 use crate::debuginfo::{TypeDef, TypeRef};
@@ -30,7 +31,7 @@ struct Buffer {
 impl<'a> Decoder<'a> {
     pub(super) fn vec(&mut self, ty: TypeRef, address: u64) -> Result<Value, ValueError> {
         let element = self.template_param(ty, "T")?;
-        let buf = self.buffer(ty, address, "len")?;
+        let buf = self.buffer(ty, address)?;
         self.check_buffer(ty, address, &buf, element)?;
         let items = self.items(element, buf.ptr, buf.len, Some)?;
         Ok(Value::Seq {
@@ -42,7 +43,7 @@ impl<'a> Decoder<'a> {
 
     pub(super) fn string(&mut self, ty: TypeRef, address: u64) -> Result<Value, ValueError> {
         let (vec_ty, vec_at) = self.field(ty, address, "vec")?;
-        let buf = self.buffer(vec_ty, vec_at, "len")?;
+        let buf = self.buffer(vec_ty, vec_at)?;
         if buf.len > buf.cap {
             return Err(garbage(
                 self.def(self.index.resolve(ty))?,
@@ -79,7 +80,7 @@ impl<'a> Decoder<'a> {
 
     pub(super) fn vec_deque(&mut self, ty: TypeRef, address: u64) -> Result<Value, ValueError> {
         let element = self.template_param(ty, "T")?;
-        let buf = self.buffer(ty, address, "len")?;
+        let buf = self.buffer(ty, address)?;
         let (head_ty, head_at) = self.field(ty, address, "head")?;
         let head = self.scalar(head_ty, head_at)?;
         self.check_buffer(ty, address, &buf, element)?;
@@ -414,15 +415,27 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    /// A `RawVec`-backed buffer: pointer, the length in field `len_field`, capacity.
-    fn buffer(&self, ty: TypeRef, address: u64, len_field: &str) -> Result<Buffer, ValueError> {
-        let (len_ty, len_at) = self.field(ty, address, len_field)?;
-        let (ptr_ty, ptr_at) = self.field_path(ty, address, BUF_PTR)?;
-        let (cap_ty, cap_at) = self.field_path(ty, address, BUF_CAP)?;
+    /// A `RawVec`-backed buffer: pointer, length (field `len`), capacity.
+    fn buffer(&self, ty: TypeRef, address: u64) -> Result<Buffer, ValueError> {
+        let layout = self.memo.buffer(ty, || {
+            Ok::<_, ValueError>(BufferLayout {
+                ptr: self.field_path(ty, 0, BUF_PTR)?,
+                len: self.field(ty, 0, "len")?,
+                cap: self.field_path(ty, 0, BUF_CAP)?,
+            })
+        })?;
+        let read = |(field_ty, offset): (TypeRef, u64)| match address.checked_add(offset) {
+            Some(at) => self.scalar(field_ty, at),
+            None => Err(garbage(
+                self.def(self.index.resolve(ty))?,
+                address,
+                "a buffer beyond the address space".to_owned(),
+            )),
+        };
         Ok(Buffer {
-            ptr: self.scalar(ptr_ty, ptr_at)?,
-            len: self.scalar(len_ty, len_at)?,
-            cap: self.scalar(cap_ty, cap_at)?,
+            ptr: read(layout.ptr)?,
+            len: read(layout.len)?,
+            cap: read(layout.cap)?,
         })
     }
 

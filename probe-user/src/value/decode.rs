@@ -3,6 +3,7 @@
 //! `char`, structs, tuples, enums, arrays, pointers). std's types are decoded in the sibling
 //! modules, which this dispatches to by type name.
 
+use super::memo::Memo;
 use super::tree::{SeqKind, SharedKind, Value};
 use super::{FieldSelection, Limits, ValueError};
 use crate::debuginfo::{BaseKind, Composite, TypeDef, TypeIndex, TypeKind, TypeRef, VariantPart};
@@ -19,6 +20,7 @@ pub(super) struct Decoder<'a> {
     followed: Vec<(u64, TypeRef)>,
     /// The fields wanted of some struct types (all of every other type).
     selection: FieldSelection<'a>,
+    pub(super) memo: Memo,
 }
 
 impl<'a> Decoder<'a> {
@@ -31,6 +33,7 @@ impl<'a> Decoder<'a> {
             values: 0,
             followed: Vec::new(),
             selection: &[],
+            memo: Memo::default(),
         }
     }
 

@@ -16,6 +16,7 @@
 mod collections;
 mod decode;
 pub mod layout;
+mod memo;
 mod pointers;
 mod shape;
 mod sync;

@@ -151,8 +151,10 @@ impl<'a> Decoder<'a> {
 
     /// The scalar (integer or address) inside the `ty` at `address`, zero-extended.
     pub(super) fn scalar(&self, ty: TypeRef, address: u64) -> Result<u64, ValueError> {
-        let (inner, offset) = self.unwrap_scalar(ty)?;
-        let size = self.size_of(inner)?.min(8);
+        let (offset, size) = self.memo.scalar(ty, || {
+            let (inner, offset) = self.unwrap_scalar(ty)?;
+            Ok::<_, ValueError>((offset, self.size_of(inner)?.min(8)))
+        })?;
         let at = address
             .checked_add(offset)
             .ok_or_else(|| ValueError::Garbage {

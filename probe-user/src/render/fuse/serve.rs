@@ -8,11 +8,11 @@
 use super::fs::TreeFs;
 use super::refresh::{CaptureFn, Latest, RefreshError};
 use crate::capture::Capture;
+use crate::stop::StopSignals;
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use nix::mount::{umount2, MntFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -33,8 +33,6 @@ pub struct MountOptions {
 
 #[derive(Debug, Error)]
 pub enum MountError {
-    #[error("cannot take over SIGINT and SIGTERM for a clean unmount: {0}")]
-    Signals(nix::Error),
     #[error("cannot mount on {}: {source}", dir.display())]
     Mount { dir: PathBuf, source: io::Error },
     #[error("cannot unmount {}: {source}; `fusermount3 -u {}` unmounts it", dir.display(), dir.display())]
@@ -51,15 +49,17 @@ pub enum Ended {
     UnmountedOutside,
 }
 
-/// Serves `first`, then what `capture` returns at each refresh, on `dir` until a signal
-/// ends it; unmounts before returning, on errors too.
+/// Serves `first`, then what `capture` returns at each refresh, on `dir` until one of
+/// `signals` ends it; unmounts before returning, on errors too. The signals are taken over
+/// by the caller before it starts any thread, so that every thread inherits their mask
+/// (the mount's own threads start here).
 pub fn serve(
     dir: &Path,
     first: &Capture,
     capture: CaptureFn,
     options: &MountOptions,
+    signals: &StopSignals,
 ) -> Result<Ended, MountError> {
-    let signals = take_over_signals().map_err(MountError::Signals)?;
     let mount_error = |source| MountError::Mount {
         dir: dir.to_owned(),
         source,
@@ -74,17 +74,6 @@ pub fn serve(
     latest.close();
     unmount(session, &dir)?;
     ended
-}
-
-/// Blocked before the session thread exists, so that it inherits the mask and the signals
-/// reach only the descriptor read here.
-fn take_over_signals() -> nix::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        mask.add(signal);
-    }
-    mask.thread_block()?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
 fn config(options: &MountOptions) -> Config {
@@ -108,7 +97,7 @@ fn config(options: &MountOptions) -> Config {
 }
 
 fn watch(
-    signals: &SignalFd,
+    signals: &StopSignals,
     session: &BackgroundSession,
     latest: &Latest,
     interval: Option<Duration>,
@@ -126,8 +115,7 @@ fn watch(
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(MountError::Wait(e)),
         }
-        if let Some(info) = signals.read_signal().map_err(MountError::Wait)? {
-            let signal = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
+        if let Some(signal) = signals.received().map_err(MountError::Wait)? {
             return Ok(Ended::Signal(signal));
         }
         if session.guard.is_finished() {
