@@ -69,7 +69,7 @@ pub fn serve(
     let latest = Arc::new(Latest::new(first, capture));
     let session = fuser::spawn_mount(TreeFs::new(Arc::clone(&latest)), &dir, &config(options))
         .map_err(mount_error)?;
-    let ended = watch(&signals, &session, &latest, options.interval);
+    let ended = watch(signals, &session, &latest, options.interval);
     // No capture may be stopping the daemon while, or after, the mount goes.
     latest.close();
     unmount(session, &dir)?;
