@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: builds everything, starts a latch daemon, attaches the eBPF probe to it, runs
-# contending flom-style clients, and shows the daemon's state while they contend and the
-# grants the probe saw from outside. Installs what is missing first (scripts/setup.sh).
+# contending flom-style clients, and shows the daemon's state while they contend, the events
+# the probe saw from outside and the alerts of its watch. Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -31,9 +31,15 @@ step "a daemon: latch daemon -s $sock"
 for _ in $(seq 100); do "$bin" -s "$sock" ping >/dev/null 2>&1 && break; sleep 0.05; done
 "$bin" -s "$sock" ping
 
-step "the probe attaches an eBPF uprobe to the daemon's grant function (pid $daemon)"
-"$probe" trace --pid "$daemon" --duration 6 >"$dir/trace.ndjson" & pids+=($!)
-sleep 1
+step "the probe attaches eBPF uprobes to the daemon's 8 state-change functions (pid $daemon)"
+"$probe" trace --pid "$daemon" --duration 8 >"$dir/trace.txt" 2>"$dir/trace.log" & tracer=$!; pids+=($tracer)
+"$probe" watch --pid "$daemon" --max-wait 500ms --duration 8 >"$dir/alerts.ndjson" 2>"$dir/watch.log" & watcher=$!; pids+=($watcher)
+# Both say so once attached (a debug probe indexes the daemon's DWARF first).
+for _ in $(seq 300); do
+    grep -q attached "$dir/trace.log" && grep -q attached "$dir/watch.log" && break
+    sleep 0.1
+done
+cat "$dir/trace.log"
 
 step "contending clients: 3 on one printer, 3 on a pool of 2 units, 3 on a set of rooms"
 for i in 1 2 3; do
@@ -62,9 +68,13 @@ head -30 "$dir/tree.txt"
 holder=$(grep -m1 '/holders/.*/lock_mode$' "$dir/tree.txt" || true)
 [ -n "$holder" ] && printf '%s: %s\n' "$holder" "$(cat "$dir/tree/$holder")"
 
-sleep 3
-step "what the probe saw from outside (one line per grant)"
-cat "$dir/trace.ndjson"
+# Until their --duration ends: the idle lockers' destruction comes 1.75 s after the last unlock.
+wait "$tracer" "$watcher"
+step "what the probe's trace saw from outside: every change, as it happened"
+cat "$dir/trace.txt"
+
+step "what latch-probe watch --max-wait 500ms said: one alert per client that waited too long"
+cat "$dir/alerts.ndjson"
 
 step "the daemon after they all finished: latch status"
 "$bin" -s "$sock" status

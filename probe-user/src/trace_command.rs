@@ -10,12 +10,14 @@ use latch_probe::model::{exit_code, CaptureOptions};
 use latch_probe::trace::{Followed, Follower, Session};
 use latch_probe_common::doc::{LostDoc, LOST_SCHEMA};
 use serde::Serialize;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest a wait for events lasts before the loop looks at the clock and the kernel's
 /// lost-record counter again.
 const TICK: Duration = Duration::from_millis(500);
+/// Bytes of events' output gathered before a write.
+const OUT_BUFFER: usize = 64 << 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -74,21 +76,31 @@ pub fn run(args: &TraceArgs) -> Result<u8> {
 fn events(pid: u32, format: Format, stopping: &Stopping, out: &mut impl Write) -> Result<String> {
     let mut session = Session::start(pid)?;
     attached(pid, session.probes());
+    // Written when no record is ready (before waiting for one) or the buffer is full, not
+    // once a line: a write a line was a fifth of this process's time at the daemon's rate.
+    let mut out = BufWriter::with_capacity(OUT_BUFFER, out);
     let (mut events, mut undecodable, mut lost) = (0u64, 0u64, 0u64);
     let ended = loop {
         if let Some(why) = stopping.why()? {
             break why;
         }
-        match session.next_event(stopping.wait(TICK), Some(stopping.fd()))? {
+        let next = match session.next_event(Duration::ZERO, Some(stopping.fd()))? {
             None => {
-                lost = say_lost(&session, lost, format, out)?;
+                out.flush()?;
+                session.next_event(stopping.wait(TICK), Some(stopping.fd()))?
+            }
+            ready => ready,
+        };
+        match next {
+            None => {
+                lost = say_lost(&session, lost, format, &mut out)?;
                 out.flush()?;
             }
             Some(Ok(event)) => {
                 events += 1;
                 match format {
                     Format::Text => writeln!(out, "{}", event.line())?,
-                    _ => json_line(out, &event)?,
+                    _ => json_line(&mut out, &event)?,
                 }
             }
             Some(Err(error)) => {
@@ -97,7 +109,8 @@ fn events(pid: u32, format: Format, stopping: &Stopping, out: &mut impl Write) -
             }
         }
     };
-    let lost = say_lost(&session, lost, format, out)?;
+    let lost = say_lost(&session, lost, format, &mut out)?;
+    out.flush()?;
     Ok(format!(
         "{ended}: {events} events, {lost} lost, {undecodable} undecodable"
     ))

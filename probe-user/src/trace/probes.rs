@@ -24,6 +24,10 @@ static EBPF_OBJECT: &[u8] =
 const CONFIG_GLOBAL: &str = "CONFIG";
 const EVENTS_MAP: &str = "EVENTS";
 const LOST_MAP: &str = "LOST";
+/// The ring buffer's size, set at load time (over the eBPF object's 8 MiB): about 38,000
+/// records, a second or more of the daemon's full traced rate, so that this process can be
+/// kept off the CPU that long by a busy machine without losing any (docs/benchmarks.md).
+const EVENTS_BYTES: u32 = 64 << 20;
 /// How long a wake-up by the ring buffer waits for more records before reading them: what a
 /// record may be late by, against one wake-up (of this process, paid by the daemon) each.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
@@ -60,6 +64,7 @@ impl Tracer {
         config.generation_address = config.generation_address.wrapping_add(load_bias);
         let mut ebpf = EbpfLoader::new()
             .override_global(CONFIG_GLOBAL, &ConfigGlobal(config), true)
+            .map_max_entries(EVENTS_MAP, EVENTS_BYTES)
             .load(EBPF_OBJECT)
             .map_err(|e| TraceError::Load(Box::new(e)))?;
         let events = RingBuf::try_from(take_map(&mut ebpf, EVENTS_MAP)?).map_err(|error| {
