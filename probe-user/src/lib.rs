@@ -10,6 +10,7 @@ pub mod memory;
 pub mod merge;
 pub mod model;
 pub mod render;
+pub mod stacks;
 pub mod stop;
 pub mod trace;
 pub mod value;

@@ -3,6 +3,7 @@
 
 mod dump;
 mod mount;
+mod stacks_command;
 mod stopping;
 mod target;
 mod trace_command;
@@ -27,6 +28,7 @@ struct Cli {
 enum Command {
     Trace(trace_command::TraceArgs),
     Watch(watch_command::WatchArgs),
+    Stacks(stacks_command::StacksArgs),
     /// Print the daemon's lock state, read from outside (a live process or a core file).
     Dump(dump::DumpArgs),
     /// Mount the daemon's lock state as a read-only FUSE tree in FLoM's VFS layout.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Trace(args) => trace_command::run(&args),
         Command::Watch(args) => watch_command::run(&args),
+        Command::Stacks(args) => stacks_command::run(&args),
         Command::Dump(args) => dump::run(&args),
         Command::Mount(args) => mount::run(&args),
     };

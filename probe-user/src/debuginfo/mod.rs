@@ -7,10 +7,12 @@
 //! panic. Split DWARF (`.dwo`, `.dwp`) and type units are not read. A stripped executable's
 //! DWARF is read from its separate debug file (found by build id or `.gnu_debuglink`).
 
+mod code;
 mod debug_file;
 mod items;
 mod load_bias;
 mod offset_hash;
+mod scopes;
 mod sections;
 mod subprogram;
 mod symbols;
@@ -18,6 +20,7 @@ mod type_defs;
 mod type_index;
 mod types;
 
+pub use code::{CodeFrame, FunctionSymbols};
 pub use debug_file::{DEBUG_ROOT_ENV, DEFAULT_DEBUG_ROOT};
 pub use items::StaticVariable;
 pub use load_bias::LoadBiasError;

@@ -15,7 +15,7 @@ mod live;
 pub mod maps;
 mod snapshot;
 
-pub use core_file::{CoreError, CoreFile, CoreProcess, CoreThread};
+pub use core_file::{CoreError, CoreFile, CoreProcess, CoreThread, X86_64_REGISTERS};
 pub use counted::Counted;
 pub use freeze::{Freeze, FreezeError};
 pub use live::LiveProcess;

@@ -70,6 +70,37 @@ pub fn string_parts(index: &TypeIndex, ty: TypeRef) -> Result<(u64, u64), ValueE
     Ok((buf_at.saturating_add(inner), len_at))
 }
 
+/// The field names that lead to byte `offset` inside a value of type `ty`, outermost first
+/// (`["inner", "futex"]` for the futex word of a `Mutex`): down to the innermost struct
+/// field that holds the byte, or to an atomic (whose own insides name nothing). Empty when
+/// `ty` has no field there.
+pub fn path_at(index: &TypeIndex, ty: TypeRef, offset: u64) -> Vec<String> {
+    let decoder = Decoder::new(index, &NoMemory, Limits::default());
+    let mut path = Vec::new();
+    let (mut ty, mut offset) = (index.resolve(ty), offset);
+    // Bounded: each step goes one field deeper, and no real type nests this deep.
+    for _ in 0..64 {
+        let Ok((def, c)) = decoder.composite(ty) else {
+            break;
+        };
+        if def.name.starts_with("core::sync::atomic::") {
+            break;
+        }
+        let holder = c.fields.iter().find_map(|f| {
+            let (fty, at) = (f.ty?, f.offset?);
+            let size = decoder.size_of(fty).ok()?;
+            (at <= offset && offset - at < size.max(1)).then_some((f, fty, at))
+        });
+        let Some((field, fty, at)) = holder else {
+            break;
+        };
+        path.push(field.name.clone().unwrap_or_else(|| "?".to_owned()));
+        ty = index.resolve(fty);
+        offset -= at;
+    }
+    path
+}
+
 /// The size in bytes of a value of `ty`.
 pub fn size_of(index: &TypeIndex, ty: TypeRef) -> Result<u64, ValueError> {
     Decoder::new(index, &NoMemory, Limits::default()).size_of(ty)
