@@ -42,7 +42,7 @@ started+=("$daemon")
 for _ in $(seq 100); do [ -S "$work/sock" ] && break; sleep 0.05; done
 "$work/latch" -s "$work/sock" bench --hold --lockers "$lockers" --waiters "$waiters" >"$work/bench.log" 2>&1 &
 started+=("$!")
-for _ in $(seq 1200); do grep -q '^ready' "$work/bench.log" && break; sleep 0.1; done
+for _ in $(seq 1200); do grep -qs '^ready' "$work/bench.log" && break; sleep 0.1; done
 grep '^ready' "$work/bench.log" >&2 || { echo "bench-probe: the daemon was not filled" >&2; cat "$work/bench.log" >&2; exit 1; }
 
 # What gdb prints: the probe's information, each box dereferenced.

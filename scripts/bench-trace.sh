@@ -60,8 +60,23 @@ attached() { # pid
     echo "tracer $1: $n of $probes uprobes attached after 30 s" >&2
     return 1
 }
-stop_tracer() { # signal: stops the current tracer after letting it drain its buffer
-    sleep 0.5
+# Nanoseconds on a CPU so far, all threads of process $1 (the scheduler's own count).
+cpu_ns() {
+    local s=0 f ns
+    for f in /proc/"$1"/task/*/schedstat; do read -r ns _ <"$f" 2>/dev/null && s=$((s + ns)); done
+    echo "$s"
+}
+# One measured load: "ops/s daemon-cpu-ns tracer-cpu-ns" (the tracer's from before the load
+# until it has drained its buffer; 0 without a tracer).
+measure() { # clients
+    local d0 t0=0 r d1 t1=0
+    d0=$(cpu_ns "$daemon"); [ -n "$tracer" ] && t0=$(cpu_ns "$tracer")
+    r=$(rate "$1")
+    d1=$(cpu_ns "$daemon")
+    if [ -n "$tracer" ]; then sleep 0.5; t1=$(cpu_ns "$tracer"); fi
+    echo "$r $((d1 - d0)) $((t1 - t0))"
+}
+stop_tracer() { # signal
     kill "-$1" "$tracer"
     wait "$tracer" || true
     tracer=
@@ -71,12 +86,12 @@ results=$dir/results.jsonl
 echo "start $(date -u '+%F %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds of $ops ops" >&2
 for clients in 1 8; do
     for round in $(seq "$rounds"); do
-        u1=$(rate "$clients")
+        read -r u1 du1 _ <<<"$(measure "$clients")"
 
         "$probe" trace --pid "$daemon" --json >/dev/null 2>"$dir/trace.err" & tracer=$!
         attached "$tracer"
         for _ in $(seq 100); do grep -q "uprobes attached" "$dir/trace.err" && break; sleep 0.05; done
-        ours=$(rate "$clients")
+        read -r ours dours tours <<<"$(measure "$clients")"
         stop_tracer TERM
         # "latch-probe: trace ended on SIGTERM: N events, M lost, K undecodable; ..."
         summary=$(grep -o '[0-9]* events, [0-9]* lost, [0-9]* undecodable' "$dir/trace.err") \
@@ -85,69 +100,114 @@ for clients in 1 8; do
 
         bpftrace -p "$daemon" -e "$spec {}" >"$dir/bt-empty.out" 2>&1 & tracer=$!
         attached "$tracer"
-        bare=$(rate "$clients")
+        read -r bare dbare tbare <<<"$(measure "$clients")"
         stop_tracer INT
 
         bpftrace -p "$daemon" -e "$spec { printf(\"%s %d %lu %lx %lx\\n\", probe, tid, nsecs, arg0, arg1); }" \
             >"$dir/bt-printf.out" 2>"$dir/bt-printf.err" & tracer=$!
         attached "$tracer"
-        printf_rate=$(rate "$clients")
+        read -r pf dpf tpf <<<"$(measure "$clients")"
         stop_tracer INT
         bt_lines=$(grep -c '^uprobe:' "$dir/bt-printf.out" || true)
         bt_lost=$(awk '/^Lost [0-9]+ events/ {s+=$2} END {print s+0}' "$dir/bt-printf.out")
         rm -f "$dir/bt-printf.out"
 
-        u2=$(rate "$clients")
-        echo "{\"clients\":$clients,\"round\":$round,\"untraced\":[$u1,$u2],\"ours\":$ours,\"bare\":$bare,\"printf\":$printf_rate,\"events\":$events,\"lost\":$lost,\"undecodable\":$undecodable,\"bt_lines\":$bt_lines,\"bt_lost\":$bt_lost}" >>"$results"
-        echo "round $round, $clients clients: untraced $u1 / $u2, ours $ours ($events events, $lost lost), bpftrace {} $bare, printf $printf_rate ($bt_lines lines, $bt_lost lost)" >&2
+        read -r u2 du2 _ <<<"$(measure "$clients")"
+        cat >>"$results" <<JSON
+{"clients":$clients,"round":$round,"untraced":[$u1,$u2],"ours":$ours,"bare":$bare,"printf":$pf,
+ "cpu":{"untraced":[$du1,$du2],"ours":$dours,"bare":$dbare,"printf":$dpf},
+ "tracer_cpu":{"ours":$tours,"bare":$tbare,"printf":$tpf},
+ "events":$events,"lost":$lost,"undecodable":$undecodable,"bt_lines":$bt_lines,"bt_lost":$bt_lost}
+JSON
+        printf 'round %s, %s clients: ops/s untraced %.0f / %.0f, ours %.0f (%s events, %s lost), bpftrace {} %.0f, printf %.0f (%s lines, %s lost)\n' \
+            "$round" "$clients" "$u1" "$u2" "$ours" "$events" "$lost" "$bare" "$pf" "$bt_lines" "$bt_lost" >&2
     done
 done
 
 echo "end $(date -u '+%F %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-# Per round: the untraced rate is the mean of the one before and the one after; the time
-# tracing adds per operation, divided by the events per operation, is the cost per event.
 python3 - "$results" "$ops" <<'EOF'
 import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+text = open(sys.argv[1]).read()
+dec, rows, i = json.JSONDecoder(), [], 0
+while i < len(text):
+    if text[i].isspace():
+        i += 1
+        continue
+    row, i = dec.raw_decode(text, i)
+    rows.append(row)
 ops = int(sys.argv[2])
 med = statistics.median
-def cost(rate, untraced, per_op):  # µs the daemon spends per traced event
-    return (1 / rate - 1 / untraced) / per_op * 1e6
-print("| clients | untraced ops/s | ours ops/s | bpftrace `{}` ops/s | bpftrace printf ops/s "
-      "| events/op | µs/event: ours | bare uprobe | bpftrace printf | ours / bare | ours / printf "
+peers = ("ours", "bare", "printf")
+def ratio(a, b):
+    return a / b if b > 0 else float("nan")
+def fmt(x, spec=".1f"):
+    return "n/a" if x != x else format(x, spec)
+def mr(xs):  # median of per-round ratios, the undefined ones (a cost <= 0) left out
+    xs = [x for x in xs if x == x]
+    return med(xs) if xs else float("nan")
+# Per round: untraced is the mean of the loads before and after the traced ones.
+# Throughput cost of an event: the time tracing adds to an operation, over events per op.
+# CPU cost of an event: the daemon's extra CPU per op over events per op (what its uprobe
+# hits cost it, in-kernel); the tracer's: its CPU over the events it handled.
+per = []
+for r in rows:
+    u = statistics.mean(r["untraced"])
+    du = statistics.mean(r["cpu"]["untraced"]) / ops
+    epo = (r["events"] + r["lost"]) / ops  # hits per op (a lost event was a hit too)
+    d = {"r": r, "u": u, "epo": epo, "du": du / 1e3}
+    for k in peers:
+        d["t_" + k] = (1 / r[k] - 1 / u) / epo * 1e6
+        d["c_" + k] = (r["cpu"][k] / ops - du) / epo / 1e3
+    d["tr_ours"] = r["tracer_cpu"]["ours"] / max(r["events"], 1) / 1e3
+    d["tr_printf"] = r["tracer_cpu"]["printf"] / max(r["bt_lines"], 1) / 1e3
+    for x in ("t", "c"):
+        d[x + "_ob"] = ratio(d[x + "_ours"], d[x + "_bare"])
+        d[x + "_op"] = ratio(d[x + "_ours"], d[x + "_printf"])
+    per.append(d)
+groups = {}
+for d in per:
+    groups.setdefault(d["r"]["clients"], []).append(d)
+
+print("Throughput (ops/s, medians) and what it gives per traced event:")
+print()
+print("| clients | untraced | ours | bpftrace `{}` | bpftrace printf | events/op "
+      "| µs/event: ours | bare uprobe | bpftrace printf | ours / bare | ours / printf "
       "| lost: ours | bpftrace printf |")
 print("|" + "---|" * 13)
-detail = []
-for clients in sorted({r["clients"] for r in rows}):
-    rs = [r for r in rows if r["clients"] == clients]
-    c = {"ours": [], "bare": [], "printf": [], "rb": [], "rp": [], "u": [], "epo": []}
-    for r in rs:
-        u = statistics.mean(r["untraced"])
-        epo = r["events"] / ops
-        co, cb, cp = (cost(r[k], u, epo) for k in ("ours", "bare", "printf"))
-        c["u"].append(u); c["epo"].append(epo)
-        c["ours"].append(co); c["bare"].append(cb); c["printf"].append(cp)
-        c["rb"].append(co / cb if cb > 0 else float("nan"))
-        c["rp"].append(co / cp if cp > 0 else float("nan"))
-        detail.append(f"| {clients} | {r['round']} | {u:,.0f} | {r['ours']:,.0f} | {r['bare']:,.0f} "
-                      f"| {r['printf']:,.0f} | {epo:.3f} | {co:.1f} | {cb:.1f} | {cp:.1f} "
-                      f"| {c['rb'][-1]:.2f} | {c['rp'][-1]:.2f} | {r['lost']} | {r['bt_lost']} |")
-    print(f"| {clients} | {med(c['u']):,.0f} | {med(r['ours'] for r in rs):,.0f} "
-          f"| {med(r['bare'] for r in rs):,.0f} | {med(r['printf'] for r in rs):,.0f} "
-          f"| {med(c['epo']):.3f} | {med(c['ours']):.1f} | {med(c['bare']):.1f} | {med(c['printf']):.1f} "
-          f"| {med(c['rb']):.2f} | {med(c['rp']):.2f} "
-          f"| {sum(r['lost'] for r in rs)} | {sum(r['bt_lost'] for r in rs)} |")
+for c, ds in sorted(groups.items()):
+    m = lambda k: med(d[k] for d in ds)
+    print(f"| {c} | {m('u'):,.0f} | {med(d['r']['ours'] for d in ds):,.0f} "
+          f"| {med(d['r']['bare'] for d in ds):,.0f} | {med(d['r']['printf'] for d in ds):,.0f} "
+          f"| {m('epo'):.2f} | {m('t_ours'):.1f} | {m('t_bare'):.1f} | {m('t_printf'):.1f} "
+          f"| {fmt(mr(d['t_ob'] for d in ds), '.2f')} | {fmt(mr(d['t_op'] for d in ds), '.2f')} "
+          f"| {sum(d['r']['lost'] for d in ds)} | {sum(d['r']['bt_lost'] for d in ds)} |")
 print()
-print("Per round (ratios in the table above are medians of these):")
+print("CPU time per traced event (µs, medians; the scheduler's counts of the daemon's and the")
+print("tracer's threads):")
 print()
-print("| clients | round | untraced | ours | bpftrace `{}` | bpftrace printf | events/op "
-      "| µs/event: ours | bare | printf | ours / bare | ours / printf | lost: ours | printf |")
-print("|" + "---|" * 14)
-print("\n".join(detail))
-undecodable = sum(r["undecodable"] for r in rows)
-short = [(r["clients"], r["round"], r["bt_lines"], r["events"]) for r in rows if r["bt_lines"] + r["bt_lost"] < r["events"] - 64]
+print("| clients | daemon µs/op untraced | daemon +µs/event: ours | bare uprobe | bpftrace printf "
+      "| ours / bare | tracer µs/event: ours | bpftrace printf | total µs/event: ours | bpftrace printf |")
+print("|" + "---|" * 10)
+for c, ds in sorted(groups.items()):
+    m = lambda k: med(d[k] for d in ds)
+    print(f"| {c} | {m('du'):.1f} | {m('c_ours'):.2f} | {m('c_bare'):.2f} | {m('c_printf'):.2f} "
+          f"| {fmt(mr(d['c_ob'] for d in ds), '.2f')} | {m('tr_ours'):.2f} | {m('tr_printf'):.2f} "
+          f"| {med(d['c_ours'] + d['tr_ours'] for d in ds):.2f} "
+          f"| {med(d['c_printf'] + d['tr_printf'] for d in ds):.2f} |")
 print()
-print(f"undecodable events: {undecodable}; bpftrace printf lines/op: "
-      f"{med(r['bt_lines'] / ops for r in rows):.3f}" + (f"; short printf runs: {short}" if short else ""))
+print("Per round (the ratios above are medians of these; n/a where the bare cost came out <= 0):")
+print()
+print("| clients | round | untraced | ours | `{}` | printf | thr. µs/event ours / bare / printf "
+      "| ours/bare | daemon CPU +µs/event ours / bare / printf | ours/bare | tracer µs/event ours / printf | lost |")
+print("|" + "---|" * 12)
+for d in per:
+    r = d["r"]
+    print(f"| {r['clients']} | {r['round']} | {d['u']:,.0f} | {r['ours']:,.0f} | {r['bare']:,.0f} "
+          f"| {r['printf']:,.0f} | {d['t_ours']:.1f} / {d['t_bare']:.1f} / {d['t_printf']:.1f} "
+          f"| {fmt(d['t_ob'], '.2f')} | {d['c_ours']:.2f} / {d['c_bare']:.2f} / {d['c_printf']:.2f} "
+          f"| {fmt(d['c_ob'], '.2f')} | {d['tr_ours']:.2f} / {d['tr_printf']:.2f} | {r['lost']} / {r['bt_lost']} |")
+print()
+print(f"undecodable events: {sum(d['r']['undecodable'] for d in per)}; "
+      f"hits per op seen by bpftrace printf: {med(d['r']['bt_lines'] / ops for d in per):.3f}")
 EOF

@@ -43,12 +43,16 @@ impl Unwind {
         let mut unwinder = UnwinderX86_64::new();
         let mut modules = Vec::new();
         for (path, maps) in by_path {
-            let Some(placed) = place(path, &maps) else {
+            let Ok(data) = std::fs::read(path) else {
                 continue;
             };
-            if let Some(module) = module(&placed) {
-                unwinder.add_module(module);
-            }
+            let Ok(object) = object::File::parse(data.as_slice()) else {
+                continue;
+            };
+            let Some(placed) = place(path, &object, &maps) else {
+                continue;
+            };
+            unwinder.add_module(module(&placed, &object));
             modules.push(placed);
         }
         Unwind { unwinder, modules }
@@ -86,9 +90,7 @@ impl Unwind {
 
 /// Where the file's mappings are and its bias: the first mapping's start minus the link-time
 /// address of the segment that holds its file offset.
-fn place(path: &PathBuf, maps: &[&FileMapping]) -> Option<Placed> {
-    let data = std::fs::read(path).ok()?;
-    let object = object::File::parse(data.as_slice()).ok()?;
+fn place(path: &PathBuf, object: &object::File<'_>, maps: &[&FileMapping]) -> Option<Placed> {
     let first = maps.iter().min_by_key(|m| m.start)?;
     let end = maps.iter().map(|m| m.end).max()?;
     let segment = object.segments().find(|s| {
@@ -106,10 +108,9 @@ fn place(path: &PathBuf, maps: &[&FileMapping]) -> Option<Placed> {
     })
 }
 
-/// The framehop module of a placed file: its text and CFI sections.
-fn module(placed: &Placed) -> Option<Module<Vec<u8>>> {
-    let data = std::fs::read(&placed.path).ok()?;
-    let object = object::File::parse(data.as_slice()).ok()?;
+/// The framehop module of a placed file: its text and CFI sections (those it lacks, it
+/// is unwound without: framehop falls back to frame pointers).
+fn module(placed: &Placed, object: &object::File<'_>) -> Module<Vec<u8>> {
     let section = |name: &str| {
         let s = object.section_by_name(name)?;
         let svma = s.address()..s.address().checked_add(s.size())?;
@@ -135,10 +136,10 @@ fn module(placed: &Placed) -> Option<Module<Vec<u8>>> {
             .and_then(|s| Some(s.data().ok()?.to_vec())),
         ..Default::default()
     };
-    Some(Module::new(
+    Module::new(
         placed.path.display().to_string(),
         placed.avma.clone(),
         placed.bias,
         info,
-    ))
+    )
 }
