@@ -11,7 +11,7 @@ use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 use object::{Object, ObjectSection, ObjectSegment};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// More frames than any real stack has: a loop in garbage ends here.
 const MAX_FRAMES: usize = 256;
@@ -90,7 +90,7 @@ impl Unwind {
 
 /// Where the file's mappings are and its bias: the first mapping's start minus the link-time
 /// address of the segment that holds its file offset.
-fn place(path: &PathBuf, object: &object::File<'_>, maps: &[&FileMapping]) -> Option<Placed> {
+fn place(path: &Path, object: &object::File<'_>, maps: &[&FileMapping]) -> Option<Placed> {
     let first = maps.iter().min_by_key(|m| m.start)?;
     let end = maps.iter().map(|m| m.end).max()?;
     let segment = object.segments().find(|s| {
@@ -102,7 +102,7 @@ fn place(path: &PathBuf, object: &object::File<'_>, maps: &[&FileMapping]) -> Op
         .address()
         .checked_add(first.offset - segment_offset)?;
     Some(Placed {
-        path: path.clone(),
+        path: path.to_owned(),
         avma: first.start..end,
         bias: first.start.wrapping_sub(svma),
     })
