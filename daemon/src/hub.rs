@@ -112,6 +112,7 @@ mod tests {
             peer_name: Some("localhost/".into()),
             peer_pid: Some(7),
             peer_uid: Some(0),
+            fd: Some(5),
             since_ns: Some(1),
             tid: None,
             generation: None,

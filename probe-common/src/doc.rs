@@ -66,6 +66,9 @@ pub struct EntryDoc {
     /// The peer's pid and uid from SO_PEERCRED; null over TCP.
     pub peer_pid: Option<u32>,
     pub peer_uid: Option<u32>,
+    /// The daemon's descriptor of the connection (what `latch-probe evict` severs).
+    #[serde(default)]
+    pub fd: i32,
     /// Simple and hierarchical resources only.
     pub lock_mode: Option<LockMode>,
     /// Numeric resources only.
@@ -85,6 +88,9 @@ pub struct IncubatedDoc {
     pub peer_name: String,
     pub peer_pid: Option<u32>,
     pub peer_uid: Option<u32>,
+    /// The daemon's descriptor of the connection.
+    #[serde(default)]
+    pub fd: i32,
     pub lock_mode: Option<LockMode>,
     pub quantity: Option<u64>,
     pub since_ns: u64,
@@ -114,6 +120,9 @@ pub struct EventDoc {
     pub peer_pid: Option<u32>,
     #[serde(default)]
     pub peer_uid: Option<u32>,
+    /// The daemon's descriptor of the entry's connection (request events).
+    #[serde(default)]
+    pub fd: Option<i32>,
     /// The entry's `since_ns` after the change (request events), or the locker's
     /// `created_ns` (locker events): what a state built from events shows.
     #[serde(default)]
@@ -295,6 +304,7 @@ mod tests {
             peer_name: "localhost/".into(),
             peer_pid: Some(42),
             peer_uid: Some(0),
+            fd: 7,
             lock_mode: None,
             quantity: Some(2),
             element: None,
@@ -326,6 +336,7 @@ mod tests {
                 peer_name: "127.0.0.1/6000".into(),
                 peer_pid: None,
                 peer_uid: None,
+                fd: 9,
                 lock_mode: Some(LockMode::PR),
                 quantity: None,
                 since_ns: 1,

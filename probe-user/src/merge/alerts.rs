@@ -129,6 +129,7 @@ mod tests {
             peer_name: "localhost/".into(),
             peer_pid: Some(conn as u32),
             peer_uid: Some(0),
+            fd: 7,
             lock_mode: None,
             quantity: None,
             element: None,

@@ -171,6 +171,7 @@ mod tests {
             peer_name: "localhost/".into(),
             peer_pid: Some(1),
             peer_uid: Some(0),
+            fd: 7,
             lock_mode: None,
             quantity: Some(1),
             element: None,

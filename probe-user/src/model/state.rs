@@ -70,7 +70,7 @@ pub const READ_FIELDS: &[(&str, &[&str])] = &[
             "peer",
         ],
     ),
-    ("latch::table::Peer", &["name", "pid", "uid"]),
+    ("latch::table::Peer", &["fd", "name", "pid", "uid"]),
 ];
 
 /// Decodes `lock_table` (the value of the `LOCK_TABLE` static: a `Mutex<LockTable>`).
@@ -182,6 +182,7 @@ struct Common {
     peer_name: String,
     peer_pid: Option<u32>,
     peer_uid: Option<u32>,
+    fd: i32,
     lock_mode: Option<LockMode>,
     quantity: Option<u64>,
     since_ns: u64,
@@ -199,6 +200,8 @@ fn common(request: &Value) -> Result<Common, Fault> {
         peer_name: string(field(peer, "name", "Peer")?, "Peer.name")?,
         peer_pid: optional(field(peer, "pid", "Peer")?, "Peer.pid", u32_of)?,
         peer_uid: optional(field(peer, "uid", "Peer")?, "Peer.uid", u32_of)?,
+        fd: i32::try_from(signed(field(peer, "fd", "Peer")?, "Peer.fd")?)
+            .map_err(|_| Fault::Garbage("Peer.fd does not fit in 32 bits".to_owned()))?,
         lock_mode: optional(
             field(request, "lock_mode", at)?,
             "Request.lock_mode",
@@ -223,6 +226,7 @@ pub fn entry(request: &Value) -> Result<EntryDoc, Fault> {
         peer_name: c.peer_name,
         peer_pid: c.peer_pid,
         peer_uid: c.peer_uid,
+        fd: c.fd,
         lock_mode: c.lock_mode,
         quantity: c.quantity,
         element,
@@ -245,6 +249,7 @@ pub fn incubated(request: &Value) -> Result<IncubatedDoc, Fault> {
         peer_name: c.peer_name,
         peer_pid: c.peer_pid,
         peer_uid: c.peer_uid,
+        fd: c.fd,
         lock_mode: c.lock_mode,
         quantity: c.quantity,
         since_ns: c.since_ns,
@@ -307,6 +312,12 @@ fn uint(value: &Value, at: &str) -> Result<u64, Fault> {
     value
         .as_u64()
         .ok_or_else(|| garbage(at, value, "an unsigned integer"))
+}
+
+fn signed(value: &Value, at: &str) -> Result<i64, Fault> {
+    value
+        .as_i64()
+        .ok_or_else(|| garbage(at, value, "a signed integer"))
 }
 
 fn u32_of(value: &Value, at: &str) -> Result<u32, Fault> {

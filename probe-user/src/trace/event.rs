@@ -155,6 +155,7 @@ impl<'p> EventDecoder<'p> {
             peer_name: None,
             peer_pid: None,
             peer_uid: None,
+            fd: None,
             since_ns: None,
             tid: Some(raw.tid),
             generation: Some(raw.generation),
@@ -184,6 +185,7 @@ impl<'p> EventDecoder<'p> {
                 doc.peer_name = Some(entry.peer_name);
                 doc.peer_pid = entry.peer_pid;
                 doc.peer_uid = entry.peer_uid;
+                doc.fd = Some(entry.fd);
                 doc.since_ns = Some(entry.since_ns);
             }
             (None, Some(request)) => {
@@ -199,6 +201,7 @@ impl<'p> EventDecoder<'p> {
                 doc.peer_name = Some(incubated.peer_name);
                 doc.peer_pid = incubated.peer_pid;
                 doc.peer_uid = incubated.peer_uid;
+                doc.fd = Some(incubated.fd);
                 doc.since_ns = Some(incubated.since_ns);
             }
             (None, None) => {
