@@ -6,6 +6,7 @@
 pub mod abi;
 pub mod capture;
 pub mod debuginfo;
+pub mod evict;
 pub mod memory;
 pub mod merge;
 pub mod model;

@@ -2,6 +2,7 @@
 //! call the library and print; they hold no probing logic of their own.
 
 mod dump;
+mod evict_command;
 mod mount;
 mod stacks_command;
 mod stopping;
@@ -29,6 +30,7 @@ enum Command {
     Trace(trace_command::TraceArgs),
     Watch(watch_command::WatchArgs),
     Stacks(stacks_command::StacksArgs),
+    Evict(evict_command::EvictArgs),
     /// Print the daemon's lock state, read from outside (a live process or a core file).
     Dump(dump::DumpArgs),
     /// Mount the daemon's lock state as a read-only FUSE tree in FLoM's VFS layout.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Trace(args) => trace_command::run(&args),
         Command::Watch(args) => watch_command::run(&args),
         Command::Stacks(args) => stacks_command::run(&args),
+        Command::Evict(args) => evict_command::run(&args),
         Command::Dump(args) => dump::run(&args),
         Command::Mount(args) => mount::run(&args),
     };

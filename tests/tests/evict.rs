@@ -1,0 +1,109 @@
+//! `latch-probe evict` severs a client's connection from outside: with one client holding
+//! forever and another waiting, evicting the holder lets the waiter's command run, and the
+//! daemon's own `latch state` then shows the waiter holding. On a wedged daemon it refuses,
+//! naming the reason, and does nothing; a conn that is not there is an error. The daemon is
+//! left running and untraced after each.
+//!
+//! Needs root (ptrace, pidfd_getfd). Every process started is stopped by its pid.
+
+use latch_tests::{output_within, probe_bin, wait_for, Background, Daemon, Profile};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn evict(pid: u32, args: &[&str]) -> Output {
+    output_within(
+        Command::new(probe_bin())
+            .args(["evict", "--pid", &pid.to_string()])
+            .args(args),
+        TIMEOUT,
+    )
+}
+
+fn untraced(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.lines().any(|l| l == "TracerPid:\t0"))
+}
+
+#[test]
+fn evicting_the_holder_lets_the_waiter_run() {
+    let mut daemon = Daemon::start(Profile::Debug);
+    let _stuck = daemon.holder(&["-r", "printer"]);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let ran = dir.path().join("ran");
+    let _waiter = Background::spawn(daemon.client().args([
+        "-r",
+        "printer",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; exec sleep 60", ran.display()),
+    ]));
+    let (holder, waiting) = wait_for("one holder and one waiter", TIMEOUT, || {
+        let state = daemon.state();
+        let l = state.lockers.first()?;
+        (l.holders.len() == 1 && l.waitings.len() == 1)
+            .then(|| (l.holders[0].conn, l.waitings[0].conn))
+    });
+
+    let out = evict(daemon.pid(), &["--conn", &holder.to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "evict failed ({}): {stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains(&format!("severed conn {holder}")),
+        "{stderr}"
+    );
+
+    wait_for("the waiter's command to run", TIMEOUT, || {
+        ran.exists().then_some(())
+    });
+    let state = daemon.state();
+    let printer = &state.lockers[0];
+    assert_eq!(
+        printer.holders.iter().map(|h| h.conn).collect::<Vec<_>>(),
+        [waiting],
+        "{state:#?}"
+    );
+    assert!(printer.waitings.is_empty(), "{state:#?}");
+    assert!(daemon.is_running() && untraced(daemon.pid()));
+}
+
+#[test]
+fn evict_refuses_a_wedged_daemon_and_an_unknown_conn() {
+    let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
+    let _holder = daemon.holder(&["-r", "foo"]);
+    let conn = wait_for("foo held", TIMEOUT, || {
+        daemon
+            .state()
+            .lockers
+            .first()?
+            .holders
+            .first()
+            .map(|h| h.conn)
+    });
+    let unknown = evict(daemon.pid(), &["--conn", "999"]);
+    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no conn 999"));
+
+    let _wedger = Background::spawn(daemon.client().args(["-r", "stuck", "--", "true"]));
+    wait_for("the daemon to be wedged", TIMEOUT, || {
+        let out = output_within(
+            daemon.client().args(["status", "--timeout-ms", "300"]),
+            TIMEOUT,
+        );
+        (out.status.code() == Some(3)).then_some(())
+    });
+    let refused = evict(daemon.pid(), &["--conn", &conn.to_string()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not evicting") && stderr.contains("wedged"),
+        "the refusal says why: {stderr}"
+    );
+    assert!(daemon.is_running() && untraced(daemon.pid()));
+}
