@@ -12,12 +12,13 @@
 #![no_main]
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_probe_read_user},
     macros::{map, uprobe},
     maps::{PerCpuArray, RingBuf},
     programs::ProbeContext,
 };
-use core::ptr::{addr_of_mut, read_volatile};
+use core::ptr::{addr_of, addr_of_mut, read_volatile};
 use latch_probe_common::raw::{
     RawBlock, RawEvent, RawText, TextPlace, TextSlot, TraceConfig, ARGUMENT_REGISTERS, BLOCK_BYTES,
     TEXT_BYTES,
@@ -29,10 +30,15 @@ use latch_probe_common::EventKind;
 #[no_mangle]
 static CONFIG: TraceConfig = TraceConfig::EMPTY;
 
-/// 8 MiB: about 6,000 records of 1.4 KB, a few hundred milliseconds of the daemon's full rate,
-/// for user space to fall behind without losing any.
+/// Sized by user space at load time (`EVENTS_BYTES` in probe-user: tens of thousands of
+/// records, so that a busy machine may keep the reader off the CPU for a second without a
+/// loss); this is only the object's default.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+/// Past this many unread bytes the reader is woken; below, it finds the records when it next
+/// looks (it looks every few milliseconds).
+const WAKE_AT: u64 = 1 << 20;
 
 /// Records that found the ring buffer full, per CPU (summed by user space).
 #[map]
@@ -94,12 +100,23 @@ fn emit(ctx: &ProbeContext, kind: EventKind) {
 
         let texts = addr_of_mut!((*event).texts) as *mut RawText;
         for slot in TextSlot::ALL {
-            let base = if slot.in_locker() { locker } else { request };
+            let block = if slot.in_locker() {
+                addr_of_mut!((*event).locker)
+            } else {
+                addr_of_mut!((*event).request)
+            };
             let place = config_item(&raw const CONFIG.texts, slot as usize);
-            copy_text(texts.add(slot as usize), base, place);
+            copy_text(texts.add(slot as usize), block, place);
         }
     }
-    entry.submit(0);
+    // The reader is not woken per record (a wake-up costs the daemon more than the record):
+    // it drains the buffer on its own schedule, and is woken only when the buffer fills up.
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > WAKE_AT {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(flags as u64);
 }
 
 /// Item `i` of an array in `CONFIG`, read volatile. Pointer arithmetic after an explicit
@@ -140,21 +157,25 @@ unsafe fn copy_block(block: *mut RawBlock, address: u64, size: u32) {
     addr_of_mut!((*block).len).write(if copied { size } else { 0 });
 }
 
-/// Copies the string whose pointer and length sit at `place` in the struct at `base`, up to
-/// [`TEXT_BYTES`] of it.
+/// Copies the string whose pointer and length sit at `place` in the copied struct `block`,
+/// up to [`TEXT_BYTES`] of it. The pointer and length come from the copy, not from the
+/// daemon again: the same values, one read fewer each.
 ///
 /// # Safety
-/// `text` must point to writable memory for a [`RawText`].
+/// `text` and `block` must point to writable memory for a [`RawText`] and a [`RawBlock`].
 #[inline(always)]
-unsafe fn copy_text(text: *mut RawText, base: u64, place: TextPlace) {
-    let (pointer, claimed) = if base == 0 {
-        (0, 0)
-    } else {
-        (
-            read_u64(base.wrapping_add(u64::from(place.pointer_offset))).unwrap_or(0),
-            read_u64(base.wrapping_add(u64::from(place.len_offset))).unwrap_or(0),
-        )
+unsafe fn copy_text(text: *mut RawText, block: *const RawBlock, place: TextPlace) {
+    let block_len = (*block).len as usize;
+    let word = |offset: u32| {
+        let at = offset as usize;
+        // Bounded for the verifier, and within what was copied.
+        if at > BLOCK_BYTES - 8 || at + 8 > block_len {
+            return 0;
+        }
+        let bytes = addr_of!((*block).bytes) as *const u8;
+        core::ptr::read_unaligned(bytes.add(at) as *const u64)
     };
+    let (pointer, claimed) = (word(place.pointer_offset), word(place.len_offset));
     let len = if claimed > TEXT_BYTES as u64 {
         TEXT_BYTES as u32
     } else {

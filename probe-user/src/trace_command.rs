@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use latch_probe::merge::{patch, Applied};
 use latch_probe::model::{exit_code, CaptureOptions};
-use latch_probe::trace::{Followed, Follower, Session};
-use latch_probe_common::doc::{LostDoc, LOST_SCHEMA};
+use latch_probe::trace::{EventError, Followed, Follower, Session};
+use latch_probe_common::doc::{EventDoc, LostDoc, LOST_SCHEMA};
 use serde::Serialize;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -80,6 +80,22 @@ fn events(pid: u32, format: Format, stopping: &Stopping, out: &mut impl Write) -
     // once a line: a write a line was a fifth of this process's time at the daemon's rate.
     let mut out = BufWriter::with_capacity(OUT_BUFFER, out);
     let (mut events, mut undecodable, mut lost) = (0u64, 0u64, 0u64);
+    let mut write = |next: Result<EventDoc, EventError>, out: &mut BufWriter<_>| -> Result<()> {
+        match next {
+            Ok(event) => {
+                events += 1;
+                match format {
+                    Format::Text => writeln!(out, "{}", event.line())?,
+                    _ => json_line(out, &event)?,
+                }
+            }
+            Err(error) => {
+                undecodable += 1;
+                eprintln!("latch-probe: {error}");
+            }
+        }
+        Ok(())
+    };
     let ended = loop {
         if let Some(why) = stopping.why()? {
             break why;
@@ -96,19 +112,14 @@ fn events(pid: u32, format: Format, stopping: &Stopping, out: &mut impl Write) -
                 lost = say_lost(&session, lost, format, &mut out)?;
                 out.flush()?;
             }
-            Some(Ok(event)) => {
-                events += 1;
-                match format {
-                    Format::Text => writeln!(out, "{}", event.line())?,
-                    _ => json_line(&mut out, &event)?,
-                }
-            }
-            Some(Err(error)) => {
-                undecodable += 1;
-                eprintln!("latch-probe: {error}");
-            }
+            Some(next) => write(next, &mut out)?,
         }
     };
+    // What was recorded before the uprobes went is still the trace's.
+    session.detach();
+    while let Some(next) = session.next_event(Duration::ZERO, None)? {
+        write(next, &mut out)?;
+    }
     let lost = say_lost(&session, lost, format, &mut out)?;
     out.flush()?;
     Ok(format!(

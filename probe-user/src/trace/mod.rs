@@ -93,6 +93,12 @@ impl Session {
         Ok(Some(decoder.decode(&raw)))
     }
 
+    /// Detaches the uprobes; the events already recorded can still be read with
+    /// [`Session::next_event`] (with no wait) until it gives `None`.
+    pub fn detach(&mut self) {
+        self.tracer.detach();
+    }
+
     /// Records lost so far because the ring buffer was full.
     pub fn lost(&self) -> Result<u64, TraceError> {
         self.tracer.lost()

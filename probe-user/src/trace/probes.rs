@@ -28,9 +28,10 @@ const LOST_MAP: &str = "LOST";
 /// records, a second or more of the daemon's full traced rate, so that this process can be
 /// kept off the CPU that long by a busy machine without losing any (docs/benchmarks.md).
 const EVENTS_BYTES: u32 = 64 << 20;
-/// How long a wake-up by the ring buffer waits for more records before reading them: what a
-/// record may be late by, against one wake-up (of this process, paid by the daemon) each.
-const BATCH_WAIT: Duration = Duration::from_millis(2);
+/// How often the reader looks for records: the eBPF side wakes it only when a megabyte is
+/// waiting (a wake-up per record would cost the daemon more than the record), so this is
+/// how late a record may be shown.
+const LOOK_EVERY: Duration = Duration::from_millis(5);
 
 /// The configuration as the loader wants it: a local type may implement aya's `Pod`.
 #[derive(Clone, Copy)]
@@ -128,28 +129,31 @@ impl Tracer {
                 return Ok(None);
             }
             // Whole milliseconds, rounded up so a short wait does not become a busy loop.
-            let ms = u16::try_from(left.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
+            let wait = left.min(LOOK_EVERY);
+            let ms = u16::try_from(wait.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
             let mut fds = vec![PollFd::new(self.events.as_fd(), PollFlags::POLLIN)];
             fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(TraceError::Poll(e)),
             }
-            let readable = |fd: Option<&PollFd>| {
-                fd.and_then(|fd| fd.revents())
-                    .is_some_and(|r| r.intersects(PollFlags::POLLIN))
-            };
-            if readable(fds.get(1)) {
+            let woken = fds
+                .get(1)
+                .and_then(|fd| fd.revents())
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN));
+            if woken {
                 // One last look, so a record that came with the wake-up is not left behind.
                 return self.events.next().map(|item| decode(&item)).transpose();
             }
-            if readable(fds.first()) {
-                // Let a batch gather before reading: the kernel wakes the reader only for a
-                // record that finds it caught up, so records written meanwhile cost the
-                // daemon no wake-up, and this process one wake-up per batch, not per record.
-                std::thread::sleep(
-                    BATCH_WAIT.min(deadline.saturating_duration_since(Instant::now())),
-                );
+        }
+    }
+
+    /// Detaches every uprobe now; records already written can still be read.
+    pub fn detach(&mut self) {
+        for (name, link) in self.links.drain(..) {
+            if let Ok(program) = uprobe(&mut self.ebpf, name) {
+                // Nothing to do about a failed detach here; unloading the program ends it.
+                let _ = program.detach(link);
             }
         }
     }
@@ -166,14 +170,9 @@ impl Tracer {
 
 impl Drop for Tracer {
     fn drop(&mut self) {
-        // Dropping the programs would detach too; doing it first and by name makes the order
-        // explicit: no record is written once the tracer is gone.
-        for (name, link) in self.links.drain(..) {
-            if let Ok(program) = uprobe(&mut self.ebpf, name) {
-                // Nothing to do about a failed detach here; unloading the program ends it.
-                let _ = program.detach(link);
-            }
-        }
+        // Dropping the programs would detach too; doing it first makes the order explicit:
+        // no record is written once the tracer is gone.
+        self.detach();
     }
 }
 
