@@ -1,0 +1,127 @@
+//! `scripts/forensic.sh`: on a wedged daemon (`--debug-feature hang-on-lock`) it reports
+//! "daemon wedged" (exit 11) and still holds the full state; with a client holding forever
+//! and others waiting, it names that client by pid and command line as the cause (exit 10);
+//! from a core file of the wedged daemon, the same verdict. The daemon is left running and
+//! untraced.
+//!
+//! Needs root (ptrace, uprobes, gcore). Every process started is stopped by its pid.
+
+use latch_tests::{
+    latch_bin, output_within, probe_bin, wait_for, workspace_root, Background, Daemon, Profile,
+};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+fn forensic(args: &[&str], out: &Path) -> Output {
+    output_within(
+        Command::new(workspace_root().join("scripts/forensic.sh"))
+            .env("LATCH_PROBE", probe_bin())
+            .env("LATCH", latch_bin(Profile::Debug))
+            .args(args)
+            .arg(out),
+        TIMEOUT,
+    )
+}
+
+fn report(out: &Path) -> String {
+    std::fs::read_to_string(out.join("report.md")).expect("forensic.sh writes report.md")
+}
+
+fn untraced(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.lines().any(|l| l == "TracerPid:\t0"))
+}
+
+#[test]
+fn a_client_holding_forever_is_named_as_the_cause() {
+    let mut daemon = Daemon::start(Profile::Debug);
+    let holder = Background::spawn(daemon.client().args(["-r", "printer", "--", "sleep", "600"]));
+    wait_for("printer held", Duration::from_secs(30), || {
+        (daemon.state().lockers.len() == 1).then_some(())
+    });
+    let _waiters = [
+        daemon.holder(&["-r", "printer"]),
+        daemon.holder(&["-r", "printer", "-l", "PR"]),
+    ];
+    wait_for("two waiters", Duration::from_secs(30), || {
+        (daemon.state().lockers.first()?.waitings.len() == 2).then_some(())
+    });
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("out");
+    let run = forensic(
+        &["--window", "1", "--max-hold", "0.5", &daemon.pid().to_string()],
+        &out,
+    );
+    let text = report(&out);
+    assert_eq!(run.status.code(), Some(10), "{run:?}\n{text}");
+    assert!(text.contains("**Verdict: client holding too long.**"), "{text}");
+    let cause = format!("pid {}, uid 0, `", holder.pid());
+    let line = text
+        .lines()
+        .find(|l| l.contains("the cause"))
+        .unwrap_or_else(|| panic!("no cause named: {text}"));
+    assert!(
+        line.contains(&cause) && line.contains("-r printer -- sleep 600"),
+        "the holder by pid and command line: {line}"
+    );
+    for file in ["stacks.json", "state1.json", "state2.json", "trace.ndjson", "wait-for.dot"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    assert!(std::fs::read_to_string(out.join("wait-for.dot"))
+        .expect("dot")
+        .contains("->"));
+    assert!(daemon.is_running() && untraced(daemon.pid()));
+}
+
+#[test]
+fn a_wedged_daemon_is_reported_live_and_from_its_core() {
+    let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
+    let _holder = daemon.holder(&["-r", "kept"]);
+    let conn = wait_for("kept held", Duration::from_secs(30), || {
+        daemon.state().lockers.first()?.holders.first().map(|h| h.conn)
+    });
+    let _wedger = Background::spawn(daemon.client().args(["-r", "stuck", "--", "true"]));
+    wait_for("the daemon to be wedged", Duration::from_secs(30), || {
+        let out = output_within(
+            daemon.client().args(["status", "--timeout-ms", "300"]),
+            TIMEOUT,
+        );
+        (out.status.code() == Some(3)).then_some(())
+    });
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("live");
+    let run = forensic(&["--window", "1", &daemon.pid().to_string()], &out);
+    let text = report(&out);
+    assert_eq!(run.status.code(), Some(11), "{run:?}\n{text}");
+    assert!(text.contains("**Verdict: daemon wedged.**"), "{text}");
+    assert!(text.contains("holds the lock table"), "{text}");
+    // The full state is there all the same.
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("state2.json")).expect("state2.json"),
+    )
+    .expect("JSON");
+    assert_eq!(state["lockers"][0]["holders"][0]["conn"], conn, "{state:#}");
+    assert!(text.contains(&format!("\"conn\": {conn}")), "{text}");
+    assert!(daemon.is_running() && untraced(daemon.pid()));
+
+    let prefix = dir.path().join("core");
+    let gcore = output_within(
+        Command::new("gcore")
+            .arg("-o")
+            .arg(&prefix)
+            .arg(daemon.pid().to_string()),
+        TIMEOUT,
+    );
+    assert!(gcore.status.success(), "gcore: {gcore:?}");
+    let core = format!("{}.{}", prefix.display(), daemon.pid());
+    let exe = daemon.bin().to_str().expect("UTF-8").to_owned();
+    let dead = dir.path().join("core-report");
+    let run = forensic(&["--core", &core, "--exe", &exe], &dead);
+    let text = report(&dead);
+    assert_eq!(run.status.code(), Some(11), "{run:?}\n{text}");
+    assert!(text.contains(&format!("\"conn\": {conn}")), "{text}");
+    assert!(daemon.is_running() && untraced(daemon.pid()));
+}
