@@ -2,11 +2,12 @@
 # The probe's benchmark, side by side: a release daemon filled by `latch bench --hold`
 # (LOCKERS lockers, each with one holder and WAITERS waiters), then, ROUNDS times and
 # alternating which goes first, `latch-probe dump --pid P --json --stats` and gdb printing the
-# same information (every locker, holder, waiter and incubated request dereferenced, through
-# the toolchain's own pretty printers). Prints each round, then the medians and the median
-# of the per-round ratios gdb/probe.
+# same information (every locker, holder, waiter and incubated request dereferenced, the
+# fields of the state document printed through the toolchain's own pretty printers). Prints
+# each round, then the medians and the median of the per-round ratios gdb/probe.
 #
 # Usage: scripts/bench-probe.sh [ROUNDS] [LOCKERS] [WAITERS]   (default 5 5000 2; run as root)
+# With BASELINE_PROBE=/path/to/an/older/latch-probe, that probe is timed in each round too.
 #
 # It stops everything it started, by pid, on every exit path. The binaries are copied to a
 # temporary directory first, so builds running meanwhile cannot replace them under gdb.
@@ -23,6 +24,8 @@ command -v rust-gdb >/dev/null || { echo "bench-probe: rust-gdb is needed (rustu
 
 work=$(mktemp -d /tmp/latch-bench-probe.XXXXXX)
 cp "$target/release/latch" "$target/release/latch-probe" "$work/"
+baseline=${BASELINE_PROBE:-}
+[ -z "$baseline" ] || cp "$baseline" "$work/latch-probe-baseline"
 started=()
 cleanup() {
     local i
@@ -45,7 +48,8 @@ started+=("$!")
 for _ in $(seq 1200); do grep -qs '^ready' "$work/bench.log" && break; sleep 0.1; done
 grep '^ready' "$work/bench.log" >&2 || { echo "bench-probe: the daemon was not filled" >&2; cat "$work/bench.log" >&2; exit 1; }
 
-# What gdb prints: the probe's information, each box dereferenced.
+# What gdb prints: the fields the probe prints (the state document's), each box
+# dereferenced, formatted by the toolchain's pretty printers.
 cat >"$work/same.py" <<'EOF'
 import gdb
 
@@ -53,17 +57,24 @@ def children(value):
     printer = gdb.default_visualizer(value)
     return [child for _, child in printer.children()] if printer else []
 
+REQUEST = ("conn", "resource_name", "lock_mode", "quantity", "element", "since_ns", "peer")
+
+def request_line(boxed, fields):
+    request = boxed.dereference()
+    return " ".join(str(request[f]) for f in fields)
+
 table = gdb.parse_and_eval("'latch::table::LOCK_TABLE'")["data"]["value"]
 lines = ["generation = %s" % table["generation"]]
 pairs = children(table["lockers"])
-for key, boxed in zip(pairs[0::2], pairs[1::2]):
+for boxed in pairs[1::2]:
     locker = boxed.dereference()
-    lines.append("locker %s = %s" % (key, locker))
+    lines.append("locker %s %s %s %s" % tuple(
+        locker[f] for f in ("id", "resource_name", "rules", "created_ns")))
     for list_name in ("holders", "waitings"):
         for request in children(locker[list_name]):
-            lines.append("  %s: %s" % (list_name, request.dereference()))
+            lines.append("  %s: %s" % (list_name, request_line(request, REQUEST)))
 for request in children(table["incubator"]):
-    lines.append("incubator: %s" % request.dereference())
+    lines.append("incubator: %s" % request_line(request, REQUEST + ("resource_type",)))
 print("\n".join(lines))
 print("gdb printed %d lines" % len(lines))
 EOF
@@ -80,6 +91,16 @@ probe_round() {
     frozen_ms=$(awk '/^frozen:/ { print $2 }' "$work/probe.err")
 }
 
+baseline_round() {
+    local t0 t1
+    baseline_ns=0
+    [ -n "$baseline" ] || return 0
+    t0=$(now)
+    "$work/latch-probe-baseline" dump --pid "$daemon" --json >/dev/null 2>&1
+    t1=$(now)
+    baseline_ns=$((t1 - t0))
+}
+
 gdb_round() {
     local t0 t1
     t0=$(now)
@@ -93,14 +114,17 @@ gdb_round() {
 
 echo "bench-probe: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "daemon pid $daemon: $lockers lockers, $((lockers * (1 + waiters))) connections; $rounds rounds"
-printf '%-6s %12s %12s %10s %9s\n' round probe_s gdb_s ratio frozen_ms
-probes=() gdbs=() ratios=() frozens=()
+printf '%-6s %12s %12s %10s %9s %12s\n' round probe_s gdb_s ratio frozen_ms baseline_s
+probes=() gdbs=() ratios=() frozens=() baselines=()
 for ((r = 1; r <= rounds; r++)); do
     if ((r % 2)); then probe_round; gdb_round; else gdb_round; probe_round; fi
+    baseline_round
     [ -n "$gdb_lines" ] || { echo "bench-probe: gdb printed nothing:" >&2; tail -5 "$work/gdb.err" >&2; exit 1; }
     ratio=$(awk -v g="$gdb_ns" -v p="$probe_ns" 'BEGIN { printf "%.1f", g / p }')
-    printf '%-6s %12s %12s %10s %9s\n' "$r" "$(secs "$probe_ns")" "$(secs "$gdb_ns")" "$ratio" "$frozen_ms"
+    printf '%-6s %12s %12s %10s %9s %12s\n' "$r" "$(secs "$probe_ns")" "$(secs "$gdb_ns")" \
+        "$ratio" "$frozen_ms" "$(secs "$baseline_ns")"
     probes+=("$probe_ns") gdbs+=("$gdb_ns") ratios+=("$ratio") frozens+=("$frozen_ms")
+    baselines+=("$baseline_ns")
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -108,3 +132,4 @@ lockers_seen=$(grep -o '"id":' "$work/probe.json" | wc -l)
 echo "probe: $lockers_seen lockers in its JSON ($(wc -c <"$work/probe.json") bytes); gdb: $gdb_lines lines"
 echo "median: probe $(secs "$(median "${probes[@]}")") s, gdb $(secs "$(median "${gdbs[@]}")") s," \
     "ratio $(median "${ratios[@]}")x, frozen $(median "${frozens[@]}") ms"
+[ -z "$baseline" ] || echo "median baseline probe ($baseline): $(secs "$(median "${baselines[@]}")") s"

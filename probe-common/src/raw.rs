@@ -18,7 +18,7 @@ pub const NO_ARGUMENT: u32 = u32::MAX;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TextSlot {
-    /// The locker's `resource_name`.
+    /// The locker's `resource_name` (locker events only: a request event carries its own).
     LockerName = 0,
     /// The request's `resource_name`.
     Name = 1,
@@ -112,6 +112,12 @@ pub struct TraceConfig {
     /// Per [`TextSlot`]: where its `String` keeps pointer and length, in the locker or the
     /// request ([`TextSlot::in_locker`]).
     pub texts: [TextPlace; TEXT_SLOTS],
+    /// How `Request.element` says `None`: the 8 bytes at this offset of the request hold
+    /// `element_none_value` (its discriminant, or the niche in the `String`). The element is
+    /// then not copied. `element_none_size` 0: no such check.
+    pub element_none_offset: u32,
+    pub element_none_size: u32,
+    pub element_none_value: u64,
     /// The runtime address of the lock table's generation counter (a `u64`).
     pub generation_address: u64,
 }
@@ -127,6 +133,9 @@ impl TraceConfig {
             pointer_offset: 0,
             len_offset: 0,
         }; TEXT_SLOTS],
+        element_none_offset: 0,
+        element_none_size: 0,
+        element_none_value: 0,
         generation_address: 0,
     };
 }

@@ -648,6 +648,30 @@ mod tests {
     }
 
     #[test]
+    fn an_index_on_demand_reads_the_units_queries_need() {
+        let _ = std::hint::black_box(&SAMPLE);
+        let exe = Executable::open(&std::env::current_exe().expect("current exe")).expect("open");
+        let index = TypeIndex::on_demand(&exe).expect("index");
+        assert!(index.is_empty(), "no unit is read up front");
+        let here = "latch_probe::debuginfo::type_index::tests";
+        let stat = index
+            .find_static(&exe, &format!("{here}::SAMPLE"))
+            .expect("static");
+        assert!(!index.is_empty(), "the static's unit was read");
+        let def = index.get(index.resolve(stat.ty)).expect("its type");
+        assert!(
+            def.name.starts_with("core::option::Option<"),
+            "{}",
+            def.name
+        );
+        // A name no unit read so far has is looked for in the others.
+        let symbol = index
+            .by_name("latch_probe::debuginfo::symbols::FunctionSymbol")
+            .expect("FunctionSymbol");
+        assert!(index.get(symbol).is_some());
+    }
+
+    #[test]
     fn indexes_structs_enums_and_statics() {
         let _ = std::hint::black_box(&SAMPLE);
         let index = index();

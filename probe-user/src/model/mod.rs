@@ -21,7 +21,7 @@ mod state;
 pub use error::{exit_code, ProbeError};
 pub use image::{DaemonImage, LOCK_TABLE, VERSION};
 // The trace decodes the daemon's structs from its events with the snapshot's rules.
-pub(crate) use state::{entry, incubated, locker_header, Fault};
+pub(crate) use state::{entry, incubated, locker_header, locker_identity, Fault};
 
 use crate::capture::Capture;
 use std::path::Path;

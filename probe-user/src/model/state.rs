@@ -134,14 +134,26 @@ pub struct LockerHeader {
 
 /// The header of a decoded `Locker`; its lists are not looked at.
 pub fn locker_header(value: &Value) -> Result<LockerHeader, Fault> {
+    let (id, resource_type) = locker_identity(value)?;
+    Ok(LockerHeader {
+        id,
+        resource_name: string(
+            field(value, "resource_name", "Locker")?,
+            "Locker.resource_name",
+        )?,
+        resource_type,
+        created_ns: uint(field(value, "created_ns", "Locker")?, "Locker.created_ns")?,
+    })
+}
+
+/// A decoded `Locker`'s id and resource type: what an event about one of its entries needs.
+pub fn locker_identity(value: &Value) -> Result<(u64, ResourceType), Fault> {
     let at = "Locker";
     let rules = field(value, "rules", at)?;
-    Ok(LockerHeader {
-        id: uint(field(value, "id", at)?, "Locker.id")?,
-        resource_name: string(field(value, "resource_name", at)?, "Locker.resource_name")?,
-        resource_type: resource_type(variant(rules, "Locker.rules")?, "Locker.rules")?,
-        created_ns: uint(field(value, "created_ns", at)?, "Locker.created_ns")?,
-    })
+    Ok((
+        uint(field(value, "id", at)?, "Locker.id")?,
+        resource_type(variant(rules, "Locker.rules")?, "Locker.rules")?,
+    ))
 }
 
 fn locker(value: &Value, problems: &mut Vec<String>) -> Result<LockerDoc, Fault> {

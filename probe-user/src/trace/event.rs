@@ -132,18 +132,18 @@ impl<'p> EventDecoder<'p> {
         };
         let locker_value = read(raw.locker.address, self.plan.locker_type, "locker")?;
         let request_value = read(raw.request.address, self.plan.request_type, "request")?;
-        let header = locker_value
+        let identity = locker_value
             .as_ref()
-            .map(|v| model::locker_header(v.innermost()))
+            .map(|v| model::locker_identity(v.innermost()))
             .transpose()
             .map_err(fault)?;
 
-        let (from, to) = self.transition(kind, raw, header.is_some())?;
+        let (from, to) = self.transition(kind, raw, identity.is_some())?;
         let mut doc = EventDoc {
             schema: EVENT_SCHEMA.to_owned(),
             ts_ns: self.wall_clock(raw.ktime_ns),
             kind,
-            locker: header.as_ref().map(|h| h.id),
+            locker: identity.map(|(id, _)| id),
             resource_name: String::new(),
             resource_type: latch_probe_common::ResourceType::Simple,
             conn: None,
@@ -162,17 +162,21 @@ impl<'p> EventDecoder<'p> {
             // Which strings count is known below: the element slot is garbage without one.
             cut: false,
         };
-        match (&header, &request_value) {
-            (Some(h), None) => {
-                doc.resource_name = h.resource_name.clone();
+        match (&locker_value, &request_value) {
+            (Some(locker), None) => {
+                // A locker event: the locker's own name was copied (and only then).
+                let h = model::locker_header(locker.innermost()).map_err(fault)?;
+                doc.resource_name = h.resource_name;
                 doc.resource_type = h.resource_type;
                 doc.since_ns = Some(h.created_ns);
                 // Only the locker's own name could have been cut.
                 doc.cut = cut_text(raw, TextSlot::LockerName);
             }
-            (Some(h), Some(request)) => {
+            (Some(_), Some(request)) => {
                 let entry = model::entry(request.innermost()).map_err(fault)?;
-                doc.resource_type = h.resource_type;
+                if let Some((_, resource_type)) = identity {
+                    doc.resource_type = resource_type;
+                }
                 doc.cut = [TextSlot::Name, TextSlot::Peer]
                     .into_iter()
                     .any(|slot| cut_text(raw, slot))

@@ -191,6 +191,12 @@ impl TracePlan {
             config.texts[slot as usize] = text_place(index, owner, path)?;
         }
 
+        if let Some((offset, value)) = none_niche(index, request_type)? {
+            config.element_none_offset = offset;
+            config.element_none_size = 8;
+            config.element_none_value = value;
+        }
+
         let table = image.table();
         let generation = layout::place(index, table.ty, &["data", "value", "generation"]).map_err(
             layout_error("LockTable.generation inside the LOCK_TABLE mutex"),
@@ -290,6 +296,48 @@ fn block_size(
             max: BLOCK_BYTES,
         }),
     }
+}
+
+/// Where `Request.element: Option<String>` says `None`, when it does so in 8 bytes: the
+/// offset in the request of its discriminant (a tag, or the niche in the `String`) and the
+/// value that means `None`. Any other layout is not checked, and the element is copied.
+fn none_niche(
+    index: &crate::debuginfo::TypeIndex,
+    request: TypeRef,
+) -> Result<Option<(u32, u64)>, TraceError> {
+    let Place { ty, offset } =
+        layout::place(index, request, &["element"]).map_err(|error| TraceError::Layout {
+            what: "Request.element".to_owned(),
+            error,
+        })?;
+    let Some(crate::debuginfo::TypeDef {
+        kind: crate::debuginfo::TypeKind::Struct(c),
+        ..
+    }) = index.get(ty)
+    else {
+        return Ok(None);
+    };
+    let Some(part) = &c.variant_part else {
+        return Ok(None);
+    };
+    let (Some(discriminant), Some(none)) = (
+        &part.discriminant,
+        part.variants
+            .iter()
+            .find(|v| v.field.name.as_deref() == Some("None")),
+    ) else {
+        return Ok(None);
+    };
+    let (Some(dty), Some(at), Some(value)) =
+        (discriminant.ty, discriminant.offset, none.discr_value)
+    else {
+        return Ok(None);
+    };
+    let eight = layout::size_of(index, dty).ok() == Some(8);
+    Ok(u32::try_from(offset.saturating_add(at))
+        .ok()
+        .filter(|at| eight && (*at as usize) + 8 <= BLOCK_BYTES)
+        .map(|at| (at, value)))
 }
 
 /// Where the `String` at `path` inside `ty` keeps its pointer and length.
