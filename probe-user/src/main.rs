@@ -10,7 +10,7 @@ mod target;
 mod trace_command;
 mod watch_command;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use latch_probe::model::{exit_code, ProbeError};
 use std::process::ExitCode;
 
@@ -18,7 +18,17 @@ use std::process::ExitCode;
 #[command(
     name = "latch-probe",
     version,
-    about = "Reads a latch daemon's state from outside"
+    about = "Reads a latch daemon's state from outside, without its help",
+    after_help = "A stuck lock service, step by step:\n  \
+        latch-probe stacks --pid P      who holds the lock table, who waits on it\n  \
+        latch-probe dump --pid P        who holds what and who waits (--json, --tree DIR)\n  \
+        latch-probe watch --pid P --max-hold 30s   alerts as it happens\n  \
+        latch-probe evict --pid P --conn N         sever the client everyone waits behind\n  \
+        scripts/forensic.sh P OUTDIR    all of it, into a report\n\n\
+        A dead daemon: the same with --core FILE --exe BIN (dump, mount, stacks).\n\n\
+        Exit codes: 0 ok; 1 usage or other failure; 2 target not found or not permitted; \
+        3 not a latch daemon or no debug info; 4 torn or partial result (printed anyway).\n\
+        Docs: docs/guide.md, docs/probe.md, docs/trace.md, docs/formats.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,14 +37,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Trace(trace_command::TraceArgs),
-    Watch(watch_command::WatchArgs),
-    Stacks(stacks_command::StacksArgs),
-    Evict(evict_command::EvictArgs),
     /// Print the daemon's lock state, read from outside (a live process or a core file).
     Dump(dump::DumpArgs),
     /// Mount the daemon's lock state as a read-only FUSE tree in FLoM's VFS layout.
     Mount(mount::MountArgs),
+    Stacks(stacks_command::StacksArgs),
+    Trace(trace_command::TraceArgs),
+    Watch(watch_command::WatchArgs),
+    Evict(evict_command::EvictArgs),
+    /// Print a shell completion script, e.g.
+    /// `latch-probe completions bash > /etc/bash_completion.d/latch-probe`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +72,15 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch_command::run(&args),
         Command::Stacks(args) => stacks_command::run(&args),
         Command::Evict(args) => evict_command::run(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "latch-probe",
+                &mut std::io::stdout(),
+            );
+            Ok(exit_code::OK)
+        }
         Command::Dump(args) => dump::run(&args),
         Command::Mount(args) => mount::run(&args),
     };
@@ -81,11 +106,34 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_know_every_command_and_option() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "latch-probe",
+            &mut script,
+        );
+        let script = String::from_utf8(script).expect("UTF-8");
+        for word in [
+            "dump",
+            "mount",
+            "trace",
+            "watch",
+            "stacks",
+            "evict",
+            "--max-hold",
+            "--core",
+        ] {
+            assert!(script.contains(word), "bash completion lacks {word}");
+        }
     }
 
     #[test]
