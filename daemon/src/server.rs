@@ -225,7 +225,7 @@ impl Server {
                     RETURNED => {
                         let mut result = None;
                         while let Ok((stream, peer, read)) = self.returned.try_recv() {
-                            result = result.or(self.add_conn(stream, peer, &read));
+                            result = result.or(self.add_conn(stream, peer, &read, true));
                         }
                         result
                     }
@@ -260,7 +260,11 @@ impl Server {
         for _ in 0..budget {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    if let Some(exit) = self.add_conn(stream, peer, &[]) {
+                    // A connection accepted in a turn of its own was accepted the moment
+                    // it connected: its lock has most likely not been sent yet, and reading
+                    // now would only fail (measured: 0.8 failed reads per lock with one
+                    // client). In a busy turn it most likely has.
+                    if let Some(exit) = self.add_conn(stream, peer, &[], budget > 1) {
                         return Some(exit);
                     }
                 }
@@ -312,8 +316,9 @@ impl Server {
     }
 
     /// Watches a new client connection and handles what it sent; `read` is what the admin
-    /// thread already read from it (when it accepted it in this thread's place).
-    fn add_conn(&mut self, stream: Stream, peer: Peer, read: &[u8]) -> Option<Exit> {
+    /// thread already read from it (when it accepted it in this thread's place); `eager`:
+    /// read it now rather than wait for epoll to report it.
+    fn add_conn(&mut self, stream: Stream, peer: Peer, read: &[u8], eager: bool) -> Option<Exit> {
         let token = Token(self.next_token);
         self.next_token += 1;
         let mut framer = Framer::default();
@@ -338,11 +343,15 @@ impl Server {
             .connections
             .store(self.conns.len(), Ordering::Relaxed);
         self.idle_since = None;
-        // flom clients send their lock right after connecting: it is often here already,
-        // and reading it now saves a trip through epoll. Watching the connection after
-        // the answer keeps epoll's bookkeeping off the client's path; whatever arrives
-        // meanwhile, epoll reports at registration.
-        let exit = self.on_ready(token, true, false, false);
+        // flom clients send their lock right after connecting: when it is here already
+        // (`eager`), reading it now saves a trip through epoll. Watching the connection
+        // after the answer keeps epoll's bookkeeping off the client's path; whatever
+        // arrives meanwhile, epoll reports at registration.
+        let exit = if eager {
+            self.on_ready(token, true, false, false)
+        } else {
+            None
+        };
         self.watch(token);
         exit
     }
@@ -446,17 +455,17 @@ impl Server {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return Err(None);
             };
-            match conn.framer.next_message() {
-                Ok(Some(msg)) => {
-                    if let Some(exit) = self.on_message(token, &msg) {
-                        return Err(Some(exit));
-                    }
-                }
+            // Parsed where it lies in the framer's buffer: no copy of it is made.
+            let parsed = match conn.framer.next_in_place() {
+                Ok(Some(msg)) => wire::parse_client(msg),
                 Ok(None) => return Ok(()),
                 Err(e) => {
                     self.refuse(token, &e);
                     return Err(None);
                 }
+            };
+            if let Some(exit) = self.on_message(token, parsed) {
+                return Err(Some(exit));
             }
         }
     }
@@ -475,8 +484,11 @@ impl Server {
         None
     }
 
-    fn on_message(&mut self, token: Token, msg: &[u8]) -> Option<Exit> {
-        let parsed = wire::parse_client(msg);
+    fn on_message(
+        &mut self,
+        token: Token,
+        parsed: Result<ClientMessage, WireError>,
+    ) -> Option<Exit> {
         let conn = self.conns.get_mut(&token)?;
         match parsed {
             Ok(ClientMessage::Lock(m)) if !conn.locked => {
@@ -644,20 +656,27 @@ impl Server {
                 let i = match self.answers.iter().position(|(k, _)| *k == key) {
                     Some(i) => i,
                     None => {
-                        let msg =
-                            wire::format_answer(step, &self.config.peerid, answer.rc as i32, None);
+                        let mut msg = Vec::new();
+                        wire::write_answer(
+                            &mut msg,
+                            step,
+                            &self.config.peerid,
+                            answer.rc as i32,
+                            None,
+                        );
                         self.answers.push((key, msg));
                         self.answers.len() - 1
                     }
                 };
                 conn.output.extend_from_slice(&self.answers[i].1);
             }
-            Some(element) => conn.output.extend_from_slice(&wire::format_answer(
+            Some(element) => wire::write_answer(
+                &mut conn.output,
                 step,
                 &self.config.peerid,
                 answer.rc as i32,
                 Some(element),
-            )),
+            ),
         }
         conn.holding |= answer.rc == Rc::Granted;
         if !self.flush(token) {

@@ -165,7 +165,11 @@ unsafe fn copy_block(block: *mut RawBlock, address: u64, size: u32) {
 unsafe fn fill_text(texts: *mut RawText, slot: TextSlot, wanted: bool, block: *const RawBlock) {
     let text = texts.add(slot as usize);
     if wanted {
-        copy_text(text, block, config_item(&raw const CONFIG.texts, slot as usize));
+        copy_text(
+            text,
+            block,
+            config_item(&raw const CONFIG.texts, slot as usize),
+        );
     } else {
         addr_of_mut!((*text).address).write(0);
         addr_of_mut!((*text).claimed).write(0);
@@ -181,7 +185,8 @@ unsafe fn fill_text(texts: *mut RawText, slot: TextSlot, wanted: bool, block: *c
 unsafe fn element_is_none(block: *const RawBlock) -> bool {
     let size = read_volatile(&raw const CONFIG.element_none_size);
     let offset = read_volatile(&raw const CONFIG.element_none_offset);
-    size == 8 && block_word(block, offset) == Some(read_volatile(&raw const CONFIG.element_none_value))
+    size == 8
+        && block_word(block, offset) == Some(read_volatile(&raw const CONFIG.element_none_value))
 }
 
 /// The 8 bytes at `offset` of a copied struct, if they were copied.

@@ -38,7 +38,11 @@ fn untraced(pid: u32) -> bool {
 #[test]
 fn a_client_holding_forever_is_named_as_the_cause() {
     let mut daemon = Daemon::start(Profile::Debug);
-    let holder = Background::spawn(daemon.client().args(["-r", "printer", "--", "sleep", "600"]));
+    let holder = Background::spawn(
+        daemon
+            .client()
+            .args(["-r", "printer", "--", "sleep", "600"]),
+    );
     wait_for("printer held", Duration::from_secs(30), || {
         (daemon.state().lockers.len() == 1).then_some(())
     });
@@ -52,12 +56,21 @@ fn a_client_holding_forever_is_named_as_the_cause() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("out");
     let run = forensic(
-        &["--window", "1", "--max-hold", "0.5", &daemon.pid().to_string()],
+        &[
+            "--window",
+            "1",
+            "--max-hold",
+            "0.5",
+            &daemon.pid().to_string(),
+        ],
         &out,
     );
     let text = report(&out);
     assert_eq!(run.status.code(), Some(10), "{run:?}\n{text}");
-    assert!(text.contains("**Verdict: client holding too long.**"), "{text}");
+    assert!(
+        text.contains("**Verdict: client holding too long.**"),
+        "{text}"
+    );
     let cause = format!("pid {}, uid 0, `", holder.pid());
     let line = text
         .lines()
@@ -67,7 +80,13 @@ fn a_client_holding_forever_is_named_as_the_cause() {
         line.contains(&cause) && line.contains("-r printer -- sleep 600"),
         "the holder by pid and command line: {line}"
     );
-    for file in ["stacks.json", "state1.json", "state2.json", "trace.ndjson", "wait-for.dot"] {
+    for file in [
+        "stacks.json",
+        "state1.json",
+        "state2.json",
+        "trace.ndjson",
+        "wait-for.dot",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     assert!(std::fs::read_to_string(out.join("wait-for.dot"))
@@ -81,7 +100,13 @@ fn a_wedged_daemon_is_reported_live_and_from_its_core() {
     let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
     let _holder = daemon.holder(&["-r", "kept"]);
     let conn = wait_for("kept held", Duration::from_secs(30), || {
-        daemon.state().lockers.first()?.holders.first().map(|h| h.conn)
+        daemon
+            .state()
+            .lockers
+            .first()?
+            .holders
+            .first()
+            .map(|h| h.conn)
     });
     let _wedger = Background::spawn(daemon.client().args(["-r", "stuck", "--", "true"]));
     wait_for("the daemon to be wedged", Duration::from_secs(30), || {
@@ -99,10 +124,9 @@ fn a_wedged_daemon_is_reported_live_and_from_its_core() {
     assert!(text.contains("**Verdict: daemon wedged.**"), "{text}");
     assert!(text.contains("holds the lock table"), "{text}");
     // The full state is there all the same.
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join("state2.json")).expect("state2.json"),
-    )
-    .expect("JSON");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("state2.json")).expect("state2.json"))
+            .expect("JSON");
     assert_eq!(state["lockers"][0]["holders"][0]["conn"], conn, "{state:#}");
     assert!(text.contains(&format!("\"conn\": {conn}")), "{text}");
     assert!(daemon.is_running() && untraced(daemon.pid()));
