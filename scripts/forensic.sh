@@ -127,8 +127,10 @@ EOF
     step state2.json dump "${target[@]}" --json
     step stacks2.json stacks "${target[@]}" --json
 fi
-# The build id, from the tree's daemon/ directory.
+# The build id, from the tree's daemon/ directory, and the version, from the state.
 [ -f "$out/tree/daemon/build_id" ] && echo "build id: $(cat "$out/tree/daemon/build_id")" >>"$out/identity.txt"
+python3 -c 'import json,sys; print("version: " + json.load(open(sys.argv[1]))["version"])' \
+    "$out/state1.json" >>"$out/identity.txt" 2>/dev/null || true
 
 rc=0
 python3 - "$out" "$max_hold" <<'EOF' || rc=$?

@@ -30,9 +30,19 @@ fn report(out: &Path) -> String {
     std::fs::read_to_string(out.join("report.md")).expect("forensic.sh writes report.md")
 }
 
+/// Not traced, and no `latch-probe` left running against it (its uprobes, mounts and
+/// ptrace attachments live only as long as the probe's process).
 fn untraced(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .is_ok_and(|s| s.lines().any(|l| l == "TracerPid:\t0"))
+    let traced = !std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.lines().any(|l| l == "TracerPid:\t0"));
+    let probes_left = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .any(|c| c.contains("latch-probe") && c.contains(&format!("--pid {pid} ")));
+    !traced && !probes_left
 }
 
 #[test]
