@@ -730,3 +730,42 @@ impl Drop for ProbeStream {
         stop(&mut self.child);
     }
 }
+
+// ---- Wedged daemons and what the probe leaves behind (stacks, evict, forensic) ----
+
+/// How long a wedge may take to show (the admin API stops answering).
+const WEDGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Daemon {
+    /// Wedges a daemon started with `--debug-feature hang-on-lock=NAME`: a lock on `name`
+    /// makes the thread that owns the lock table hang while holding it. Returns once the
+    /// admin API (which needs the table) no longer answers; the client is stopped when the
+    /// returned value is dropped.
+    pub fn wedge(&self, name: &str) -> Background {
+        let wedger = Background::spawn(self.client().args(["-r", name, "--", "true"]));
+        wait_for("the daemon to be wedged", WEDGE_TIMEOUT, || {
+            let out = output_within(
+                self.client().args(["status", "--timeout-ms", "300"]),
+                WEDGE_TIMEOUT,
+            );
+            (out.status.code() == Some(3)).then_some(())
+        });
+        wedger
+    }
+}
+
+/// Whether process `pid` is traced by nobody and no `latch-probe` still runs against it
+/// (the probe's uprobes, mounts and ptrace attachments live only as long as its process).
+pub fn probe_free(pid: u32) -> bool {
+    let untraced = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.lines().any(|l| l == "TracerPid:\t0"));
+    let target = format!("--pid {pid} ");
+    let probes_left = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .any(|c| c.contains("latch-probe") && c.contains(&target));
+    untraced && !probes_left
+}

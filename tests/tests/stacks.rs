@@ -82,15 +82,8 @@ fn proc_status(pid: u32, field: &str) -> String {
 fn stacks_name_the_wedged_owner_and_the_threads_blocked_on_the_table() {
     let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
     let pid = daemon.pid();
-    let _wedger = Background::spawn(daemon.client().args(["-r", "stuck", "--", "true"]));
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
-    wait_for("the daemon to be wedged", TIMEOUT, || {
-        let out = output_within(
-            daemon.client().args(["status", "--timeout-ms", "300"]),
-            TIMEOUT,
-        );
-        (out.status.code() == Some(3)).then_some(())
-    });
+    let _wedger = daemon.wedge("stuck");
     // An admin request that waits: the admin thread takes it and blocks on the table.
     let _asking = Background::spawn(daemon.client().args(["state", "--timeout-ms", "60000"]));
     wait_for("the admin thread to block on the table", TIMEOUT, || {
@@ -134,7 +127,10 @@ fn stacks_name_the_wedged_owner_and_the_threads_blocked_on_the_table() {
         functions(admin)
     );
     // Left as it was: running (sleeping), traced by nobody.
-    assert_eq!(proc_status(pid, "TracerPid"), "0");
+    assert!(
+        latch_tests::probe_free(pid),
+        "the probe left the daemon traced"
+    );
     assert!(
         proc_status(pid, "State").starts_with('S'),
         "{}",
