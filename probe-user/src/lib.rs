@@ -7,6 +7,7 @@ pub mod abi;
 pub mod capture;
 pub mod debuginfo;
 pub mod evict;
+pub mod inspect;
 pub mod memory;
 pub mod merge;
 pub mod model;

@@ -3,6 +3,7 @@
 
 mod dump;
 mod evict_command;
+mod inspect_command;
 mod mount;
 mod stacks_command;
 mod stopping;
@@ -45,6 +46,8 @@ enum Command {
     Trace(trace_command::TraceArgs),
     Watch(watch_command::WatchArgs),
     Evict(evict_command::EvictArgs),
+    Print(inspect_command::PrintArgs),
+    Type(inspect_command::TypeArgs),
     /// Print a shell completion script, e.g.
     /// `latch-probe completions bash > /etc/bash_completion.d/latch-probe`.
     Completions {
@@ -72,6 +75,8 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch_command::run(&args),
         Command::Stacks(args) => stacks_command::run(&args),
         Command::Evict(args) => evict_command::run(&args),
+        Command::Print(args) => inspect_command::print(&args),
+        Command::Type(args) => inspect_command::type_of(&args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -769,3 +769,59 @@ pub fn probe_free(pid: u32) -> bool {
         .any(|c| c.contains("latch-probe") && c.contains(&target));
     untraced && !probes_left
 }
+
+// ---- The value fixture (tests/src/bin/value_fixture.rs: value_reader, print) ----
+
+/// How long the value fixture may take to set its values up.
+const FIXTURE_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A started value fixture (known values of every type the probe decodes), killed and
+/// reaped by pid when dropped.
+pub struct ValueFixture {
+    child: Child,
+    pub exe: PathBuf,
+}
+
+impl ValueFixture {
+    pub fn start(exe: &Path) -> ValueFixture {
+        ValueFixture::start_with(exe, &[])
+    }
+
+    pub fn start_with(exe: &Path, args: &[&str]) -> ValueFixture {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let fixture = ValueFixture {
+            child,
+            exe: exe.to_owned(),
+        };
+        // Read the line in a thread: a fixture that never says it is ready fails the test
+        // after a bounded wait instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(FIXTURE_READY_TIMEOUT) {
+            Ok(line) if line.trim() == "ready" => fixture,
+            other => panic!("{} did not print `ready`: {other:?}", exe.display()),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+}
+
+impl Drop for ValueFixture {
+    fn drop(&mut self) {
+        // The fixture has no state to save: SIGKILL by its own pid, then reap it.
+        let _ = kill(self.pid(), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}

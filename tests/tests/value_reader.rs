@@ -15,16 +15,15 @@ use latch_probe::memory::{
 use latch_probe::value::{
     Limits, MapKind, MutexState, SeqKind, SharedKind, Value, ValueError, ValueReader,
 };
+use latch_tests::ValueFixture;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every data mapping of the fixture fits in this many bytes many times over.
 const SNAPSHOT_BUDGET: u64 = 1 << 30;
 
@@ -46,56 +45,6 @@ const STATICS: &[&str] = &[
     "EXCLUSIVE",
     "FIXTURE",
 ];
-
-/// A started fixture, killed and reaped by pid when dropped.
-struct Fixture {
-    child: Child,
-    exe: PathBuf,
-}
-
-impl Fixture {
-    fn start(exe: &Path) -> Fixture {
-        Fixture::start_with(exe, &[])
-    }
-
-    fn start_with(exe: &Path, args: &[&str]) -> Fixture {
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let fixture = Fixture {
-            child,
-            exe: exe.to_owned(),
-        };
-        // Read the line in a thread: a fixture that never says it is ready fails the test
-        // after a bounded wait instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(line) if line.trim() == "ready" => fixture,
-            other => panic!("{} did not print `ready`: {other:?}", exe.display()),
-        }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        // The fixture has no state to save: SIGKILL by its own pid, then reap it.
-        let _ = kill(self.pid(), Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
 
 /// What the reader needs to know about one build of the fixture.
 struct Program {
@@ -665,7 +614,7 @@ fn check_statics(values: &BTreeMap<String, Value>) {
 /// Starts a build of the fixture, reads it live (frozen copy) and from a core file, and
 /// checks both.
 fn fixture_decodes_exactly(path: &Path, program: &Program) {
-    let fixture = Fixture::start(path);
+    let fixture = ValueFixture::start(path);
     let pid = fixture.pid();
     let mappings = maps::read_maps(pid.as_raw()).expect("maps");
     let files: Vec<FileMapping> = mappings.iter().filter_map(|m| m.file()).collect();
@@ -756,7 +705,7 @@ fn release_fixture_decodes_exactly_live_and_from_a_core() {
 
 #[test]
 fn a_freeze_stops_every_thread_and_lets_them_all_go() {
-    let fixture = Fixture::start(&debug_fixture());
+    let fixture = ValueFixture::start(&debug_fixture());
     let pid = fixture.pid();
     let freeze = Freeze::new(pid).expect("freeze");
     let mut frozen: Vec<i32> = freeze.threads().iter().map(|t| t.as_raw()).collect();
@@ -790,7 +739,7 @@ fn a_freeze_stops_every_thread_and_lets_them_all_go() {
 
 #[test]
 fn a_freeze_catches_threads_born_while_it_stops_the_others() {
-    let fixture = Fixture::start_with(&debug_fixture(), &["--churn-threads"]);
+    let fixture = ValueFixture::start_with(&debug_fixture(), &["--churn-threads"]);
     let pid = fixture.pid();
     for _ in 0..20 {
         let freeze = Freeze::new(pid).expect("freeze a process that keeps making threads");
@@ -809,7 +758,7 @@ fn a_freeze_catches_threads_born_while_it_stops_the_others() {
 
 #[test]
 fn a_stopped_process_stays_stopped_after_a_freeze() {
-    let fixture = Fixture::start(&debug_fixture());
+    let fixture = ValueFixture::start(&debug_fixture());
     let pid = fixture.pid();
     kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
     let deadline = Instant::now() + Duration::from_secs(5);

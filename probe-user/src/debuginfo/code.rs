@@ -88,6 +88,26 @@ impl Executable {
     }
 }
 
+impl Executable {
+    /// Every static's Rust path (the demangled data symbols, without their hash), sorted:
+    /// what `print` resolves a path or a suffix against, and what a shell completes.
+    pub fn static_paths(&self) -> Result<Vec<String>, DebugInfoError> {
+        let object = self.symbol_object()?;
+        let mut paths: Vec<String> = object
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Data && s.is_definition())
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                let demangled = rustc_demangle::try_demangle(name).ok()?;
+                Some(format!("{demangled:#}"))
+            })
+            .collect();
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+}
+
 /// The function symbols of an object, by address: names for code without debug info (a
 /// system library) or outside every unit.
 pub struct FunctionSymbols(Vec<(u64, u64, String)>);

@@ -1,0 +1,90 @@
+//! `latch-probe print` and `latch-probe type`: any static of any Rust program with debug
+//! info, by path and expression, live or from a core file.
+
+use crate::target::{Target, TargetArgs};
+use anyhow::Result;
+use clap::Args;
+use latch_probe::inspect::expr::Expr;
+use latch_probe::inspect::show::{self, Shown};
+use latch_probe::inspect::Inspected;
+use latch_probe::model::exit_code;
+
+const EXPR_HELP: &str = "EXPR: a static's Rust path (a unique suffix is enough: LOCK_TABLE), \
+    then steps as in Rust: .field, .0, [3], [2..5], [\"key\"] or [42] (map lookup), .len(), \
+    and enum variants (.Some.0, or `as Rect`). References, boxes, Rc/Arc and locks are \
+    looked through. Examples:\n  \
+    latch-probe print --pid P LOCK_TABLE.lockers.len()\n  \
+    latch-probe print --pid P 'LOCK_TABLE.lockers[3].waitings'\n  \
+    latch-probe type --pid P 'LOCK_TABLE.lockers[3]'";
+
+#[derive(Args)]
+#[command(
+    about = "Print any static of a Rust program (or a part of it) by path",
+    after_help = EXPR_HELP
+)]
+pub struct PrintArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// What to print (see below).
+    #[arg(value_name = "EXPR")]
+    expr: String,
+    /// JSON instead of Rust-Debug-like text.
+    #[arg(long)]
+    json: bool,
+    /// Levels of nesting shown.
+    #[arg(long, default_value_t = 12)]
+    depth: usize,
+    /// Elements shown (and decoded) per collection.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Show the addresses of references, boxes and shared pointers.
+    #[arg(long)]
+    addr: bool,
+}
+
+#[derive(Args)]
+#[command(
+    about = "Print the layout DWARF gives a static's type, or a part's (offsets, sizes)",
+    after_help = EXPR_HELP
+)]
+pub struct TypeArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[arg(value_name = "EXPR")]
+    expr: String,
+}
+
+fn open(target: &TargetArgs) -> Result<Inspected> {
+    Ok(match target.target() {
+        Target::Live(pid) => Inspected::live(pid)?,
+        Target::Core { core, exe } => Inspected::core(core, exe)?,
+    })
+}
+
+pub fn print(args: &PrintArgs) -> Result<u8> {
+    let expr = Expr::parse(&args.expr)?;
+    let inspected = open(&args.target)?;
+    // One more element than shown, so that a cut collection still says how long it is.
+    let value = inspected.value(&expr, args.limit as u64 + 1)?;
+    let shown = Shown {
+        depth: args.depth,
+        limit: args.limit,
+        addresses: args.addr,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&show::json(&value, shown))?
+        );
+    } else {
+        println!("{}", show::text(&value, shown));
+    }
+    Ok(exit_code::OK)
+}
+
+pub fn type_of(args: &TypeArgs) -> Result<u8> {
+    let expr = Expr::parse(&args.expr)?;
+    let inspected = open(&args.target)?;
+    print!("{}", inspected.type_layout(&expr)?);
+    Ok(exit_code::OK)
+}
