@@ -5,6 +5,7 @@ mod dump;
 mod evict_command;
 mod inspect_command;
 mod mount;
+mod shell_command;
 mod stacks_command;
 mod stopping;
 mod target;
@@ -48,6 +49,7 @@ enum Command {
     Evict(evict_command::EvictArgs),
     Print(inspect_command::PrintArgs),
     Type(inspect_command::TypeArgs),
+    Shell(shell_command::ShellArgs),
     /// Print a shell completion script, e.g.
     /// `latch-probe completions bash > /etc/bash_completion.d/latch-probe`.
     Completions {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Evict(args) => evict_command::run(&args),
         Command::Print(args) => inspect_command::print(&args),
         Command::Type(args) => inspect_command::type_of(&args),
+        Command::Shell(args) => shell_command::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -246,6 +246,15 @@ impl Background {
         Background { child, what }
     }
 
+    /// Like [`Background::spawn`], but the command's own stdout (a terminal, say) is kept.
+    pub fn spawn_keeping_output(cmd: &mut Command) -> Background {
+        let what = format!("{cmd:?}");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Background { child, what }
+    }
+
     /// Waits for the process to exit, at most `timeout`.
     pub fn wait_within(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

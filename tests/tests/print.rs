@@ -205,3 +205,112 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
         "{waitings:#}"
     );
 }
+
+/// The shell, driven through a pseudo-terminal: Tab completes a command, a static's name and
+/// a field, and the completed line runs.
+#[test]
+fn the_shell_completes_statics_and_fields() {
+    use nix::pty::openpty;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
+    let fixture = ValueFixture::start(&exe);
+    let pty = openpty(None, None).expect("a pseudo-terminal");
+    let slave = std::fs::File::from(pty.slave);
+    let mut cmd = Command::new(probe_bin());
+    cmd.args(["shell", "--pid", &fixture.pid().to_string()])
+        .env("TERM", "xterm")
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave);
+    // SAFETY: setsid only makes the child the leader of a new session, so the terminal can
+    // be its controlling one; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = latch_tests::Background::spawn_keeping_output(&mut cmd);
+    let mut master = std::fs::File::from(pty.master);
+    nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("non-blocking");
+    let mut seen = String::new();
+    let mut read_until = |want: &str, master: &mut std::fs::File| {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let mut buf = [0u8; 4096];
+        while !seen.contains(want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the shell never showed {want:?}; it showed:\n{seen}"
+            );
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    };
+    read_until("latch> ", &mut master);
+    master.write_all(b"pri\t").expect("type");
+    read_until("print", &mut master);
+    master.write_all(b" FIXT\t").expect("type");
+    read_until("FIXTURE", &mut master);
+    master.write_all(b".Some.0.vec_st\t").expect("type");
+    read_until("vec_string", &mut master);
+    master.write_all(b".len()\r").expect("type");
+    read_until("3\r\n", &mut master);
+    master.write_all(b"quit\r").expect("type");
+    assert!(child.wait_within(TIMEOUT).success(), "{seen}");
+}
+
+/// A script runs every command and exits 0; a bad line stops it with exit code 1, naming the
+/// line and the part of the expression that failed.
+#[test]
+fn a_shell_script_runs_and_stops_at_the_first_error() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
+    let fixture = ValueFixture::start(&exe);
+    let pid = fixture.pid().to_string();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let script = dir.path().join("script");
+    std::fs::write(
+        &script,
+        "# the fixture's values\nfreeze\nprint FIXTURE.Some.0.vec_u32[2]\nprint GREETING\nthaw\nls FLA\n",
+    )
+    .expect("write the script");
+    let out = probe(&[
+        "shell",
+        "--pid",
+        &pid,
+        "--script",
+        script.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(
+        stdout_of(&out, "shell --script"),
+        "holding one snapshot; `thaw` lets it go\n3\n\"grüß dich\"\nreading afresh for each command\nvalue_fixture::FLAG\n"
+    );
+    std::fs::write(
+        &script,
+        "print GREETING\nprint FIXTURE.Some.0.vec_u32[\nprint FLAG\n",
+    )
+    .expect("write the script");
+    let out = probe(&[
+        "shell",
+        "--pid",
+        &pid,
+        "--script",
+        script.to_str().expect("UTF-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("expected an index"),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"grüß dich\"\n");
+}

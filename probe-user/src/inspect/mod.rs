@@ -198,6 +198,80 @@ impl Inspected {
         Ok(self.describe(ty, &where_))
     }
 
+    /// Completions of a partly typed expression: static names (by their last segment, or
+    /// by a path prefix), or after a `.` the fields and variants of the type there.
+    pub fn complete(&self, partial: &str) -> Vec<String> {
+        let Some(dot) = partial.rfind('.') else {
+            let paths = self.statics().unwrap_or_default();
+            let mut found: Vec<String> = if partial.contains("::") {
+                paths
+                    .into_iter()
+                    .filter(|p| p.starts_with(partial))
+                    .collect()
+            } else {
+                paths
+                    .iter()
+                    .filter_map(|p| p.rsplit("::").next())
+                    .filter(|last| last.starts_with(partial))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            found.sort();
+            found.dedup();
+            return found;
+        };
+        let (head, word) = (&partial[..dot], &partial[dot + 1..]);
+        let Ok(expr) = Expr::parse(head) else {
+            return Vec::new();
+        };
+        let Ok(root) = self.root(&expr.root) else {
+            return Vec::new();
+        };
+        let mut ty = self.index.resolve(root.ty);
+        for step in &expr.steps {
+            match self.type_step(ty, step) {
+                Ok((next, _)) => ty = self.index.resolve(next),
+                Err(_) => return Vec::new(),
+            }
+        }
+        let mut names = self.member_names(ty);
+        names.retain(|n| n.starts_with(word));
+        names.into_iter().map(|n| format!("{head}.{n}")).collect()
+    }
+
+    /// Fields and variant names of `ty`, through pointers and locks.
+    fn member_names(&self, ty: TypeRef) -> Vec<String> {
+        let mut ty = self.index.resolve(ty);
+        // Bounded: a pointer to a pointer to ... of garbage DWARF ends here.
+        for _ in 0..8 {
+            match self.index.get(ty).map(|d| &d.kind) {
+                Some(TypeKind::Pointer { target: Some(t) }) => ty = self.index.resolve(*t),
+                Some(TypeKind::Struct(c)) => {
+                    if let Some(inner) = LOCK_CONTENTS
+                        .iter()
+                        .find_map(|path| layout::place(&self.index, ty, path).ok())
+                    {
+                        ty = self.index.resolve(inner.ty);
+                        continue;
+                    }
+                    let mut names: Vec<String> = c
+                        .fields
+                        .iter()
+                        .filter(|f| !f.artificial)
+                        .filter_map(|f| f.name.clone())
+                        .map(|n| n.strip_prefix("__").map_or(n.clone(), str::to_owned))
+                        .collect();
+                    if let Some(part) = &c.variant_part {
+                        names.extend(part.variants.iter().filter_map(|v| v.field.name.clone()));
+                    }
+                    return names;
+                }
+                _ => return Vec::new(),
+            }
+        }
+        Vec::new()
+    }
+
     fn type_name(&self, ty: TypeRef) -> String {
         self.index
             .get(ty)
