@@ -26,11 +26,12 @@ use std::process::ExitCode;
         latch-probe dump --pid P        who holds what and who waits (--json, --tree DIR)\n  \
         latch-probe watch --pid P --max-hold 30s   alerts as it happens\n  \
         latch-probe evict --pid P --conn N         sever the client everyone waits behind\n  \
-        scripts/forensic.sh P OUTDIR    all of it, into a report\n\n\
+        scripts/forensic.sh P OUTDIR    all of it, into a report\n  \
+        latch-probe print --pid P 'LOCK_TABLE.lockers[3]'   any static, by path (any Rust program)\n\n\
         A dead daemon: the same with --core FILE --exe BIN (dump, mount, stacks).\n\n\
         Exit codes: 0 ok; 1 usage or other failure; 2 target not found or not permitted; \
         3 not a latch daemon or no debug info; 4 torn or partial result (printed anyway).\n\
-        Docs: docs/guide.md, docs/probe.md, docs/trace.md, docs/formats.md."
+        Docs: docs/guide.md, docs/probe.md, docs/trace.md, docs/inspect.md, docs/formats.md."
 )]
 struct Cli {
     #[command(subcommand)]
