@@ -91,6 +91,15 @@ probe_round() {
     frozen_ms=$(awk '/^frozen:/ { print $2 }' "$work/probe.err")
 }
 
+# `latch-probe print` of the whole static, as text: issue 6's peer of the same gdb run.
+print_round() {
+    local t0 t1
+    t0=$(now)
+    "$work/latch-probe" print --pid "$daemon" LOCK_TABLE --limit 100000 --depth 64 >"$work/print.txt" 2>"$work/print.err"
+    t1=$(now)
+    print_ns=$((t1 - t0))
+}
+
 baseline_round() {
     local t0 t1
     baseline_ns=0
@@ -114,17 +123,18 @@ gdb_round() {
 
 echo "bench-probe: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "daemon pid $daemon: $lockers lockers, $((lockers * (1 + waiters))) connections; $rounds rounds"
-printf '%-6s %12s %12s %10s %9s %12s\n' round probe_s gdb_s ratio frozen_ms baseline_s
-probes=() gdbs=() ratios=() frozens=() baselines=()
+printf '%-6s %12s %12s %10s %9s %12s %10s %12s\n' round probe_s gdb_s ratio frozen_ms baseline_s print_s gdb/print
+probes=() gdbs=() ratios=() frozens=() baselines=() prints=() print_ratios=()
 for ((r = 1; r <= rounds; r++)); do
-    if ((r % 2)); then probe_round; gdb_round; else gdb_round; probe_round; fi
+    if ((r % 2)); then probe_round; print_round; gdb_round; else gdb_round; print_round; probe_round; fi
     baseline_round
     [ -n "$gdb_lines" ] || { echo "bench-probe: gdb printed nothing:" >&2; tail -5 "$work/gdb.err" >&2; exit 1; }
     ratio=$(awk -v g="$gdb_ns" -v p="$probe_ns" 'BEGIN { printf "%.1f", g / p }')
-    printf '%-6s %12s %12s %10s %9s %12s\n' "$r" "$(secs "$probe_ns")" "$(secs "$gdb_ns")" \
-        "$ratio" "$frozen_ms" "$(secs "$baseline_ns")"
+    print_ratio=$(awk -v g="$gdb_ns" -v p="$print_ns" 'BEGIN { printf "%.1f", g / p }')
+    printf '%-6s %12s %12s %10s %9s %12s %10s %12s\n' "$r" "$(secs "$probe_ns")" "$(secs "$gdb_ns")" \
+        "$ratio" "$frozen_ms" "$(secs "$baseline_ns")" "$(secs "$print_ns")" "$print_ratio"
     probes+=("$probe_ns") gdbs+=("$gdb_ns") ratios+=("$ratio") frozens+=("$frozen_ms")
-    baselines+=("$baseline_ns")
+    baselines+=("$baseline_ns") prints+=("$print_ns") print_ratios+=("$print_ratio")
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -132,4 +142,6 @@ lockers_seen=$(grep -o '"id":' "$work/probe.json" | wc -l)
 echo "probe: $lockers_seen lockers in its JSON ($(wc -c <"$work/probe.json") bytes); gdb: $gdb_lines lines"
 echo "median: probe $(secs "$(median "${probes[@]}")") s, gdb $(secs "$(median "${gdbs[@]}")") s," \
     "ratio $(median "${ratios[@]}")x, frozen $(median "${frozens[@]}") ms"
+echo "print: $(grep -c 'conn:' "$work/print.txt") requests in its text ($(wc -c <"$work/print.txt") bytes);" \
+    "median $(secs "$(median "${prints[@]}")") s, gdb/print $(median "${print_ratios[@]}")x"
 [ -z "$baseline" ] || echo "median baseline probe ($baseline): $(secs "$(median "${baselines[@]}")") s"
