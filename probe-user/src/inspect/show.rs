@@ -99,31 +99,7 @@ fn write_text(out: &mut String, value: &Value, shown: Shown, level: usize) {
             let _ = write!(out, "{s:?}");
         }
         Value::Struct { type_name, fields } => {
-            let name = short(type_name);
-            if !fields.is_empty() && fields.iter().all(|(n, _)| n.starts_with("__")) {
-                // A tuple struct (or a tuple variant's fields): `Name(a, b)`.
-                let items = fields.iter().map(|(_, v)| (None, v));
-                list(
-                    out,
-                    &format!("{name}("),
-                    ")",
-                    items,
-                    fields.len() as u64,
-                    shown,
-                    level,
-                );
-            } else {
-                let items = fields.iter().map(|(n, v)| (Some(n.clone()), v));
-                list(
-                    out,
-                    &format!("{name} {{"),
-                    "}",
-                    items,
-                    fields.len() as u64,
-                    shown,
-                    level,
-                );
-            }
+            named_fields(out, &short(type_name), fields, shown, level)
         }
         Value::Tuple(items) => {
             let labelled = items.iter().map(|v| (None, v));
@@ -134,28 +110,8 @@ fn write_text(out: &mut String, value: &Value, shown: Shown, level: usize) {
         } => {
             if fields.is_empty() {
                 out.push_str(variant);
-            } else if fields.iter().all(|(n, _)| n.starts_with("__")) {
-                let items = fields.iter().map(|(_, v)| (None, v));
-                list(
-                    out,
-                    &format!("{variant}("),
-                    ")",
-                    items,
-                    fields.len() as u64,
-                    shown,
-                    level,
-                );
             } else {
-                let items = fields.iter().map(|(n, v)| (Some(n.clone()), v));
-                list(
-                    out,
-                    &format!("{variant} {{"),
-                    "}",
-                    items,
-                    fields.len() as u64,
-                    shown,
-                    level,
-                );
+                named_fields(out, variant, fields, shown, level);
             }
         }
         Value::Ref { address, target } => {
@@ -234,6 +190,25 @@ fn write_text(out: &mut String, value: &Value, shown: Shown, level: usize) {
         Value::Error(error) => {
             let _ = write!(out, "<error: {error}>");
         }
+    }
+}
+
+/// A struct or a variant with its fields: `Name(a, b)` when they are positional (`__0`,
+/// `__1`: a tuple struct or variant), `Name { a: …, b: … }` otherwise.
+fn named_fields(
+    out: &mut String,
+    name: &str,
+    fields: &[(String, Value)],
+    shown: Shown,
+    level: usize,
+) {
+    let count = fields.len() as u64;
+    if !fields.is_empty() && fields.iter().all(|(n, _)| n.starts_with("__")) {
+        let items = fields.iter().map(|(_, v)| (None, v));
+        list(out, &format!("{name}("), ")", items, count, shown, level);
+    } else {
+        let items = fields.iter().map(|(n, v)| (Some(n.clone()), v));
+        list(out, &format!("{name} {{"), "}", items, count, shown, level);
     }
 }
 
