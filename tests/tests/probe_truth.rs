@@ -9,7 +9,10 @@
 //! the real client's `-e no`). All six resource types, every mode, quantities, holders,
 //! waiters and incubated requests occur. A point is quiescent when the daemon's state holds
 //! exactly the open clients and reads the same before and after the probe (timers, such as
-//! an idle locker's expiry, may move it in between: such a point is read again).
+//! an idle locker's expiry, may move it in between: such a point is read again). A request
+//! can leave the table after its first answer (an incubated one is refused as impossible
+//! when a locker for its resource appears), so every connection's later answers are read
+//! too.
 //!
 //! Every point is read through the probe library (the code `latch-probe dump` runs, with the
 //! executable indexed once per build); every [`CLI_EVERY`]th also through the
@@ -150,33 +153,82 @@ fn numeric_total(name: &str) -> Option<u64> {
     inner[inner.rfind('[')? + 1..].parse().ok()
 }
 
-/// Sends `request` on a new connection and reads the first answer: the connection if the
-/// request is now in the table (granted, queued or incubated).
-fn wire_lock(socket: &Path, request: &Request) -> Option<UnixStream> {
-    let mut stream = UnixStream::connect(socket)
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.write_all(&request.wire()).unwrap();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 512];
-    while !answer.ends_with(b"</msg>") {
-        let n = stream
-            .read(&mut buf)
-            .unwrap_or_else(|e| panic!("no answer to a lock of {}: {e}", request.name));
-        assert!(n > 0, "the daemon closed a lock of {}", request.name);
-        answer.extend_from_slice(&buf[..n]);
-        assert!(answer.len() < 64 * 1024, "an endless answer");
+/// A raw client's connection whose request is in the table, and the bytes of an answer it
+/// has begun to read.
+struct Conn {
+    stream: UnixStream,
+    unread: Vec<u8>,
+}
+
+impl Conn {
+    /// Sends `request` on a new connection and reads the first answer: the connection if the
+    /// request is now in the table (granted, queued or incubated).
+    fn lock(socket: &Path, request: &Request) -> Option<Conn> {
+        let stream = UnixStream::connect(socket)
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut conn = Conn {
+            stream,
+            unread: Vec::new(),
+        };
+        conn.stream.write_all(&request.wire()).unwrap();
+        let mut buf = [0u8; 512];
+        loop {
+            if let Some(rc) = conn.next_rc() {
+                return in_table(rc).then_some(conn);
+            }
+            let n = conn
+                .stream
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("no answer to a lock of {}: {e}", request.name));
+            assert!(n > 0, "the daemon closed a lock of {}", request.name);
+            conn.unread.extend_from_slice(&buf[..n]);
+            assert!(conn.unread.len() < 64 * 1024, "an endless answer");
+        }
     }
-    let text = String::from_utf8_lossy(&answer);
-    let rc: i32 = text
-        .split("rc=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .and_then(|rc| rc.parse().ok())
-        .unwrap_or_else(|| panic!("an answer without rc: {text}"));
-    // 0 granted, 1 queued, 2 incubated; anything else leaves no trace in the table.
-    matches!(rc, 0..=2).then_some(stream)
+
+    /// Whether the request is still in the table after the answers that came since the last
+    /// look: a request can leave it later, as an incubated one refused as impossible when a
+    /// locker for its resource appears.
+    fn still_in_table(&mut self) -> bool {
+        self.stream.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        let open = loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break false,
+                Ok(n) => self.unread.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                Err(e) => panic!("reading a raw client's answers: {e}"),
+            }
+        };
+        self.stream.set_nonblocking(false).unwrap();
+        let mut present = open;
+        while let Some(rc) = self.next_rc() {
+            present &= in_table(rc);
+        }
+        present
+    }
+
+    /// The rc of the whole answer at the front of `unread`, which then drops it.
+    fn next_rc(&mut self) -> Option<i32> {
+        const END: &[u8] = b"</msg>";
+        let end = self.unread.windows(END.len()).position(|w| w == END)? + END.len();
+        let answer: Vec<u8> = self.unread.drain(..end).collect();
+        let text = String::from_utf8_lossy(&answer);
+        let rc = text
+            .split("rc=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|rc| rc.parse().ok())
+            .unwrap_or_else(|| panic!("an answer without rc: {text}"));
+        Some(rc)
+    }
+}
+
+/// 0 granted, 1 queued, 2 incubated; anything else leaves no trace in the table.
+fn in_table(rc: i32) -> bool {
+    matches!(rc, 0..=2)
 }
 
 /// `{"op":"state"}` on the admin API: what `latch state --json` prints.
@@ -250,7 +302,7 @@ struct Workload<'d> {
     daemon: &'d Daemon,
     rng: Rng,
     /// Raw connections whose request is in the table.
-    conns: Vec<UnixStream>,
+    conns: Vec<Conn>,
     /// Real `latch` clients (each holds, waits or incubates until dropped).
     clients: Vec<Background>,
 }
@@ -265,7 +317,10 @@ impl<'d> Workload<'d> {
         }
     }
 
-    fn open(&self) -> usize {
+    /// The clients whose request is in the table, after dropping the raw connections the
+    /// daemon has since refused.
+    fn open(&mut self) -> usize {
+        self.conns.retain_mut(Conn::still_in_table);
         self.conns.len() + self.clients.len()
     }
 
@@ -282,7 +337,7 @@ impl<'d> Workload<'d> {
                 break;
             }
             let request = Request::random(&mut self.rng);
-            if let Some(conn) = wire_lock(self.daemon.socket(), &request) {
+            if let Some(conn) = Conn::lock(self.daemon.socket(), &request) {
                 self.conns.push(conn);
             }
         }
@@ -306,10 +361,12 @@ impl<'d> Workload<'d> {
 }
 
 /// Reads the daemon and the probe at a quiescent point: the daemon's state holds exactly
-/// `open` entries and is the same before and after the probe.
-fn quiescent_point<T>(daemon: &Daemon, open: usize, mut probe: impl FnMut() -> T) -> (StateDoc, T) {
+/// the workload's open entries and is the same before and after the probe.
+fn quiescent_point<T>(workload: &mut Workload<'_>, mut probe: impl FnMut() -> T) -> (StateDoc, T) {
+    let daemon = workload.daemon;
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
+        let open = workload.open();
         assert!(
             Instant::now() < deadline,
             "the daemon did not settle on {open} entries within {SETTLE_TIMEOUT:?}: {:?}",
@@ -394,13 +451,12 @@ fn run(what: &str, bin: PathBuf, points: usize) -> Coverage {
     let started = Instant::now();
     for point in 0..points {
         workload.step(point);
-        let open = workload.open();
         // Every third point without freezing: the retrying reader must agree as well.
         let options = CaptureOptions {
             freeze: point % 3 != 2,
             ..CaptureOptions::default()
         };
-        let (state, capture) = quiescent_point(&daemon, open, || {
+        let (state, capture) = quiescent_point(&mut workload, || {
             image
                 .capture_live(pid, options)
                 .unwrap_or_else(|e| panic!("{what}: seed {seed}, point {point}: {e}"))
@@ -415,7 +471,7 @@ fn run(what: &str, bin: PathBuf, points: usize) -> Coverage {
             } else {
                 &[]
             };
-            let (state, capture) = quiescent_point(&daemon, open, || cli_dump(pid, extra));
+            let (state, capture) = quiescent_point(&mut workload, || cli_dump(pid, extra));
             check(
                 &format!("{what} (command line {extra:?})"),
                 seed,
