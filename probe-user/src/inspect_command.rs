@@ -11,8 +11,8 @@ use latch_probe::model::exit_code;
 
 const EXPR_HELP: &str = "EXPR: a static's Rust path (a unique suffix is enough: LOCK_TABLE), \
     then steps as in Rust: .field, .0, [3], [2..5], [\"key\"] or [42] (map lookup), .len(), \
-    and enum variants (.Some.0, or `as Rect`). References, boxes, Rc/Arc and locks are \
-    looked through. Examples:\n  \
+    and enum variants (.Some.0, or `as Rect`). References, boxes, Rc/Arc, locks and raw \
+    pointers are looked through. Examples:\n  \
     latch-probe print --pid P LOCK_TABLE.lockers.len()\n  \
     latch-probe print --pid P 'LOCK_TABLE.lockers[3].waitings'\n  \
     latch-probe type --pid P 'LOCK_TABLE.lockers[3]'";

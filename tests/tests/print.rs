@@ -2,7 +2,7 @@
 //! every type the probe decodes), each expression gives exactly the expected text and JSON,
 //! live and from a core file; on a running daemon, the lock table printed by path agrees
 //! with `latch state --json`; a bad expression or a missing part is an error that names the
-//! part and what was expected there.
+//! part and what was expected there; garbage pointers and lengths are errors, not panics.
 //!
 //! Needs root (ptrace, gcore). Every process started is stopped by its pid.
 
@@ -75,6 +75,81 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
             json!({"state": "Locked", "poisoned": false, "value": 42}),
         ),
         ("COLOR", "Blue", json!({"variant": "Blue", "fields": {}})),
+        // Every other value of the fixture, by the type it shows.
+        ("BIG", "1512366075204170947332355369683137040", json!("1512366075204170947332355369683137040")),
+        ("FLOAT", "-0.0025", json!(-0.0025)),
+        ("LETTER", "'ß'", json!("ß")),
+        ("FLAG", "true", json!(true)),
+        ("RAW", "[\n    0,\n    1,\n    254,\n    255,\n]", json!([0, 1, 254, 255])),
+        ("NUMBERS", "[\n    7,\n    0,\n    65535,\n]", json!([7, 0, 65535])),
+        ("MAYBE", "Some(\n    7,\n)", json!({"variant": "Some", "fields": {"__0": 7}})),
+        ("NOTHING", "None", json!({"variant": "None", "fields": {}})),
+        ("FREE", "Mutex(Unlocked) []", json!({"state": "Unlocked", "poisoned": false, "value": []})),
+        (
+            "SHARED",
+            "RwLock(2 readers) 5",
+            json!({"write_locked": false, "readers": 2, "poisoned": false, "value": 5}),
+        ),
+        (
+            "EXCLUSIVE",
+            "RwLock(write-locked) 6",
+            json!({"write_locked": true, "readers": 0, "poisoned": false, "value": 6}),
+        ),
+        (
+            "FIXTURE.Some.0.deque",
+            "[\n    5,\n    6,\n    7,\n    100,\n    101,\n    102,\n    103,\n]",
+            json!([5, 6, 7, 100, 101, 102, 103]),
+        ),
+        ("FIXTURE.Some.0.empty_vec", "[]", json!([])),
+        ("FIXTURE.Some.0.string", "\"héllo wörld\"", json!("héllo wörld")),
+        ("FIXTURE.Some.0.str_ref", "\"static str\"", json!("static str")),
+        ("FIXTURE.Some.0.bytes", "[\n    0,\n    1,\n    254,\n    255,\n]", json!([0, 1, 254, 255])),
+        ("FIXTURE.Some.0.array", "[\n    -1,\n    0,\n    1,\n    32767,\n]", json!([-1, 0, 1, 32767])),
+        ("FIXTURE.Some.0.empty_map", "{}", json!([])),
+        (
+            "FIXTURE.Some.0.small_btree",
+            "{\n    \"one\": 1,\n    \"three\": 3,\n    \"two\": 2,\n}",
+            json!([["one", 1], ["three", 3], ["two", 2]]),
+        ),
+        ("FIXTURE.Some.0.rc", "Rc(strong 2, weak 2) 7", json!({"strong": 2, "weak": 2, "value": 7})),
+        ("FIXTURE.Some.0.tagged_some", "Some(\n    17,\n)", json!({"variant": "Some", "fields": {"__0": 17}})),
+        ("FIXTURE.Some.0.tagged_none", "None", json!({"variant": "None", "fields": {}})),
+        ("FIXTURE.Some.0.niche_none", "None", json!({"variant": "None", "fields": {}})),
+        ("FIXTURE.Some.0.nonzero_some", "Some(\n    99,\n)", json!({"variant": "Some", "fields": {"__0": 99}})),
+        ("FIXTURE.Some.0.box_none", "None", json!({"variant": "None", "fields": {}})),
+        (
+            "FIXTURE.Some.0.colors",
+            "[\n    Red,\n    Green,\n    Blue,\n]",
+            json!([
+                {"variant": "Red", "fields": {}},
+                {"variant": "Green", "fields": {}},
+                {"variant": "Blue", "fields": {}}
+            ]),
+        ),
+        ("FIXTURE.Some.0.mutex", "Mutex(Unlocked) 11", json!({"state": "Unlocked", "poisoned": false, "value": 11})),
+        (
+            "FIXTURE.Some.0.rwlock",
+            "RwLock(unlocked) [\n    1,\n    2,\n]",
+            json!({"write_locked": false, "readers": 0, "poisoned": false, "value": [1, 2]}),
+        ),
+        ("FIXTURE.Some.0.cell", "-5", json!(-5)),
+        ("FIXTURE.Some.0.refcell", "RefCell(borrow 2) \"borrowed\"", json!({"borrow": 2, "value": "borrowed"})),
+        ("FIXTURE.Some.0.refcell_mut", "RefCell(borrow -1) 3", json!({"borrow": -1, "value": 3})),
+        (
+            "FIXTURE.Some.0.nested",
+            "Outer {\n    inner: Inner {\n        a: 1,\n        b: (\n            2,\n            'é',\n        ),\n    },\n    name: \"outer\",\n    color: Green,\n}",
+            json!({"inner": {"a": 1, "b": [2, "é"]}, "name": "outer", "color": {"variant": "Green", "fields": {}}}),
+        ),
+        ("FIXTURE.Some.0.big", "340282366920938463463374607431768211454", json!("340282366920938463463374607431768211454")),
+        ("FIXTURE.Some.0.negative", "-1234567890123", json!(-1234567890123i64)),
+        ("FIXTURE.Some.0.float", "3.141592653589793", json!(std::f64::consts::PI)),
+        ("FIXTURE.Some.0.letter", "'🦀'", json!("🦀")),
+        ("FIXTURE.Some.0.flag", "false", json!(false)),
+        // Through the Rc<RefCell<Node>> cycle: `next` of node 1 is node 2.
+        ("FIXTURE.Some.0.cycle.next.Some.0.value", "2", json!(2)),
+        // Raw pointers are followed as Rust's auto-deref would.
+        ("POINTERS.to_inner.a", "5", json!(5)),
+        ("POINTERS.non_null.b", "(\n    6,\n    'y',\n)", json!([6, "y"])),
     ]
 }
 
@@ -151,8 +226,14 @@ fn bad_expressions_name_the_part_that_failed() {
         ),
         ("NO_SUCH_STATIC", "no static matches `NO_SUCH_STATIC`", ""),
     ];
+    fails_naming(&pid, &failing);
+}
+
+/// `print` of each `(expression, place, what)` exits 1 with an error that names the place
+/// and says what.
+fn fails_naming(pid: &str, failing: &[(&str, &str, &str)]) {
     for (expr, place, expected) in failing {
-        let out = probe(&["print", "--pid", &pid, expr]);
+        let out = probe(&["print", "--pid", pid, expr]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{expr}: {stderr}");
         assert!(
@@ -160,6 +241,55 @@ fn bad_expressions_name_the_part_that_failed() {
             "{expr}: the error should name {place:?} and say {expected:?}: {stderr}"
         );
     }
+}
+
+/// Garbage in the target (a null and a dangling pointer, a `Vec` whose pointer and lengths
+/// are lies) is an error that says what could not be read, or is shown in place inside a
+/// value that reads: never a panic, a hang or an allocation of the length it claims.
+#[test]
+fn garbage_pointers_and_lengths_are_errors() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
+    let fixture = ValueFixture::start(&exe);
+    let pid = fixture.pid().to_string();
+    let whole = stdout_of(
+        &probe(&["print", "--pid", &pid, "POINTERS"]),
+        "print POINTERS",
+    );
+    for part in [
+        "null: 0x0 as *const value_fixture::Inner,",
+        "dangling: 0x10 as *const value_fixture::Inner,",
+        "lying: [\n        <error: 8 bytes at 0x1baddead0000 are not in the snapshot",
+        "… (30433579171839 more)",
+    ] {
+        assert!(whole.contains(part), "{part:?} in:\n{whole}");
+    }
+    // What the lying `Vec` claims, as it claims it.
+    let len = stdout_of(
+        &probe(&["print", "--pid", &pid, "POINTERS.lying.len()"]),
+        "print POINTERS.lying.len()",
+    );
+    assert_eq!(len.trim(), "30433579171840");
+    fails_naming(
+        &pid,
+        &[
+            ("POINTERS.null.a", "`.a` (step 2)", "is null"),
+            (
+                "POINTERS.dangling.a",
+                "could not be read",
+                "at 0x18 are not in the snapshot",
+            ),
+            (
+                "POINTERS.lying[3]",
+                "`[3]` (step 2)",
+                "element 0 could not be read",
+            ),
+            (
+                "POINTERS.lying[0]",
+                "could not be read",
+                "at 0x1baddead0000",
+            ),
+        ],
+    );
 }
 
 #[test]

@@ -169,10 +169,17 @@ impl Inspected {
             max_elements: limit,
             ..Limits::default()
         };
-        let value = ValueReader::new(&self.index, self.memory.as_ref(), limits)
+        let reader = ValueReader::new(&self.index, self.memory.as_ref(), limits);
+        let value = reader
             .read(root.ty, root.address.wrapping_add(self.bias))
             .map_err(InspectError::Value)?;
-        Ok(navigate::walk(value, &expr.steps)?)
+        let mut follow = |ty, address| reader.read(ty, address).unwrap_or_else(Value::Error);
+        match navigate::walk(value, &expr.steps, &mut follow)? {
+            // Nothing to show but why: an error, not an output (a part that fails inside
+            // a value that reads is shown in place).
+            Value::Error(error) => Err(InspectError::Value(error)),
+            value => Ok(value),
+        }
     }
 
     /// The layout of the type `expr` names, as text: its name and size, then its fields
@@ -247,10 +254,7 @@ impl Inspected {
             match self.index.get(ty).map(|d| &d.kind) {
                 Some(TypeKind::Pointer { target: Some(t) }) => ty = self.index.resolve(*t),
                 Some(TypeKind::Struct(c)) => {
-                    if let Some(inner) = LOCK_CONTENTS
-                        .iter()
-                        .find_map(|path| layout::place(&self.index, ty, path).ok())
-                    {
+                    if let Some(inner) = self.looked_through(ty) {
                         ty = self.index.resolve(inner.ty);
                         continue;
                     }
@@ -270,6 +274,24 @@ impl Inspected {
             }
         }
         Vec::new()
+    }
+
+    /// What a lock guards or a `NonNull` points with: the field a step through `ty` goes
+    /// to when `ty` has none of the step's own.
+    fn looked_through(&self, ty: TypeRef) -> Option<layout::Place> {
+        let pointer_wrapper = self
+            .index
+            .get(ty)
+            .is_some_and(|d| navigate::is_pointer_wrapper(&d.name));
+        let wrapper: &[&[&str]] = if pointer_wrapper {
+            &[&["pointer"]]
+        } else {
+            &[]
+        };
+        LOCK_CONTENTS
+            .iter()
+            .chain(wrapper)
+            .find_map(|path| layout::place(&self.index, ty, path).ok())
     }
 
     fn type_name(&self, ty: TypeRef) -> String {
@@ -298,11 +320,9 @@ impl Inspected {
                         place.ty,
                         format!("at offset {} of {}", place.offset, def.name),
                     )),
-                    // Through a lock to what it guards, as `print` does.
-                    Err(error) => match LOCK_CONTENTS
-                        .iter()
-                        .find_map(|path| layout::place(&self.index, ty, path).ok())
-                    {
+                    // Through a lock to what it guards, or a `NonNull` to its pointer, as
+                    // `print` does.
+                    Err(error) => match self.looked_through(ty) {
                         Some(inner) => self.type_step(inner.ty, step),
                         None => Err(fail(&error.to_string())),
                     },

@@ -1,12 +1,21 @@
 //! An expression's steps taken through a decoded value: fields, elements, map entries,
-//! variants, lengths, with references, boxes, `Rc`/`Arc` and locks looked through as Rust's
-//! auto-deref does.
+//! variants, lengths, with references, boxes, `Rc`/`Arc`, locks and raw pointers looked
+//! through as Rust's auto-deref does.
 //!
-//! Values in, a value out; a step that does not fit says which step and what it found.
+//! Values in, a value out; a step that does not fit says which step and what it found. The
+//! only memory it reads is what a raw pointer points at, through the caller's [`Follow`].
 
 use super::expr::Step;
+use crate::debuginfo::TypeRef;
 use crate::value::{SeqKind, Value};
 use thiserror::Error;
+
+/// Reads the value of a type at an address (an undecodable one is a [`Value::Error`]).
+pub type Follow<'f> = dyn FnMut(TypeRef, u64) -> Value + 'f;
+
+/// Pointers followed in a row at most, so that memory or DWARF pointing back at itself
+/// ends in an error.
+const MAX_HOPS: usize = 16;
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error("`{step}` (step {number}) cannot be taken: {what}")]
@@ -16,13 +25,14 @@ pub struct StepError {
     pub what: String,
 }
 
-/// The value at the end of `steps` from `value`.
-pub fn walk(value: Value, steps: &[Step]) -> Result<Value, StepError> {
+/// The value at the end of `steps` from `value`; `follow` reads what a raw pointer on the
+/// way points at.
+pub fn walk(value: Value, steps: &[Step], follow: &mut Follow<'_>) -> Result<Value, StepError> {
     steps
         .iter()
         .enumerate()
         .try_fold(value, |value, (i, step)| {
-            take(value, step).map_err(|what| StepError {
+            take(value, step, follow).map_err(|what| StepError {
                 step: describe(step),
                 number: i + 1,
                 what,
@@ -42,7 +52,8 @@ fn describe(step: &Step) -> String {
     }
 }
 
-/// Through references, boxes, shared pointers and locks, to the value they hold.
+/// Through references, boxes, shared pointers and locks (decoded with the value), to the
+/// value they hold.
 fn through(value: Value) -> Value {
     match value {
         Value::Ref { target, .. } => through(*target),
@@ -69,8 +80,62 @@ fn kind_of(value: &Value) -> String {
     }
 }
 
-fn take(value: Value, step: &Step) -> Result<Value, String> {
-    let value = through(value);
+/// `NonNull<T>` and `Unique<T>`: a raw pointer in a struct of one field, `pointer`.
+pub(crate) fn is_pointer_wrapper(type_name: &str) -> bool {
+    type_name.starts_with("core::ptr::non_null::NonNull<")
+        || type_name.starts_with("core::ptr::unique::Unique<")
+}
+
+/// Where a step lands: through a pointer to another value, or on this one.
+enum Deref {
+    Through(Value),
+    Here(Value),
+}
+
+/// One pointer's worth of auto-deref before `step`: what a reference, box, shared
+/// pointer or lock holds; what a raw pointer (or a `NonNull`, unless the step names its
+/// own field) points at, read through `follow`.
+fn deref(value: Value, step: &Step, follow: &mut Follow<'_>) -> Result<Deref, String> {
+    Ok(match through(value) {
+        Value::RawPointer {
+            type_name,
+            address,
+            target,
+        } => match target {
+            Some(_) if address == 0 => return Err(format!("`{type_name}` is null")),
+            Some(ty) => Deref::Through(follow(ty, address)),
+            None => {
+                return Err(format!(
+                    "`{type_name}` at {address:#x} points at nothing DWARF describes"
+                ))
+            }
+        },
+        Value::Struct {
+            type_name,
+            mut fields,
+        } if is_pointer_wrapper(&type_name)
+            && !matches!(step, Step::Field(name) if fields.iter().any(|(n, _)| n == name)) =>
+        {
+            match fields.iter().position(|(n, _)| n == "pointer") {
+                Some(at) => Deref::Through(fields.swap_remove(at).1),
+                None => Deref::Here(Value::Struct { type_name, fields }),
+            }
+        }
+        other => Deref::Here(other),
+    })
+}
+
+fn take(mut value: Value, step: &Step, follow: &mut Follow<'_>) -> Result<Value, String> {
+    for _ in 0..MAX_HOPS {
+        match deref(value, step, follow)? {
+            Deref::Through(next) => value = next,
+            Deref::Here(here) => return apply(here, step),
+        }
+    }
+    Err(format!("more than {MAX_HOPS} pointers in a row"))
+}
+
+fn apply(value: Value, step: &Step) -> Result<Value, String> {
     match step {
         Step::Field(name) => field(value, name),
         Step::Position(n) => field(value, &format!("__{n}")),
@@ -143,13 +208,14 @@ fn field(value: Value, name: &str) -> Result<Value, String> {
 
 fn index(value: Value, i: u64) -> Result<Value, String> {
     match value {
-        Value::Seq { items, len, .. } => {
+        Value::Seq { mut items, len, .. } => {
             if i >= len {
                 return Err(format!("index {i} is out of bounds: the length is {len}"));
             }
-            items.into_iter().nth(i as usize).ok_or_else(|| {
-                format!("element {i} was not decoded (raise --limit: it is {len} long)")
-            })
+            if i as usize >= items.len() {
+                return Err(not_decoded(i, len, &items));
+            }
+            Ok(items.swap_remove(i as usize))
         }
         Value::Tuple(items) => items
             .into_iter()
@@ -164,6 +230,19 @@ fn index(value: Value, i: u64) -> Result<Value, String> {
     }
 }
 
+/// Why element `i` of a sequence `len` long is not among the decoded `items`: the
+/// element limit, or an element that could not be read (decoding stops at the first, the
+/// last of `items`).
+fn not_decoded(i: u64, len: u64, items: &[Value]) -> String {
+    match items.last() {
+        Some(Value::Error(error)) => format!(
+            "element {i} was not decoded: element {} could not be read ({error})",
+            items.len() - 1
+        ),
+        _ => format!("element {i} was not decoded (raise --limit: it is {len} long)"),
+    }
+}
+
 fn range(value: Value, a: u64, b: u64) -> Result<Value, String> {
     match value {
         Value::Seq { items, len, .. } => {
@@ -173,9 +252,7 @@ fn range(value: Value, a: u64, b: u64) -> Result<Value, String> {
                 ));
             }
             if b as usize > items.len() {
-                return Err(format!(
-                    "elements up to {b} were not all decoded (raise --limit: it is {len} long)"
-                ));
+                return Err(not_decoded(b - 1, len, &items));
             }
             Ok(Value::Seq {
                 kind: SeqKind::Slice,

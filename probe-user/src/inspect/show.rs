@@ -118,7 +118,9 @@ fn write_text(out: &mut String, value: &Value, shown: Shown, level: usize) {
             out.push_str(&at(*address));
             write_text(out, target, shown, level);
         }
-        Value::RawPointer { type_name, address } => {
+        Value::RawPointer {
+            type_name, address, ..
+        } => {
             let _ = write!(out, "{address:#x} as {type_name}");
         }
         Value::Seq { kind, len, items } => {
@@ -167,10 +169,11 @@ fn write_text(out: &mut String, value: &Value, shown: Shown, level: usize) {
             let _ = write!(
                 out,
                 "RwLock({}{}) ",
-                if state.write_locked {
-                    "write-locked".to_owned()
-                } else {
-                    format!("{} readers", state.readers)
+                match (state.write_locked, state.readers) {
+                    (true, _) => "write-locked".to_owned(),
+                    (false, 0) => "unlocked".to_owned(),
+                    (false, 1) => "1 reader".to_owned(),
+                    (false, n) => format!("{n} readers"),
                 },
                 if *poisoned { ", poisoned" } else { "" }
             );

@@ -195,7 +195,8 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    /// References and `Box`es are followed; raw pointers only shown.
+    /// References and `Box`es are followed; raw pointers only shown (with their target's
+    /// type, for a reader asked to follow them).
     fn pointer(
         &mut self,
         def: &TypeDef,
@@ -220,9 +221,10 @@ impl<'a> Decoder<'a> {
                     target: Box::new(self.follow(target, pointee)),
                 })
             }
-            _ => Ok(Value::RawPointer {
+            target => Ok(Value::RawPointer {
                 type_name: def.name.clone(),
                 address: pointee,
+                target,
             }),
         }
     }

@@ -73,6 +73,7 @@ impl<'a> Decoder<'a> {
                         Value::RawPointer {
                             type_name: self.def(self.index.resolve(data_ty))?.name.clone(),
                             address: data,
+                            target: self.pointer_target(data_ty).ok(),
                         },
                     ),
                     ("length".to_owned(), Value::Uint(u128::from(len))),

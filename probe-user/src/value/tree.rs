@@ -2,6 +2,7 @@
 //! Plain data: building it is [`super::decode`]'s job, showing it a renderer's.
 
 use super::ValueError;
+use crate::debuginfo::TypeRef;
 
 /// A decoded Rust value.
 ///
@@ -35,11 +36,13 @@ pub enum Value {
         address: u64,
         target: Box<Value>,
     },
-    /// A raw pointer (`*const T`, `NonNull<T>`'s inside): shown, never followed, since
-    /// nothing says it points at a live `T`.
+    /// A raw pointer (`*const T`, `NonNull<T>`'s inside): not followed while decoding,
+    /// since nothing says it points at a live `T`; `target` (the pointee's type, when DWARF
+    /// gives a sized one) lets a reader that is asked to follow it do so.
     RawPointer {
         type_name: String,
         address: u64,
+        target: Option<TypeRef>,
     },
     /// A sequence: `len` is what the collection claims; fewer `items` means the rest were
     /// cut by [`super::Limits::max_elements`] (or could not be read: then the last item

@@ -11,7 +11,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write;
+use std::mem::ManuallyDrop;
 use std::num::NonZeroU32;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -130,6 +132,33 @@ pub static SHARED: RwLock<u32> = RwLock::new(5);
 #[used]
 pub static EXCLUSIVE: RwLock<u32> = RwLock::new(6);
 
+/// What [`POINTERS`] points at.
+pub static TARGET: Inner = Inner { a: 5, b: (6, 'y') };
+
+/// Raw pointers for `print` to follow (as Rust's auto-deref would) or to refuse: to a value,
+/// null, dangling, and a `Vec` whose pointer and lengths are garbage.
+pub struct Pointers {
+    pub to_inner: *const Inner,
+    pub non_null: NonNull<Inner>,
+    pub null: *const Inner,
+    pub dangling: *const Inner,
+    pub lying: ManuallyDrop<Vec<u64>>,
+}
+
+/// `lying` is made garbage by `main` before `ready`.
+#[used]
+pub static mut POINTERS: Pointers = Pointers {
+    to_inner: &raw const TARGET,
+    // SAFETY: the address of a static is never null.
+    non_null: unsafe { NonNull::new_unchecked((&raw const TARGET).cast_mut()) },
+    null: std::ptr::null(),
+    dangling: std::ptr::without_provenance(0x10),
+    lying: ManuallyDrop::new(Vec::new()),
+};
+
+/// Where the lying `Vec` says its elements are: far from anything mapped.
+const UNMAPPED: usize = 0x1bad_dead_0000;
+
 /// Set once by `main` before `ready`. A `static mut` rather than a lock: the fixture holds
 /// `Rc`s, which no `Sync` static may, and only this one thread ever touches it.
 #[used]
@@ -241,6 +270,13 @@ fn main() {
     // A volatile store: the optimizer may not drop a write that nothing in here reads.
     // SAFETY: the only access to FIXTURE, from the only thread running at this point.
     unsafe { std::ptr::write_volatile(&raw mut FIXTURE, Some(fixture)) };
+    // A `Vec` of three equal words (so their order does not matter): a capacity and a
+    // length of 30 TiB of elements at an address nothing maps. Never used nor dropped.
+    // SAFETY: the words are a valid capacity (≤ isize::MAX), a non-null aligned pointer
+    // and a length; only the reader outside ever looks at it.
+    let lying: Vec<u64> = unsafe { std::mem::transmute([UNMAPPED; 3]) };
+    // SAFETY: as FIXTURE above; the old value is an empty `Vec`, nothing to drop.
+    unsafe { std::ptr::write_volatile(&raw mut POINTERS.lying, ManuallyDrop::new(lying)) };
 
     hold_forever(|| std::mem::forget(HELD.lock().expect("HELD is never poisoned")));
     hold_forever(|| {
