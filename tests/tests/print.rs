@@ -312,6 +312,51 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
         "print lockers.len()",
     );
     assert_eq!(count.trim(), state.lockers.len().to_string());
+    // The whole table: each locker's id, name, creation time and its holders' and waiters'
+    // connections, in the daemon's order.
+    let table: Value = serde_json::from_str(&stdout_of(
+        &probe(&["print", "--pid", &pid, "LOCK_TABLE.lockers", "--json"]),
+        "print lockers",
+    ))
+    .expect("JSON");
+    let conns = |entries: &Value| -> Vec<u64> {
+        entries
+            .as_array()
+            .expect("an array of requests")
+            .iter()
+            .map(|r| r["conn"].as_u64().expect("a conn"))
+            .collect()
+    };
+    let printed: Vec<(u64, String, u64, Vec<u64>, Vec<u64>)> = table
+        .as_array()
+        .expect("a map printed as [key, value] pairs")
+        .iter()
+        .map(|pair| {
+            let locker = &pair[1];
+            assert_eq!(pair[0], locker["id"], "keyed by id: {pair}");
+            (
+                locker["id"].as_u64().expect("an id"),
+                locker["resource_name"].as_str().expect("a name").to_owned(),
+                locker["created_ns"].as_u64().expect("a creation time"),
+                conns(&locker["holders"]),
+                conns(&locker["waitings"]),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, String, u64, Vec<u64>, Vec<u64>)> = state
+        .lockers
+        .iter()
+        .map(|l| {
+            (
+                l.id,
+                l.resource_name.clone(),
+                l.created_ns,
+                l.holders.iter().map(|h| h.conn).collect(),
+                l.waitings.iter().map(|w| w.conn).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(printed, expected, "{table:#}");
     let printer = state
         .lockers
         .iter()
