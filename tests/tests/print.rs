@@ -327,7 +327,9 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
             .map(|r| r["conn"].as_u64().expect("a conn"))
             .collect()
     };
-    let printed: Vec<(u64, String, u64, Vec<u64>, Vec<u64>)> = table
+    /// Id, name, creation time, holders' and waiters' connections.
+    type Line = (u64, String, u64, Vec<u64>, Vec<u64>);
+    let printed: Vec<Line> = table
         .as_array()
         .expect("a map printed as [key, value] pairs")
         .iter()
@@ -343,7 +345,7 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
             )
         })
         .collect();
-    let expected: Vec<(u64, String, u64, Vec<u64>, Vec<u64>)> = state
+    let expected: Vec<Line> = state
         .lockers
         .iter()
         .map(|l| {
