@@ -19,8 +19,8 @@ cleanup() {
 trap cleanup EXIT
 # The floor must be a strong peer: its pool size matters (a thread blocked in accept is
 # woken in FIFO order, so a big pool serves each connection from a cold thread). Two pools
-# run, of the sizes that were fastest here (docs/benchmarks.md), and each round takes the
-# faster: a noisy round can only make the floor stronger.
+# run, of the sizes that were fastest here (docs/benchmarks.md), and latch is compared with
+# the faster of the two (below).
 floor_threads=(4 8)
 socks=("$dir/latch.sock")
 for t in "${floor_threads[@]}"; do
@@ -39,25 +39,35 @@ rate() { # socket clients extra-args...
     local sock=$1 clients=$2; shift 2
     "$bin" -s "$sock" bench --clients "$clients" --ops "$ops" --json "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ops_per_sec"])'
 }
-median() { python3 -c 'import statistics,sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))' "$@"; }
-ratio() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.2f}")' "$@"; }
 
-# The machine is shared and noisy: each round runs floor and latch back to back, the ratio
-# is taken per round, and the tables give medians.
+# The machine is shared and noisy: each round runs both floors and latch back to back and
+# ratios are taken per round. The floor is the pool size whose median is higher (per-round
+# maxima of two floors would add noise to the floor and so bias the ratio down); the ratio
+# is the median of latch's per-round ratios to that floor.
+summary() { # clients floor4-rates floor8-rates distinct-rates shared-rates (comma-separated)
+    python3 - "$@" <<'PY'
+import statistics as st, sys
+clients, f4, f8, distinct, shared = sys.argv[1:]
+parse = lambda s: [float(x) for x in s.split(",")]
+floors = {4: parse(f4), 8: parse(f8)}
+threads = max(floors, key=lambda t: st.median(floors[t]))
+floor = floors[threads]
+for what, rates in (("distinct", parse(distinct)), ("one shared (EX)", parse(shared))):
+    ratio = st.median(r / f for r, f in zip(rates, floor))
+    print(f"| {clients} | {what} | {round(st.median(floor))} ({threads} threads) | "
+          f"{round(st.median(rates))} | {ratio:.2f} |")
+PY
+}
 echo "| clients | resources | floor ops/s | latch ops/s | latch / floor (median of per-round ratios) |"
 echo "|---|---|---|---|---|"
+join() { local IFS=,; echo "$*"; }
 for clients in 1 8 32; do
-    f=(); l=(); s=(); rl=(); rs=()
+    f4=(); f8=(); l=(); s=()
     for _ in $(seq "$rounds"); do
-        a=0
-        for t in "${floor_threads[@]}"; do
-            a=$(python3 -c "print(max($a, $(rate "$dir/floor$t.sock" "$clients")))")
-        done
-        b=$(rate "$dir/latch.sock" "$clients")
-        c=$(rate "$dir/latch.sock" "$clients" --same-resource)
-        f+=("$a"); l+=("$b"); s+=("$c")
-        rl+=("$(python3 -c "print($b/$a)")"); rs+=("$(python3 -c "print($c/$a)")")
+        f4+=("$(rate "$dir/floor4.sock" "$clients")")
+        f8+=("$(rate "$dir/floor8.sock" "$clients")")
+        l+=("$(rate "$dir/latch.sock" "$clients")")
+        s+=("$(rate "$dir/latch.sock" "$clients" --same-resource)")
     done
-    echo "| $clients | distinct | $(median "${f[@]}") | $(median "${l[@]}") | $(ratio "${rl[@]}") |"
-    echo "| $clients | one shared (EX) | $(median "${f[@]}") | $(median "${s[@]}") | $(ratio "${rs[@]}") |"
+    summary "$clients" "$(join "${f4[@]}")" "$(join "${f8[@]}")" "$(join "${l[@]}")" "$(join "${s[@]}")"
 done

@@ -41,8 +41,9 @@ const QUIESCE_LIFESPAN_MS: i64 = 100;
 /// tens of microseconds: sleeping in between costs a wake-up on each side (an
 /// inter-processor interrupt, slow in a VM), and reading a message after its client went
 /// to sleep waiting for the answer wakes the client for nothing (the socket's write-space
-/// wake-up). Measured with one client: 0.6 of the floor server's rate sleeping, 1.1–1.3
-/// polling for 50–300 µs; no change with 8 or 32 clients (docs/benchmarks.md).
+/// wake-up). With one client this took latch from 0.6 to 1.0 of the floor server's rate;
+/// with 8 or 32 the loop rarely runs out of events and it changes nothing
+/// (docs/benchmarks.md).
 const SPIN: Duration = Duration::from_micros(100);
 
 /// How the daemon was asked to run.
