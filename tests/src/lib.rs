@@ -485,6 +485,16 @@ impl Background {
     }
 }
 
+/// The `rc` of one FLoM answer (`<answer rc="N"/>`); the test fails on an answer without one.
+pub fn answer_rc(answer: &[u8]) -> i32 {
+    let text = String::from_utf8_lossy(answer);
+    text.split("rc=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|rc| rc.parse().ok())
+        .unwrap_or_else(|| panic!("an answer without rc: {text}"))
+}
+
 /// Polls `probe` until it answers `Some`, at most `timeout`; the test fails naming `what`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

@@ -455,34 +455,24 @@ fn a_shell_script_runs_and_stops_at_the_first_error() {
     let pid = fixture.pid().to_string();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let script = dir.path().join("script");
-    std::fs::write(
-        &script,
+    let run = |lines: &str| {
+        std::fs::write(&script, lines).expect("write the script");
+        probe(&[
+            "shell",
+            "--pid",
+            &pid,
+            "--script",
+            script.to_str().expect("UTF-8"),
+        ])
+    };
+    let out = run(
         "# the fixture's values\nfreeze\nprint FIXTURE.Some.0.vec_u32[2]\nprint GREETING\nthaw\nls FLA\n",
-    )
-    .expect("write the script");
-    let out = probe(&[
-        "shell",
-        "--pid",
-        &pid,
-        "--script",
-        script.to_str().expect("UTF-8"),
-    ]);
+    );
     assert_eq!(
         stdout_of(&out, "shell --script"),
         "holding one snapshot; `thaw` lets it go\n3\n\"grüß dich\"\nreading afresh for each command\nvalue_fixture::FLAG\n"
     );
-    std::fs::write(
-        &script,
-        "print GREETING\nprint FIXTURE.Some.0.vec_u32[\nprint FLAG\n",
-    )
-    .expect("write the script");
-    let out = probe(&[
-        "shell",
-        "--pid",
-        &pid,
-        "--script",
-        script.to_str().expect("UTF-8"),
-    ]);
+    let out = run("print GREETING\nprint FIXTURE.Some.0.vec_u32[\nprint FLAG\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -260,60 +260,43 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
     );
 
     // cat: FLoM's bytes.
-    let file = |path: String| cat(&dir.join(path));
     let f = foo.id;
-    assert_eq!(file(format!("status/lockers/{f}/resource_name")), b"foo\n");
-    assert_eq!(
-        file(format!("status/lockers/{f}/resource_type")),
-        b"simple\n"
-    );
-    assert_eq!(
-        file(format!("status/lockers/{f}/holders/{h}/peer_name")),
-        b"localhost/\n"
-    );
-    assert_eq!(
-        file(format!("status/lockers/{f}/holders/{h}/lock_mode")),
-        b"Exclusive"
-    );
-    assert_eq!(
-        file(format!("status/lockers/{f}/waitings/{w}/lock_mode")),
-        b"Exclusive"
-    );
     let (b, bh) = (bar.id, bar.holders[0].conn);
-    assert_eq!(
-        file(format!("status/lockers/{b}/holders/{bh}/lock_mode")),
-        b"ProtectedRead"
-    );
     let (n, nh) = (numeric.id, numeric.holders[0].conn);
-    assert_eq!(
-        file(format!("status/lockers/{n}/resource_type")),
-        b"numeric\n"
-    );
-    assert_eq!(
-        file(format!("status/lockers/{n}/holders/{nh}/quantity")),
-        b"2\n"
-    );
     let (s, sh) = (seq.id, seq.holders[0].conn);
-    assert_eq!(
-        file(format!("status/lockers/{s}/resource_type")),
-        b"sequence\n"
-    );
-    assert_eq!(
-        file(format!("status/lockers/{s}/holders/{sh}/sequence_value")),
-        b"1\n"
-    );
-    assert_eq!(
-        file(format!("status/incubator/{inc}/peer_name")),
-        b"localhost/\n"
-    );
-    assert_eq!(
-        file(format!("status/incubator/{inc}/resource_name")),
-        b"later\n"
-    );
-    assert_eq!(
-        file(format!("status/incubator/{inc}/resource_type")),
-        b"simple\n"
-    );
+    let expected: [(String, &[u8]); 13] = [
+        (format!("status/lockers/{f}/resource_name"), b"foo\n"),
+        (format!("status/lockers/{f}/resource_type"), b"simple\n"),
+        (
+            format!("status/lockers/{f}/holders/{h}/peer_name"),
+            b"localhost/\n",
+        ),
+        (
+            format!("status/lockers/{f}/holders/{h}/lock_mode"),
+            b"Exclusive",
+        ),
+        (
+            format!("status/lockers/{f}/waitings/{w}/lock_mode"),
+            b"Exclusive",
+        ),
+        (
+            format!("status/lockers/{b}/holders/{bh}/lock_mode"),
+            b"ProtectedRead",
+        ),
+        (format!("status/lockers/{n}/resource_type"), b"numeric\n"),
+        (format!("status/lockers/{n}/holders/{nh}/quantity"), b"2\n"),
+        (format!("status/lockers/{s}/resource_type"), b"sequence\n"),
+        (
+            format!("status/lockers/{s}/holders/{sh}/sequence_value"),
+            b"1\n",
+        ),
+        (format!("status/incubator/{inc}/peer_name"), b"localhost/\n"),
+        (format!("status/incubator/{inc}/resource_name"), b"later\n"),
+        (format!("status/incubator/{inc}/resource_type"), b"simple\n"),
+    ];
+    for (path, bytes) in expected {
+        assert_eq!(cat(&dir.join(&path)), bytes, "{path}");
+    }
 
     // Modes, owner (the daemon runs as root here), mtimes from the state.
     for path in &listed {
@@ -373,7 +356,7 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
         .join(format!("status/lockers/{f}/waitings/{w}"))
         .exists());
     assert_eq!(
-        file(format!("status/lockers/{f}/holders/{w}/lock_mode")),
+        cat(&dir.join(format!("status/lockers/{f}/holders/{w}/lock_mode"))),
         b"Exclusive"
     );
     assert_eq!(

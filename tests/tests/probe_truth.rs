@@ -26,7 +26,7 @@ use base64::Engine as _;
 use latch_probe::capture::Capture;
 use latch_probe::model::{CaptureOptions, DaemonImage};
 use latch_probe_common::doc::{Source, StateDoc};
-use latch_tests::{output_within, probe_bin, Background, Daemon, Profile};
+use latch_tests::{answer_rc, output_within, probe_bin, Background, Daemon, Profile};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -215,14 +215,7 @@ impl Conn {
         const END: &[u8] = b"</msg>";
         let end = self.unread.windows(END.len()).position(|w| w == END)? + END.len();
         let answer: Vec<u8> = self.unread.drain(..end).collect();
-        let text = String::from_utf8_lossy(&answer);
-        let rc = text
-            .split("rc=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .and_then(|rc| rc.parse().ok())
-            .unwrap_or_else(|| panic!("an answer without rc: {text}"));
-        Some(rc)
+        Some(answer_rc(&answer))
     }
 }
 

@@ -7,7 +7,7 @@
 //! Raw FLoM connections from this process, so both closes land in one epoll batch.
 
 use base64::Engine as _;
-use latch_tests::{output_within, Daemon, Profile};
+use latch_tests::{answer_rc, output_within, Daemon, Profile};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -36,13 +36,7 @@ fn lock(socket: &Path, name: &str) -> (UnixStream, i32) {
         assert!(n > 0, "the daemon closed the connection");
         answer.extend_from_slice(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&answer);
-    let rc = text
-        .split("rc=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .and_then(|rc| rc.parse().ok())
-        .unwrap_or_else(|| panic!("no rc in {text}"));
+    let rc = answer_rc(&answer);
     (stream, rc)
 }
 
