@@ -93,30 +93,19 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latch_probe_common::{EntryState, EventKind, ResourceType};
+    use latch_probe_common::{EntryState, EventKind};
 
     fn event() -> EventDoc {
         EventDoc {
-            schema: "latch.event/1".into(),
-            ts_ns: 1,
-            kind: EventKind::Grant,
             locker: Some(3),
             resource_name: "foo".into(),
-            resource_type: ResourceType::Simple,
             conn: Some(2),
-            from: EntryState::None,
-            to: EntryState::Holding,
-            lock_mode: None,
-            quantity: None,
-            element: None,
             peer_name: Some("localhost/".into()),
             peer_pid: Some(7),
             peer_uid: Some(0),
             fd: Some(5),
             since_ns: Some(1),
-            tid: None,
-            generation: None,
-            cut: false,
+            ..EventDoc::new(1, EventKind::Grant, EntryState::None, EntryState::Holding)
         }
     }
 

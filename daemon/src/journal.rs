@@ -2,7 +2,7 @@
 //! for the admin API's `events` readers. Builds nothing when nobody is listening.
 
 use crate::table::{Locker, Request};
-use latch_probe_common::doc::{EventDoc, EVENT_SCHEMA};
+use latch_probe_common::doc::EventDoc;
 use latch_probe_common::{EntryState, EventKind};
 
 pub struct Journal {
@@ -39,26 +39,9 @@ impl Journal {
         let mut event = match req {
             Some(r) if !is_locker_event => request_event(kind, r, self.now_ns, from, to),
             _ => EventDoc {
-                schema: EVENT_SCHEMA.to_owned(),
-                ts_ns: self.now_ns,
-                kind,
-                locker: None,
                 resource_name: locker.resource_name.clone(),
-                resource_type,
-                conn: None,
-                from,
-                to,
-                lock_mode: None,
-                quantity: None,
-                element: None,
-                peer_name: None,
-                peer_pid: None,
-                peer_uid: None,
-                fd: None,
                 since_ns: Some(locker.created_ns),
-                tid: None,
-                generation: None,
-                cut: false,
+                ..EventDoc::new(self.now_ns, kind, from, to)
             },
         };
         event.locker = Some(locker.id);
@@ -91,15 +74,9 @@ fn request_event(
     to: EntryState,
 ) -> EventDoc {
     EventDoc {
-        schema: EVENT_SCHEMA.to_owned(),
-        ts_ns: now_ns,
-        kind,
-        locker: None,
         resource_name: req.resource_name.clone(),
         resource_type: req.resource_type,
         conn: Some(req.conn),
-        from,
-        to,
         lock_mode: req.lock_mode,
         quantity: req.quantity,
         element: req.element.clone(),
@@ -108,8 +85,6 @@ fn request_event(
         peer_uid: req.peer.uid,
         fd: Some(req.peer.fd),
         since_ns: Some(req.since_ns),
-        tid: None,
-        generation: None,
-        cut: false,
+        ..EventDoc::new(now_ns, kind, from, to)
     }
 }

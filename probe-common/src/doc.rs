@@ -249,6 +249,33 @@ impl StateDoc {
 }
 
 impl EventDoc {
+    /// An event of `kind` at `ts_ns` taking an entry from `from` to `to`, with nothing else
+    /// known yet (no locker, entry, peer or name): builders fill in what they have.
+    pub fn new(ts_ns: u64, kind: EventKind, from: EntryState, to: EntryState) -> EventDoc {
+        EventDoc {
+            schema: EVENT_SCHEMA.to_owned(),
+            ts_ns,
+            kind,
+            locker: None,
+            resource_name: String::new(),
+            resource_type: ResourceType::Simple,
+            conn: None,
+            from,
+            to,
+            lock_mode: None,
+            quantity: None,
+            element: None,
+            peer_name: None,
+            peer_pid: None,
+            peer_uid: None,
+            fd: None,
+            since_ns: None,
+            tid: None,
+            generation: None,
+            cut: false,
+        }
+    }
+
     /// The event as one line of text, in the manner of vminfod's `events`:
     /// `[2026-11-21T22:01:24.123Z] locker 3 num[3]: conn 4 enqueued, quantity 2`. What
     /// `latch events` and `latch-probe trace` print without `--json`.

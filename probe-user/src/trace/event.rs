@@ -11,7 +11,7 @@ use crate::debuginfo::TypeIndex;
 use crate::memory::Snapshot;
 use crate::model::{self, Fault};
 use crate::value::{Limits, Value, ValueReader};
-use latch_probe_common::doc::{EventDoc, EVENT_SCHEMA};
+use latch_probe_common::doc::EventDoc;
 use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot, BLOCK_BYTES, TEXT_BYTES};
 use latch_probe_common::{EntryState, EventKind};
 use nix::time::{clock_gettime, ClockId};
@@ -139,28 +139,12 @@ impl<'p> EventDecoder<'p> {
             .map_err(fault)?;
 
         let (from, to) = self.transition(kind, raw, identity.is_some())?;
+        // Whether a string was cut is known below: the element slot is garbage without one.
         let mut doc = EventDoc {
-            schema: EVENT_SCHEMA.to_owned(),
-            ts_ns: self.wall_clock(raw.ktime_ns),
-            kind,
             locker: identity.map(|(id, _)| id),
-            resource_name: String::new(),
-            resource_type: latch_probe_common::ResourceType::Simple,
-            conn: None,
-            from,
-            to,
-            lock_mode: None,
-            quantity: None,
-            element: None,
-            peer_name: None,
-            peer_pid: None,
-            peer_uid: None,
-            fd: None,
-            since_ns: None,
             tid: Some(raw.tid),
             generation: Some(raw.generation),
-            // Which strings count is known below: the element slot is garbage without one.
-            cut: false,
+            ..EventDoc::new(self.wall_clock(raw.ktime_ns), kind, from, to)
         };
         match (&locker_value, &request_value) {
             (Some(locker), None) => {
