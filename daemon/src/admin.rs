@@ -20,7 +20,7 @@ use latch_probe_common::doc::{DroppedDoc, DROPPED_SCHEMA};
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -387,16 +387,8 @@ fn push_json<T: serde::Serialize>(conn: &mut Conn, value: &T) {
 
 /// Writes what it can; asks for writability while output remains. False: close it.
 fn flush(conn: &mut Conn, registry: &mio::Registry, token: Token) -> bool {
-    while !conn.output.is_empty() {
-        match conn.stream.write(&conn.output) {
-            Ok(0) => return false,
-            Ok(n) => {
-                conn.output.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return false,
-        }
+    if !conn.stream.write_pending(&mut conn.output) {
+        return false;
     }
     if conn.output.is_empty() && conn.closing {
         return false;
@@ -415,7 +407,7 @@ fn flush(conn: &mut Conn, registry: &mio::Registry, token: Token) -> bool {
 mod tests {
     use super::*;
     use crate::net::Endpoint;
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Write};
     use std::os::unix::net::UnixStream;
     use std::path::PathBuf;
 

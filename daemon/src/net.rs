@@ -178,6 +178,23 @@ impl Stream {
             Stream::Tcp(s) => s.as_raw_fd(),
         }
     }
+
+    /// Writes as much of `output` as the socket takes now and drops it from `output`;
+    /// false when the connection is dead (an error, or a write that took nothing).
+    pub fn write_pending(&mut self, output: &mut Vec<u8>) -> bool {
+        while !output.is_empty() {
+            match self.write(output) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    output.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
 }
 
 impl Read for Stream {

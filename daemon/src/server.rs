@@ -21,7 +21,7 @@ use latch_probe_common::LockMode;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, MutexGuard};
 use std::time::{Duration, Instant};
@@ -707,16 +707,8 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return false;
         };
-        while !conn.output.is_empty() {
-            match conn.stream.write(&conn.output) {
-                Ok(0) => return false,
-                Ok(n) => {
-                    conn.output.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
-            }
+        if !conn.stream.write_pending(&mut conn.output) {
+            return false;
         }
         if conn.output.is_empty() && conn.closing {
             return false;
