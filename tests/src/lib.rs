@@ -447,6 +447,19 @@ impl Daemon {
     }
 
     /// `latch state --json`, parsed; the test fails if the daemon does not answer.
+    /// The conn of the first holder of the first locker, once there is one (at most
+    /// `timeout`).
+    pub fn first_holder(&self, timeout: Duration) -> u64 {
+        wait_for("a holder", timeout, || {
+            self.state()
+                .lockers
+                .first()?
+                .holders
+                .first()
+                .map(|h| h.conn)
+        })
+    }
+
     pub fn state(&self) -> latch_probe_common::doc::StateDoc {
         let out = output_within(self.client().args(["state", "--json"]), ADMIN_TIMEOUT);
         assert!(

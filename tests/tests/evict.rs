@@ -72,15 +72,7 @@ fn evicting_the_holder_lets_the_waiter_run() {
 fn evict_refuses_a_wedged_daemon_and_an_unknown_conn() {
     let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
     let _holder = daemon.holder(&["-r", "foo"]);
-    let conn = wait_for("foo held", TIMEOUT, || {
-        daemon
-            .state()
-            .lockers
-            .first()?
-            .holders
-            .first()
-            .map(|h| h.conn)
-    });
+    let conn = daemon.first_holder(TIMEOUT);
     let unknown = evict(daemon.pid(), &["--conn", "999"]);
     assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no conn 999"));

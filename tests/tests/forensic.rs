@@ -95,15 +95,7 @@ fn a_client_holding_forever_is_named_as_the_cause() {
 fn a_wedged_daemon_is_reported_live_and_from_its_core() {
     let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
     let _holder = daemon.holder(&["-r", "kept"]);
-    let conn = wait_for("kept held", Duration::from_secs(30), || {
-        daemon
-            .state()
-            .lockers
-            .first()?
-            .holders
-            .first()
-            .map(|h| h.conn)
-    });
+    let conn = daemon.first_holder(Duration::from_secs(30));
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
     let _wedger = daemon.wedge("stuck");
     let dir = tempfile::tempdir().expect("a temporary directory");
