@@ -97,6 +97,8 @@ pub struct LockArgs {
 #[derive(Subcommand, Debug)]
 pub enum Sub {
     /// Run a daemon in the foreground (until stopped, unless -d is given).
+    // Not inherited from the top-level command: `latch daemon -d -1` must parse as flom's.
+    #[command(allow_negative_numbers = true)]
     Daemon(DaemonArgs),
     /// Check that the daemon answers (admin API).
     Ping(AdminArgs),

@@ -1380,3 +1380,37 @@ fn killed_holder_releases_to_the_waiter() {
         end_pid(pid);
     }
 }
+
+/// flom's negative values: `-d -1` (a daemon that never exits), `-o -1` (wait forever) and
+/// `-i -1`, in the client, in the daemon it starts, and in `latch daemon` itself.
+#[test]
+fn negative_numbers_as_flom_takes_them() {
+    // `latch daemon -d -1` parses and serves.
+    let daemon = Daemon::start_with(Profile::Debug, &["-d", "-1"]);
+    let out = run(daemon
+        .client()
+        .args(["-o", "-1", "-i", "-1", "-r", "neg", "--", "true"]));
+    check(&out, 0, "", "", "-o -1 -i -1 against a running daemon");
+
+    // The most common flom idiom: a client that starts a daemon that never exits.
+    let dir = tempdir();
+    let socket = dir.path().join("sock");
+    let mut spawned = SpawnedDaemons::new(&socket);
+    let out = run(client_for(&socket).args(["-d", "-1", "-r", "x", "--", "true"]));
+    check(&out, 0, "", "", "-d -1 with no daemon running");
+    let pid = spawned.the_one();
+    // Idle for longer than a lifespan of 300 ms would allow (a third of it without
+    // resources, recorded), it still answers.
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        running(pid),
+        "the -d -1 daemon (pid {pid}) exited while idle"
+    );
+    let out = run(client_for(&socket).args(["-d", "-1", "-r", "x", "--", "true"]));
+    check(&out, 0, "", "", "a second client of the -d -1 daemon");
+    assert_eq!(
+        spawned.the_one(),
+        pid,
+        "the second client used the same daemon"
+    );
+}
