@@ -6,7 +6,7 @@
 use crate::autostart::{connect, ClientStream};
 use crate::client::machine_id;
 use crate::net::Endpoint;
-use crate::wire::{self, Framer, LockMsg};
+use crate::wire::{self, Framer, LockMsg, Rc};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -110,7 +110,7 @@ pub fn run(endpoint: &Endpoint, args: &BenchArgs) -> Result<()> {
 fn lock_msg(name: &str) -> LockMsg {
     LockMsg {
         name: name.to_owned(),
-        mode: Some(5),
+        mode: Some(latch_probe_common::LockMode::EX.wire()),
         wait: true,
         quantity: None,
         create: true,
@@ -126,10 +126,10 @@ fn one_lock(endpoint: &Endpoint, name: &str, peerid: &str) -> Result<()> {
     let mut framer = Framer::default();
     loop {
         let answer = wire::parse_answer(&read_message(&mut s, &mut framer)?)?;
-        match answer.rc {
-            0 => break,
-            1 | 2 => continue,
-            rc => bail!("lock of {name} answered rc {rc}"),
+        match Rc::try_from(answer.rc) {
+            Ok(Rc::Granted) => break,
+            Ok(Rc::Queued | Rc::Incubated) => continue,
+            _ => bail!("lock of {name} answered rc {}", answer.rc),
         }
     }
     s.send_message(&wire::format_unlock(name, false))?;
@@ -227,11 +227,12 @@ fn hold_worker(endpoint: &Endpoint, slice: &str, waiters: usize) -> Result<()> {
             let mut s = connect(endpoint).with_context(|| format!("connect to {endpoint}"))?;
             s.send_message(&wire::format_lock(&peerid, &lock_msg(&name)))?;
             let answer = wire::parse_answer(&read_message(&mut s, &mut Framer::default())?)?;
-            let want = if w == 0 { 0 } else { 1 };
-            if answer.rc != want {
+            let want = if w == 0 { Rc::Granted } else { Rc::Queued };
+            if Rc::try_from(answer.rc) != Ok(want) {
                 bail!(
-                    "lock {w} of {name} answered rc {}, expected {want}",
-                    answer.rc
+                    "lock {w} of {name} answered rc {}, expected {}",
+                    answer.rc,
+                    want as i32
                 );
             }
             held.push(s);

@@ -7,7 +7,7 @@
 use crate::autostart::{connect_or_start, ClientStream};
 use crate::cli::{parse_create, parse_mode, EndpointArgs, LockArgs};
 use crate::resource::{self, DEFAULT_RESOURCE};
-use crate::wire::{self, Framer, LockMsg};
+use crate::wire::{self, Framer, LockMsg, Rc};
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -155,25 +155,25 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
             }
             Err(_) => return Err(recv_error()),
         };
-        match answer.rc {
-            0 => return Ok(answer.element),
-            1 | 2 => continue,
-            4 => {
+        match Rc::try_from(answer.rc) {
+            Ok(Rc::Granted) => return Ok(answer.element),
+            Ok(Rc::Queued | Rc::Incubated) => continue,
+            Ok(Rc::Busy) => {
                 eprintln!("Resource already locked, the lock cannot be obtained");
                 return Err(EXIT_BUSY);
             }
-            5 => {
+            Ok(Rc::CannotWait) => {
                 eprintln!(
                     "The resource could be available in the future, but the requester can't wait"
                 );
                 return Err(EXIT_CANT_WAIT);
             }
-            6 => {
+            Ok(Rc::Impossible) => {
                 eprintln!("Resource will never satisfy the request, the lock cannot be obtained");
                 return Err(EXIT_ERROR);
             }
-            rc => {
-                eprintln!("flom_client_lock: ret_cod={rc}");
+            Ok(Rc::InvalidName | Rc::TooLong) | Err(_) => {
+                eprintln!("flom_client_lock: ret_cod={}", answer.rc);
                 return Err(EXIT_ERROR);
             }
         }

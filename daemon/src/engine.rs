@@ -9,27 +9,14 @@ use crate::journal::Journal;
 use crate::resource::Spec;
 use crate::rules::{self, Verdict};
 use crate::table::{locker_key, LockTable, Locker, Request, Rules};
+use crate::wire::Rc;
 use latch_probe_common::EntryState;
 use std::collections::VecDeque;
 
 /// How long an idle locker outlives its lifespan. FLoM keeps an idle resource (its sequence
-/// counter, its last timestamp) about 1.5–2 s with lifespan 0 (recorded, scenario i3).
+/// counter, its last timestamp) about 1.5–2 s with lifespan 0 (tests/data/flom-transcripts.md,
+/// i3).
 pub const IDLE_GRACE_MS: u64 = 1_750;
-
-/// An answer's return code, as on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Rc {
-    Granted = 0,
-    Queued = 1,
-    Incubated = 2,
-    Busy = 4,
-    CannotWait = 5,
-    Impossible = 6,
-    InvalidName = -14,
-    /// Latch's own: the message exceeded [`crate::wire::MAX_MESSAGE`] (FLoM truncates).
-    TooLong = -100,
-}
 
 /// A lock answer: a return code and, when granted, the element.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,7 +245,8 @@ fn promote_incubated(
     let first_reply = fx.replies.len();
     schedule(locker, &mut table.placements, journal, fx);
     let granted: Vec<u64> = fx.replies[first_reply..].iter().map(|(c, _)| *c).collect();
-    // Queued ones learn it before their later grant, as FLoM does (k2).
+    // Queued ones learn it before their later grant, as FLoM does
+    // (tests/data/flom-transcripts.md, k2).
     let queued = promoted.into_iter().filter(|c| !granted.contains(c));
     let queued: Vec<(u64, Answer)> = queued.map(|c| (c, Answer::rc(Rc::Queued))).collect();
     fx.replies.splice(first_reply..first_reply, queued);

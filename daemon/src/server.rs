@@ -7,7 +7,7 @@
 //! few threads to stop, and the table's owner is one well-known thread.
 
 use crate::admin::{self, AdminHandle, DaemonInfo, Returned, ServerHandle};
-use crate::engine::{self, Answer, Effects, Rc};
+use crate::engine::{self, Answer, Effects};
 use crate::hub::Hub;
 use crate::journal::Journal;
 use crate::net::{Endpoint, Listener, Stream};
@@ -15,7 +15,7 @@ use crate::resource;
 use crate::table::{LockTable, Peer, Request, LOCK_TABLE};
 use crate::timefmt::now_ns;
 use crate::wire::{
-    self, ClientMessage, Framer, LockMsg, WireError, STEP_FIRST_ANSWER, STEP_LATER_ANSWER,
+    self, ClientMessage, Framer, LockMsg, Rc, WireError, STEP_FIRST_ANSWER, STEP_LATER_ANSWER,
 };
 use latch_probe_common::LockMode;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -639,9 +639,7 @@ impl Server {
     ) -> R {
         let mut journal = Journal::new(self.hub.active(), now_ns());
         let mut fx = Effects::default();
-        table.generation += 1;
-        let result = f(table, &mut journal, &mut fx);
-        table.generation += 1;
+        let result = table.changing(|table| f(table, &mut journal, &mut fx));
         self.hub.publish(&journal.events);
         for (conn, answer) in fx.replies {
             if let Some(&token) = self.by_id.get(&conn) {
@@ -674,13 +672,7 @@ impl Server {
                     Some(i) => i,
                     None => {
                         let mut msg = Vec::new();
-                        wire::write_answer(
-                            &mut msg,
-                            step,
-                            &self.config.peerid,
-                            answer.rc as i32,
-                            None,
-                        );
+                        wire::write_answer(&mut msg, step, &self.config.peerid, answer.rc, None);
                         self.answers.push((key, msg));
                         self.answers.len() - 1
                     }
@@ -691,7 +683,7 @@ impl Server {
                 &mut conn.output,
                 step,
                 &self.config.peerid,
-                answer.rc as i32,
+                answer.rc,
                 Some(element),
             ),
         }

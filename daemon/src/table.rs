@@ -146,6 +146,15 @@ impl LockTable {
         }
     }
 
+    /// Runs `change` with the generation odd throughout, even again after: a reader that
+    /// finds it odd, or changed between two reads, knows its view is torn.
+    pub fn changing<R>(&mut self, change: impl FnOnce(&mut LockTable) -> R) -> R {
+        self.generation += 1;
+        let result = change(self);
+        self.generation += 1;
+        result
+    }
+
     /// The next id from the shared counter.
     pub fn take_id(&mut self) -> u64 {
         self.last_id += 1;
@@ -170,5 +179,20 @@ pub fn locker_key(name: &str, resource_type: ResourceType) -> &str {
         &name[..end]
     } else {
         name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generation_is_odd_during_a_change_and_even_after() {
+        let mut table = LockTable::new();
+        let seen = table.changing(|t| t.generation);
+        assert_eq!(seen % 2, 1);
+        assert_eq!(table.generation, seen + 1);
+        table.changing(|_| ());
+        assert_eq!(table.generation, 4);
     }
 }

@@ -48,6 +48,44 @@ pub enum WireError {
     BadName,
 }
 
+/// An answer's return code, as on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Rc {
+    Granted = 0,
+    Queued = 1,
+    Incubated = 2,
+    Busy = 4,
+    CannotWait = 5,
+    Impossible = 6,
+    InvalidName = -14,
+    /// Latch's own: the message exceeded [`MAX_MESSAGE`] (FLoM truncates).
+    TooLong = -100,
+}
+
+/// A return code no daemon of FLoM's protocol sends.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[error("unknown return code {0}")]
+pub struct UnknownRc(pub i32);
+
+impl TryFrom<i32> for Rc {
+    type Error = UnknownRc;
+
+    fn try_from(rc: i32) -> Result<Rc, UnknownRc> {
+        Ok(match rc {
+            0 => Rc::Granted,
+            1 => Rc::Queued,
+            2 => Rc::Incubated,
+            4 => Rc::Busy,
+            5 => Rc::CannotWait,
+            6 => Rc::Impossible,
+            -14 => Rc::InvalidName,
+            -100 => Rc::TooLong,
+            rc => return Err(UnknownRc(rc)),
+        })
+    }
+}
+
 /// A message a client sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMessage {
@@ -71,6 +109,7 @@ pub struct LockMsg {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnswerMsg {
     pub step: u32,
+    /// As received: a daemon may send a code this side does not know ([`Rc::try_from`]).
     pub rc: i32,
     pub element: Option<String>,
 }
@@ -626,13 +665,13 @@ fn push_name(out: &mut Vec<u8>, name: &str) {
 
 /// Appends an answer to `out`, as the daemon sends it: step 16 carries the daemon's session
 /// id, step 24 none.
-pub fn write_answer(out: &mut Vec<u8>, step: u32, peerid: &str, rc: i32, element: Option<&str>) {
+pub fn write_answer(out: &mut Vec<u8>, step: u32, peerid: &str, rc: Rc, element: Option<&str>) {
     push_envelope(out, VERB_LOCK, step);
     if step == STEP_FIRST_ANSWER {
         push_session(out, peerid);
     }
     out.extend_from_slice(b"<answer");
-    push_int_attribute(out, "rc", rc.into());
+    push_int_attribute(out, "rc", (rc as i32).into());
     if let Some(element) = element {
         out.extend_from_slice(b" element=\"");
         push_escaped(out, element);
@@ -722,7 +761,7 @@ mod tests {
         );
         let later = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="24"><answer rc="0" element="green"/></msg>"#;
         let mut answer = Vec::new();
-        write_answer(&mut answer, 24, "x", 0, Some("green"));
+        write_answer(&mut answer, 24, "x", Rc::Granted, Some("green"));
         assert_eq!(answer, later.as_bytes());
         assert_eq!(
             parse_answer(later.as_bytes()).unwrap(),
@@ -794,7 +833,7 @@ mod tests {
         ];
         for (step, element) in [(16, None), (16, Some("22:05:39.708")), (24, Some("red"))] {
             let mut answer = Vec::new();
-            write_answer(&mut answer, step, "p", -14, element);
+            write_answer(&mut answer, step, "p", Rc::InvalidName, element);
             messages.push(answer);
         }
         for m in &messages {
