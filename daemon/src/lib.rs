@@ -1,18 +1,14 @@
-//! Latch: a FLoM-compatible lock daemon and its client, built to be probed from outside.
+//! Latch: a FLoM-compatible lock daemon, built to be probed from outside.
 //!
 //! The data flows one way: [`wire`] bytes → [`server`] → [`engine`] (deciding with
 //! [`rules`], changing through [`change`]) → the [`table`] behind one static. The admin
-//! API ([`admin`]) and the `events` stream ([`hub`]) read it; the flom-compatible client
-//! ([`client`]), the admin client ([`admin_client`]) and the load generator ([`bench`])
-//! talk to it over the wire like anybody else.
+//! API ([`admin`]) and the `events` stream ([`hub`]) read it. The command line, the
+//! flom-compatible client, the admin client and the load generator are the `latch`
+//! binary's (`src/cli/`): they talk to the daemon over the wire like anybody else, and
+//! hand the library plain values ([`server::Config`], [`wire::LockMsg`]), never clap's.
 
 pub mod admin;
-pub mod admin_client;
-pub mod autostart;
-pub mod bench;
 pub mod change;
-pub mod cli;
-pub mod client;
 pub mod engine;
 pub mod hub;
 pub mod journal;

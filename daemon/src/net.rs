@@ -238,3 +238,11 @@ impl mio::event::Source for Stream {
         }
     }
 }
+
+/// Lifts the soft open-files limit to the hard one (thousands of connections).
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

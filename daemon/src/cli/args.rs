@@ -1,10 +1,11 @@
 //! The command line: flom's options for the client, and latch's own subcommands.
 //!
 //! Only parsing and the flom-compatible interpretation of option values live here; what
-//! the options do is in [`crate::client`], [`crate::server`] and friends.
+//! the options do is in [`super::client`], [`super::daemon`] and friends. Nothing in the
+//! library sees these types: [`super::daemon`] lowers them to a [`latch::server::Config`].
 
-use crate::net::Endpoint;
 use clap::{Args, Parser, Subcommand};
+use latch::net::Endpoint;
 use latch_probe_common::LockMode;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -110,7 +111,7 @@ pub enum Sub {
     Events(AdminArgs),
     /// Load generator speaking FLoM's protocol: lock+unlock rate, or a daemon filled with
     /// held locks and waiters for the probe's benchmarks.
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -125,6 +126,33 @@ pub struct DaemonArgs {
     /// Internal: started by a client; detach and report readiness on stdout.
     #[arg(long, hide = true)]
     pub spawned: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Concurrent clients, each a thread doing one lock after another.
+    #[arg(long, default_value_t = 1)]
+    pub clients: usize,
+    /// Lock+unlock operations in all (split evenly between the clients).
+    #[arg(long, default_value_t = 10_000)]
+    pub ops: usize,
+    /// All clients lock one shared exclusive resource instead of one each.
+    #[arg(long)]
+    pub same_resource: bool,
+    /// Print only the result, as JSON: {"clients":N,"ops":M,"secs":S,"ops_per_sec":R}.
+    #[arg(long)]
+    pub json: bool,
+    /// Fill the daemon instead: LOCKERS resources, each with one holder and WAITERS waiters,
+    /// held until this process is killed. Prints "ready ..." once all are in place.
+    #[arg(long)]
+    pub hold: bool,
+    #[arg(long, default_value_t = 1_000, requires = "hold")]
+    pub lockers: usize,
+    #[arg(long, default_value_t = 2, requires = "hold")]
+    pub waiters: usize,
+    /// Internal: a worker of --hold, for lockers START..START+COUNT.
+    #[arg(long, hide = true, value_name = "START:COUNT")]
+    pub hold_slice: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -169,7 +197,7 @@ pub fn default_socket() -> PathBuf {
 }
 
 /// flom's `-l`: a case-insensitive substring search, long then short name, in the order
-/// NL CR CW PW PR EX (recorded, transcripts e).
+/// NL CR CW PW PR EX (tests/data/flom-transcripts.md, e).
 pub fn parse_mode(text: &str) -> Option<LockMode> {
     let lower = text.to_ascii_lowercase();
     [

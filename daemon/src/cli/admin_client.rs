@@ -3,9 +3,9 @@
 //! Exit codes: 0 answered; 2 no daemon at the endpoint; 3 the daemon did not answer in
 //! time (it may be wedged: try `latch-probe`); 1 anything else.
 
-use crate::autostart::{connect, ClientStream};
-use crate::cli::AdminArgs;
-use crate::net::Endpoint;
+use super::args::AdminArgs;
+use super::stream::{connect, ClientStream};
+use latch::net::Endpoint;
 use latch_probe_common::doc::{EventDoc, StateDoc};
 use std::io::{self, BufRead, BufReader, Write};
 use std::time::Duration;

@@ -3,12 +3,12 @@
 //! FLoM-protocol daemon; and `--hold`, which fills a daemon with held locks and waiters for
 //! the probe's benchmarks.
 
-use crate::autostart::{connect, ClientStream};
-use crate::client::machine_id;
-use crate::net::Endpoint;
-use crate::wire::{self, Framer, LockMsg, Rc};
+use super::args::BenchArgs;
+use super::session::machine_id;
+use super::stream::{connect, ClientStream};
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use latch::net::{raise_fd_limit, Endpoint};
+use latch::wire::{self, Framer, LockMsg, Rc};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
 use std::process::{Command, Stdio};
@@ -17,33 +17,6 @@ use std::time::Instant;
 /// Connections one `--hold` worker process keeps open (the per-process open-files limit
 /// here is 20,000).
 const HOLD_PER_PROCESS: usize = 8_000;
-
-#[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Concurrent clients, each a thread doing one lock after another.
-    #[arg(long, default_value_t = 1)]
-    pub clients: usize,
-    /// Lock+unlock operations in all (split evenly between the clients).
-    #[arg(long, default_value_t = 10_000)]
-    pub ops: usize,
-    /// All clients lock one shared exclusive resource instead of one each.
-    #[arg(long)]
-    pub same_resource: bool,
-    /// Print only the result, as JSON: {"clients":N,"ops":M,"secs":S,"ops_per_sec":R}.
-    #[arg(long)]
-    pub json: bool,
-    /// Fill the daemon instead: LOCKERS resources, each with one holder and WAITERS waiters,
-    /// held until this process is killed. Prints "ready ..." once all are in place.
-    #[arg(long)]
-    pub hold: bool,
-    #[arg(long, default_value_t = 1_000, requires = "hold")]
-    pub lockers: usize,
-    #[arg(long, default_value_t = 2, requires = "hold")]
-    pub waiters: usize,
-    /// Internal: a worker of --hold, for lockers START..START+COUNT.
-    #[arg(long, hide = true, value_name = "START:COUNT")]
-    pub hold_slice: Option<String>,
-}
 
 #[derive(serde::Serialize)]
 struct Rate {
@@ -242,13 +215,5 @@ fn hold_worker(endpoint: &Endpoint, slice: &str, waiters: usize) -> Result<()> {
     std::io::stdout().flush()?;
     loop {
         std::thread::park();
-    }
-}
-
-/// Lifts the soft open-files limit to the hard one (thousands of connections).
-pub fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }

@@ -1,13 +1,17 @@
 //! The flom-compatible client: lock a resource, run a command while holding it, unlock
 //! (with rollback when the command failed), exit with the command's status. Exit codes and
-//! messages are flom's (`flom-reference/exit-codes.md`); where flom is at fault (a command
+//! messages are flom's (as recorded in tests/data/flom-transcripts.md); where flom is at fault (a command
 //! killed by a signal reported as success), latch differs and `docs/flom-differences.md`
 //! says so.
 
-use crate::autostart::{connect_or_start, ClientStream};
-use crate::cli::{parse_create, parse_mode, EndpointArgs, LockArgs};
-use crate::resource::{self, DEFAULT_RESOURCE};
-use crate::wire::{self, Framer, LockMsg, Rc};
+use super::args::{parse_create, parse_mode, EndpointArgs, LockArgs};
+use super::autostart::connect_or_start;
+use super::session::machine_id;
+use super::stream::{self, ClientStream};
+use latch::net::Endpoint;
+use latch::resource::{self, DEFAULT_RESOURCE};
+use latch::timefmt;
+use latch::wire::{self, Framer, LockMsg, Rc};
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -19,16 +23,6 @@ pub const EXIT_CANT_WAIT: i32 = 96;
 pub const EXIT_CANT_EXEC: i32 = 97;
 pub const EXIT_BUSY: i32 = 98;
 pub const EXIT_ERROR: i32 = 99;
-
-/// The session id flom puts in its messages: the machine id.
-pub fn machine_id() -> String {
-    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "00000000000000000000000000000000".to_owned())
-}
 
 /// Runs the client as flom does; returns the process exit status.
 pub fn run(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> i32 {
@@ -230,7 +224,7 @@ fn run_command(command: &[OsString], element: Option<&str>) -> (i32, bool) {
             (None, None) => (EXIT_ERROR, true),
         },
         Err(_) => {
-            let now = crate::timefmt::format_timestamp("%H:%M:%S#fff", crate::timefmt::now_ns());
+            let now = timefmt::format_timestamp("%H:%M:%S#fff", timefmt::now_ns());
             let shown = command[0].to_string_lossy();
             eprintln!(
                 "\n** (latch:{}): WARNING **: {now}: Unable to execute command '{shown}'\n",
@@ -254,11 +248,11 @@ fn disconnect(stream: &mut ClientStream) {
 }
 
 /// `-x` / `-X`: ask the daemon to shut down.
-fn shutdown(endpoint: &crate::net::Endpoint, immediate: bool) -> i32 {
+fn shutdown(endpoint: &Endpoint, immediate: bool) -> i32 {
     let what = if immediate { "immediate" } else { "quiesce" };
     println!("Starting FLoM daemon {what} shutdown...");
     let _ = io::stdout().flush();
-    let Ok(mut stream) = crate::autostart::connect(endpoint) else {
+    let Ok(mut stream) = stream::connect(endpoint) else {
         return EXIT_ERROR;
     };
     if stream

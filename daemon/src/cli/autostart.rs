@@ -1,10 +1,11 @@
-//! Connecting to the daemon, starting one if none answers (as flom's client does), and the
-//! started daemon's side of that: detach, take the start-up lock, report readiness.
+//! Starting a daemon when none answers (as flom's client does), and the started daemon's
+//! side of that: detach, take the start-up lock, report readiness.
 //!
 //! Concurrent starters race on `flock(<socket>.lock)`: exactly one binds; the others find
 //! the lock taken and simply retry connecting until the winner answers.
 
-use crate::net::Endpoint;
+use super::stream::{connect, ClientStream};
+use latch::net::Endpoint;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -12,12 +13,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A connected client socket, blocking.
-pub enum ClientStream {
-    Unix(std::os::unix::net::UnixStream),
-    Tcp(std::net::TcpStream),
-}
 
 /// How long a client keeps retrying while a daemon it (or a rival) started comes up.
 const START_PATIENCE: Duration = Duration::from_secs(5);
@@ -41,19 +36,6 @@ pub fn connect_or_start(endpoint: &Endpoint, lifespan_ms: i64) -> io::Result<Cli
             }
         }
         Err(e) => Err(e),
-    }
-}
-
-pub fn connect(endpoint: &Endpoint) -> io::Result<ClientStream> {
-    match endpoint {
-        Endpoint::Unix(path) => Ok(ClientStream::Unix(std::os::unix::net::UnixStream::connect(
-            path,
-        )?)),
-        Endpoint::Tcp(addr, port) => {
-            let s = std::net::TcpStream::connect(Endpoint::socket_addr(addr, *port)?)?;
-            s.set_nodelay(true)?;
-            Ok(ClientStream::Tcp(s))
-        }
     }
 }
 
@@ -137,65 +119,5 @@ pub fn report_ready() {
         use std::os::fd::AsRawFd;
         // SAFETY: dup2 onto our own stdout; both descriptors are valid.
         unsafe { libc::dup2(devnull.as_raw_fd(), libc::STDOUT_FILENO) };
-    }
-}
-
-impl io::Read for ClientStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            ClientStream::Unix(s) => s.read(buf),
-            ClientStream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl io::Write for ClientStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            ClientStream::Unix(s) => s.write(buf),
-            ClientStream::Tcp(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl ClientStream {
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            ClientStream::Unix(s) => s.set_read_timeout(t),
-            ClientStream::Tcp(s) => s.set_read_timeout(t),
-        }
-    }
-
-    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        match self {
-            ClientStream::Unix(s) => s.shutdown(how),
-            ClientStream::Tcp(s) => s.shutdown(how),
-        }
-    }
-
-    /// Sends one whole message with MSG_NOSIGNAL, as flom does (EPIPE is an error, not a
-    /// signal).
-    pub fn send_message(&self, bytes: &[u8]) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let fd = match self {
-            ClientStream::Unix(s) => s.as_raw_fd(),
-            ClientStream::Tcp(s) => s.as_raw_fd(),
-        };
-        let mut sent = 0;
-        while sent < bytes.len() {
-            match nix::sys::socket::send(
-                fd,
-                &bytes[sent..],
-                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-            ) {
-                Ok(n) => sent += n,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
     }
 }

@@ -1,0 +1,85 @@
+//! `latch daemon`: the daemon's options lowered to a [`Config`], the detaching of a
+//! client-started daemon, logging, and the server run to its end.
+//!
+//! Starts and reports; what the daemon does is [`latch::server`]'s.
+
+use super::args::DaemonArgs;
+use super::autostart;
+use super::client::EXIT_ERROR;
+use super::session::machine_id;
+use latch::net::{raise_fd_limit, Endpoint};
+use latch::server::{Config, Server};
+use latch::table::VERSION;
+
+/// Runs a daemon on `endpoint` until it exits; returns the process exit status.
+pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
+    let mut hang_on_lock = None;
+    for feature in &args.debug_feature {
+        match feature.split_once('=') {
+            Some(("hang-on-lock", name)) => hang_on_lock = Some(name.to_owned()),
+            _ => {
+                eprintln!(
+                    "latch daemon: unknown --debug-feature {feature:?} (known: hang-on-lock=NAME)"
+                );
+                return EXIT_ERROR;
+            }
+        }
+    }
+    // A client-started daemon detaches first, while it has no threads, and gives way if
+    // another starter holds the start-up lock.
+    let _startup_lock = if args.spawned {
+        match autostart::detach_and_lock(&endpoint) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("latch daemon: cannot take the start-up lock: {e}");
+                return EXIT_ERROR;
+            }
+        }
+    } else {
+        None
+    };
+    init_logging(args.spawned);
+    raise_fd_limit();
+    let config = Config {
+        endpoint: endpoint.clone(),
+        lifespan_ms: args.lifespan_ms,
+        hang_on_lock,
+        peerid: machine_id(),
+    };
+    let server = match Server::bind(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("latch daemon: cannot listen on {endpoint}: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    if args.spawned {
+        autostart::report_ready();
+    }
+    log::info!(
+        "latch {VERSION} listening on {endpoint}, pid {}",
+        std::process::id()
+    );
+    match server.run() {
+        Ok(why) => {
+            log::info!("exiting: {why:?}");
+            0
+        }
+        Err(e) => {
+            eprintln!("latch daemon: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Logs to stderr; `LATCH_LOG` sets the level (error, warn, info, debug). A client-started
+/// daemon has no stderr to speak of, so it stays quiet unless asked.
+fn init_logging(spawned: bool) {
+    let default = if spawned { "off" } else { "warn" };
+    let level = std::env::var("LATCH_LOG").unwrap_or_else(|_| default.to_owned());
+    env_logger::Builder::new()
+        .parse_filters(&level)
+        .format_timestamp_millis()
+        .init();
+}
