@@ -19,8 +19,8 @@ use crate::wire::{
 };
 use latch_probe_common::LockMode;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, MutexGuard};
@@ -822,31 +822,7 @@ impl Server {
 
 /// A map keyed by the daemon's own counters (tokens, ids): no client chooses them, so the
 /// default hasher's resistance to chosen keys buys nothing and costs a few lookups per lock.
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-
-/// One multiplication per integer, as rustc's FxHasher.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
+type IdMap<K, V> = FxHashMap<K, V>;
 
 fn lock_table() -> MutexGuard<'static, LockTable> {
     LOCK_TABLE.lock().unwrap_or_else(|e| e.into_inner())
