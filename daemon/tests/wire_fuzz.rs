@@ -2,7 +2,9 @@
 //! arrive, parsing returns a value or an error, never panics; framing is independent of how
 //! the stream is cut.
 
-use latch::wire::{self, ClientMessage, Framer, LockMsg, MAX_MESSAGE};
+use latch::wire::framer::Framer;
+use latch::wire::write::format_lock;
+use latch::wire::{self, ClientMessage, LockMsg, MAX_MESSAGE};
 use proptest::prelude::*;
 
 const LOCK: &str = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="8"><session peerid="3d1219c7c4c5404aaa1f6d2a48adfda4"/><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#;
@@ -47,7 +49,7 @@ proptest! {
 
     #[test]
     fn lock_messages_round_trip(m in lock_msg()) {
-        let bytes = wire::format_lock("peer", &m);
+        let bytes = format_lock("peer", &m);
         prop_assert_eq!(wire::parse_client(&bytes), Ok(ClientMessage::Lock(m)));
     }
 

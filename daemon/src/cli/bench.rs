@@ -8,7 +8,9 @@ use super::session::machine_id;
 use super::stream::{connect, ClientStream};
 use anyhow::{bail, Context, Result};
 use latch::net::{raise_fd_limit, Endpoint};
-use latch::wire::{self, Framer, LockMsg, Rc};
+use latch::wire::framer::Framer;
+use latch::wire::write::{format_lock, format_unlock};
+use latch::wire::{self, LockMsg, Rc};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
 use std::process::{Command, Stdio};
@@ -95,7 +97,7 @@ fn lock_msg(name: &str) -> LockMsg {
 /// the daemon's close.
 fn one_lock(endpoint: &Endpoint, name: &str, peerid: &str) -> Result<()> {
     let mut s = connect(endpoint).with_context(|| format!("connect to {endpoint}"))?;
-    s.send_message(&wire::format_lock(peerid, &lock_msg(name)))?;
+    s.send_message(&format_lock(peerid, &lock_msg(name)))?;
     let mut framer = Framer::default();
     loop {
         let answer = wire::parse_answer(&read_message(&mut s, &mut framer)?)?;
@@ -105,7 +107,7 @@ fn one_lock(endpoint: &Endpoint, name: &str, peerid: &str) -> Result<()> {
             _ => bail!("lock of {name} answered rc {}", answer.rc),
         }
     }
-    s.send_message(&wire::format_unlock(name, false))?;
+    s.send_message(&format_unlock(name, false))?;
     s.shutdown(Shutdown::Write)?;
     let mut sink = [0u8; 64];
     while s.read(&mut sink)? > 0 {}
@@ -198,7 +200,7 @@ fn hold_worker(endpoint: &Endpoint, slice: &str, waiters: usize) -> Result<()> {
         let name = format!("hold{i}");
         for w in 0..=waiters {
             let mut s = connect(endpoint).with_context(|| format!("connect to {endpoint}"))?;
-            s.send_message(&wire::format_lock(&peerid, &lock_msg(&name)))?;
+            s.send_message(&format_lock(&peerid, &lock_msg(&name)))?;
             let answer = wire::parse_answer(&read_message(&mut s, &mut Framer::default())?)?;
             let want = if w == 0 { Rc::Granted } else { Rc::Queued };
             if Rc::try_from(answer.rc) != Ok(want) {

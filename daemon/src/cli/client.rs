@@ -11,7 +11,9 @@ use super::stream::{self, ClientStream};
 use latch::net::Endpoint;
 use latch::resource::{self, DEFAULT_RESOURCE};
 use latch::timefmt;
-use latch::wire::{self, Framer, LockMsg, Rc};
+use latch::wire::framer::Framer;
+use latch::wire::write::{format_lock, format_shutdown, format_unlock};
+use latch::wire::{self, LockMsg, Rc};
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -101,7 +103,7 @@ pub fn run(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> i3
     };
     let (status, rollback) = run_command(command, element.as_deref());
     if stream
-        .send_message(&wire::format_unlock(&name, rollback))
+        .send_message(&format_unlock(&name, rollback))
         .is_err()
     {
         eprintln!(
@@ -122,7 +124,7 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
         EXIT_ERROR
     };
     if stream
-        .send_message(&wire::format_lock(&machine_id(), msg))
+        .send_message(&format_lock(&machine_id(), msg))
         .is_err()
     {
         eprintln!(
@@ -256,7 +258,7 @@ fn shutdown(endpoint: &Endpoint, immediate: bool) -> i32 {
         return EXIT_ERROR;
     };
     if stream
-        .send_message(&wire::format_shutdown(&machine_id(), immediate))
+        .send_message(&format_shutdown(&machine_id(), immediate))
         .is_err()
     {
         return EXIT_ERROR;

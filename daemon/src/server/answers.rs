@@ -4,7 +4,8 @@
 //! Formats into a connection's output buffer; sending it is the connection's business.
 
 use crate::engine::Answer;
-use crate::wire::{self, Rc};
+use crate::wire::write::write_answer;
+use crate::wire::Rc;
 
 pub struct AnswerCache {
     /// The session id put in first answers (FLoM uses the machine id).
@@ -31,7 +32,7 @@ impl AnswerCache {
                 Some(i) => i,
                 None => {
                     let mut msg = Vec::new();
-                    wire::write_answer(&mut msg, step, &self.peerid, answer.rc, None);
+                    write_answer(&mut msg, step, &self.peerid, answer.rc, None);
                     self.formatted.push((key, msg));
                     self.formatted.len() - 1
                 }
@@ -41,13 +42,14 @@ impl AnswerCache {
             }
             return;
         };
-        wire::write_answer(out, step, &self.peerid, answer.rc, Some(element));
+        write_answer(out, step, &self.peerid, answer.rc, Some(element));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire;
 
     #[test]
     fn a_cached_answer_is_what_formatting_it_gives() {
@@ -65,7 +67,7 @@ mod tests {
             ),
         ] {
             let mut want = Vec::new();
-            wire::write_answer(&mut want, step, "p", answer.rc, answer.element.as_deref());
+            write_answer(&mut want, step, "p", answer.rc, answer.element.as_deref());
             let mut out = b"before".to_vec();
             cache.write(&mut out, step, &answer);
             assert_eq!(out.strip_prefix(b"before"), Some(&want[..]));
