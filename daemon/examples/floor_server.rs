@@ -8,6 +8,8 @@
 //! half as fast as 4 with one client here); `scripts/bench-daemon.sh` runs the sizes that
 //! were fastest.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 

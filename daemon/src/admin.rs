@@ -12,6 +12,8 @@
 //! this thread accepts in its place, so that an admin request still reaches it (and then
 //! blocks on the table's mutex); FLoM clients it accepted go back to the server thread.
 
+#![forbid(unsafe_code)]
+
 use crate::hub::{Hub, Reader};
 use crate::net::{Listener, Stream};
 use crate::snapshot;

@@ -7,6 +7,8 @@
 //! These functions only move requests between lists and record events; the decisions are
 //! made before, by [`crate::rules`]. Renaming one breaks `docs/contract.md`'s test.
 
+#![forbid(unsafe_code)]
+
 use crate::journal::Journal;
 use crate::table::{Locker, Request};
 use latch_probe_common::{EntryState, EventKind};

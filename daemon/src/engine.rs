@@ -4,6 +4,8 @@
 //! Knows nothing of sockets: it returns the answers to send and the timers to set, and the
 //! server ([`crate::server`]) carries them out.
 
+#![forbid(unsafe_code)]
+
 use crate::change;
 use crate::journal::Journal;
 use crate::resource::Spec;
@@ -15,7 +17,7 @@ use std::collections::VecDeque;
 
 /// How long an idle locker outlives its lifespan. FLoM keeps an idle resource (its sequence
 /// counter, its last timestamp) about 1.5–2 s with lifespan 0 (tests/data/flom-transcripts.md,
-/// i3).
+/// section 0, "resource lifetime").
 pub const IDLE_GRACE_MS: u64 = 1_750;
 
 /// A lock answer: a return code and, when granted, the element.

@@ -2,6 +2,8 @@
 //! the lock table's owner wait: each reader has a bounded queue, and a reader that lets it
 //! fill up is dropped (and told how many events it missed).
 
+#![forbid(unsafe_code)]
+
 use latch_probe_common::doc::EventDoc;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,8 @@
 //! Collects the `latch.event/1` records of the changes made while handling one message,
 //! for the admin API's `events` readers. Builds nothing when nobody is listening.
 
+#![forbid(unsafe_code)]
+
 use crate::table::{Locker, Request};
 use latch_probe_common::doc::EventDoc;
 use latch_probe_common::{EntryState, EventKind};

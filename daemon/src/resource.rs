@@ -2,6 +2,8 @@
 //!
 //! Pure functions of the name; nothing here knows about lockers or connections.
 
+#![forbid(unsafe_code)]
+
 use latch_probe_common::ResourceType;
 
 /// The default resource of a client given no `-r`; clients may not name it themselves.

@@ -1,8 +1,11 @@
 //! The resource types' rules: whether a request can be granted now, what element it gets,
-//! and what a release gives back. FLoM's semantics (spec.md), one function per question.
+//! and what a release gives back, one function per question. FLoM's semantics, as recorded
+//! in tests/data/flom-transcripts.md.
 //!
 //! Decides only: it changes a locker's per-type state when told a grant or a release is
 //! happening, and never moves requests between lists (that is [`crate::change`]'s job).
+
+#![forbid(unsafe_code)]
 
 use crate::table::{Locker, Request, Rules};
 use latch_probe_common::LockMode;
@@ -185,7 +188,8 @@ mod tests {
 
     #[test]
     fn mode_matrix_matches_flom() {
-        // Rows: held; columns: asked (NL CR CW PR PW EX), as recorded in transcripts e2.
+        // Rows: held; columns: asked (NL CR CW PR PW EX), as recorded in
+        // tests/data/flom-transcripts.md, e2.
         let table = ["111111", "111110", "111000", "110100", "110000", "100000"];
         for (held, row) in LockMode::ALL.iter().zip(table) {
             for (asked, cell) in LockMode::ALL.iter().zip(row.chars()) {
@@ -222,7 +226,8 @@ mod tests {
 
     #[test]
     fn set_round_robin_as_recorded() {
-        // g2: red held by c1 throughout; then four sequential grants+releases.
+        // tests/data/flom-transcripts.md, g2: red held by c1 throughout; then four sequential
+        // grants+releases.
         let elements: Vec<String> = ["red", "green", "blue"].map(String::from).to_vec();
         let mut l = locker(Rules::Set {
             taken: vec![false; 3],

@@ -7,6 +7,8 @@
 //! This module holds data and the read-only queries on it; changes go through
 //! [`crate::change`], and the decisions (who may be granted) are in [`crate::rules`].
 
+#![forbid(unsafe_code)]
+
 use latch_probe_common::{LockMode, ResourceType};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;

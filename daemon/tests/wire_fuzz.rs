@@ -2,6 +2,8 @@
 //! arrive, parsing returns a value or an error, never panics; framing is independent of how
 //! the stream is cut.
 
+#![forbid(unsafe_code)]
+
 use latch::wire::framer::Framer;
 use latch::wire::write::format_lock;
 use latch::wire::{self, ClientMessage, LockMsg, MAX_MESSAGE};

@@ -3,6 +3,8 @@
 //! Exit codes: 0 answered; 2 no daemon at the endpoint; 3 the daemon did not answer in
 //! time (it may be wedged: try `latch-probe`); 1 anything else.
 
+#![forbid(unsafe_code)]
+
 use super::args::AdminArgs;
 use super::stream::{connect, ClientStream};
 use latch::net::Endpoint;

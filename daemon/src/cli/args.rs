@@ -4,6 +4,8 @@
 //! the options do is in [`super::client`], [`super::daemon`] and friends. Nothing in the
 //! library sees these types: [`super::daemon`] lowers them to a [`latch::server::Config`].
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
 use latch::net::Endpoint;
 use latch_probe_common::LockMode;

@@ -91,7 +91,8 @@ pub fn lock_path(endpoint: &Endpoint) -> PathBuf {
 /// Must run before any thread is started.
 pub fn detach_and_lock(endpoint: &Endpoint) -> io::Result<Option<Flock<File>>> {
     nix::unistd::setsid().map_err(io::Error::from)?;
-    // SAFETY: single-threaded at this point (called first thing in main).
+    // SAFETY: the process has one thread here: `cli::daemon::run` calls this before it
+    // starts logging, the admin thread or anything else.
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Parent { .. } => std::process::exit(0),
         nix::unistd::ForkResult::Child => {}

@@ -3,6 +3,8 @@
 //! FLoM-protocol daemon; and `--hold`, which fills a daemon with held locks and waiters for
 //! the probe's benchmarks.
 
+#![forbid(unsafe_code)]
+
 use super::args::BenchArgs;
 use super::session::machine_id;
 use super::stream::{connect, ClientStream};

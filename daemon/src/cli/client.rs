@@ -1,8 +1,10 @@
 //! The flom-compatible client: lock a resource, run a command while holding it, unlock
 //! (with rollback when the command failed), exit with the command's status. Exit codes and
-//! messages are flom's (as recorded in tests/data/flom-transcripts.md); where flom is at fault (a command
-//! killed by a signal reported as success), latch differs and `docs/flom-differences.md`
-//! says so.
+//! messages are flom's (as recorded in tests/data/flom-transcripts.md); where flom is at
+//! fault (a command killed by a signal reported as success), latch differs and
+//! `docs/flom-differences.md` says so.
+
+#![forbid(unsafe_code)]
 
 use super::args::{parse_create, parse_mode, EndpointArgs, LockArgs};
 use super::autostart::connect_or_start;

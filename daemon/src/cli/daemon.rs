@@ -3,6 +3,8 @@
 //!
 //! Starts and reports; what the daemon does is [`latch::server`]'s.
 
+#![forbid(unsafe_code)]
+
 use super::args::DaemonArgs;
 use super::autostart;
 use super::client::EXIT_ERROR;

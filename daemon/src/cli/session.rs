@@ -1,6 +1,8 @@
 //! The session id flom puts in its messages, which both the daemon's first answers and a
 //! client's requests carry.
 
+#![forbid(unsafe_code)]
+
 /// The machine id, as flom uses it (all zeros when the machine has none).
 pub fn machine_id() -> String {
     ["/etc/machine-id", "/var/lib/dbus/machine-id"]

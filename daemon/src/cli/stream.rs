@@ -3,6 +3,8 @@
 //!
 //! Connects and moves bytes; what the bytes say is [`latch::wire`]'s or the admin API's.
 
+#![forbid(unsafe_code)]
+
 use latch::net::Endpoint;
 use std::io;
 use std::time::Duration;

@@ -9,6 +9,8 @@
 //! the one way into the table ([`Server::change`]); a connection's life is in [`conn`], the
 //! timers and the daemon's lifespan in [`timers`], the formatted answers in [`answers`].
 
+#![forbid(unsafe_code)]
+
 mod answers;
 mod conn;
 mod timers;

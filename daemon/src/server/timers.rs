@@ -90,7 +90,7 @@ impl Lifespan {
 
     /// How long until the daemon should exit, if it is idle and mortal. FLoM exits about
     /// its lifespan after the last resource went, or a third of it when no resource was
-    /// ever created (both recorded in tests/data/flom-transcripts.md); `ever_created` is
+    /// ever created (both recorded: tests/data/flom-transcripts.md, section 0); `ever_created` is
     /// asked only when it matters.
     // Inlined as it was inside the loop, which asks on every turn.
     #[inline]

@@ -14,6 +14,8 @@
 //! subset of what quick-xml reads, must read it the same way, and never decides that a
 //! message is bad (it hands it over instead), so errors and rcs stay quick-xml's.
 
+#![forbid(unsafe_code)]
+
 mod fast;
 pub mod framer;
 pub mod write;
