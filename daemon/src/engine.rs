@@ -43,7 +43,8 @@ pub struct Effects {
 }
 
 /// The unlock named a resource this connection does not hold.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unlock of a resource this connection does not hold")]
 pub struct NotHeld;
 
 /// A lock request for `spec` (already validated). Returns the first answer.

@@ -8,7 +8,7 @@ use clap::Parser;
 use cli::admin_client::{self, Op};
 use cli::args::{Cli, Sub};
 use cli::client::{self, EXIT_ERROR};
-use cli::{bench, daemon};
+use cli::{bench, daemon, options};
 use latch::table::VERSION;
 use std::process::ExitCode;
 
@@ -26,11 +26,15 @@ fn main() -> ExitCode {
         return exit(0);
     }
     let Some(sub) = &cli.sub else {
-        return exit(client::run(&cli.endpoint, &cli.lock, &cli.command));
+        let job = options::lower(&cli.endpoint, &cli.lock, &cli.command);
+        return exit(job.map_or_else(|code| code, client::run));
     };
-    let Ok(endpoint) = cli.endpoint.endpoint() else {
-        eprintln!("latch: -s (Unix socket) and -a (TCP address) cannot be used together");
-        return exit(EXIT_ERROR);
+    let endpoint = match cli.endpoint.endpoint() {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("latch: {e}");
+            return exit(EXIT_ERROR);
+        }
     };
     let code = match sub {
         Sub::Daemon(args) => daemon::run(endpoint, args),

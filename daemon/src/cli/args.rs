@@ -1,14 +1,15 @@
 //! The command line: flom's options for the client, and latch's own subcommands.
 //!
-//! Only parsing and the flom-compatible interpretation of option values live here; what
-//! the options do is in [`super::client`], [`super::daemon`] and friends. Nothing in the
-//! library sees these types: [`super::daemon`] lowers them to a [`latch::server::Config`].
+//! Only the definitions and their parsing live here: what option values mean as flom reads
+//! them is [`super::options`]'s, what the options do [`super::client`]'s, [`super::daemon`]'s
+//! and friends'. Nothing in the library sees these types: [`super::options`] and
+//! [`super::daemon`] lower them to plain values ([`latch::wire::LockMsg`],
+//! [`latch::server::Config`]).
 
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
 use latch::net::Endpoint;
-use latch_probe_common::LockMode;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -184,7 +185,8 @@ impl EndpointArgs {
 }
 
 /// `-s` together with `-a`.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("-s (Unix socket) and -a (TCP address) cannot be used together")]
 pub struct EndpointConflict;
 
 /// flom's default socket: `/tmp/flom-<login>`.
@@ -198,68 +200,9 @@ pub fn default_socket() -> PathBuf {
     PathBuf::from(format!("/tmp/flom-{login}"))
 }
 
-/// flom's `-l`: a case-insensitive substring search, long then short name, in the order
-/// NL CR CW PW PR EX (tests/data/flom-transcripts.md, e).
-pub fn parse_mode(text: &str) -> Option<LockMode> {
-    let lower = text.to_ascii_lowercase();
-    [
-        LockMode::NL,
-        LockMode::CR,
-        LockMode::CW,
-        LockMode::PW,
-        LockMode::PR,
-        LockMode::EX,
-    ]
-    .into_iter()
-    .find(|m| {
-        lower.contains(&m.long_name().to_ascii_lowercase())
-            || lower.contains(&m.short_name().to_ascii_lowercase())
-    })
-}
-
-/// flom's `-e`: any text containing "no", "yes", "n" or "y" (case-insensitive, in that
-/// order) means no/yes/no/yes; anything else is refused.
-pub fn parse_create(text: &str) -> Option<bool> {
-    let lower = text.to_ascii_lowercase();
-    [("no", false), ("yes", true), ("n", false), ("y", true)]
-        .into_iter()
-        .find(|(word, _)| lower.contains(word))
-        .map(|(_, v)| v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn modes_as_flom_reads_them() {
-        for (text, mode) in [
-            ("NL", LockMode::NL),
-            ("ConcurrentRead", LockMode::CR),
-            ("cw", LockMode::CW),
-            ("ProtectedRead", LockMode::PR),
-            ("pw", LockMode::PW),
-            ("Ex", LockMode::EX),
-            ("EXCL", LockMode::EX),
-            ("exclusive", LockMode::EX),
-        ] {
-            assert_eq!(parse_mode(text), Some(mode), "{text}");
-        }
-        assert_eq!(parse_mode("xx"), None);
-        assert_eq!(parse_mode(""), None);
-    }
-
-    #[test]
-    fn create_as_flom_reads_it() {
-        assert_eq!(parse_create("no"), Some(false));
-        assert_eq!(parse_create("yes"), Some(true));
-        assert_eq!(parse_create("maybe"), Some(true));
-        assert_eq!(parse_create("xyz"), Some(true));
-        assert_eq!(parse_create("n"), Some(false));
-        for bad in ["1", "0", "true", "false", ""] {
-            assert_eq!(parse_create(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn clap_definition_is_consistent() {

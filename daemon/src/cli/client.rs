@@ -6,12 +6,10 @@
 
 #![forbid(unsafe_code)]
 
-use super::args::{parse_create, parse_mode, EndpointArgs, LockArgs};
 use super::autostart::connect_or_start;
 use super::session::machine_id;
 use super::stream::{self, ClientStream};
 use latch::net::Endpoint;
-use latch::resource::{self, DEFAULT_RESOURCE};
 use latch::timefmt;
 use latch::wire::framer::Framer;
 use latch::wire::write::{format_lock, format_shutdown, format_unlock};
@@ -28,75 +26,54 @@ pub const EXIT_CANT_EXEC: i32 = 97;
 pub const EXIT_BUSY: i32 = 98;
 pub const EXIT_ERROR: i32 = 99;
 
+/// What the client was asked to do, in plain values (see [`super::options`]).
+pub enum Job {
+    /// Lock, run the command while holding the lock, unlock.
+    Lock(LockJob),
+    /// `-x` (quiesce) or `-X` (immediate): ask the daemon to shut down.
+    Shutdown { endpoint: Endpoint, immediate: bool },
+}
+
+pub struct LockJob {
+    pub endpoint: Endpoint,
+    /// The request, as sent.
+    pub msg: LockMsg,
+    /// How long to wait for the grant, ms (`-o`): negative forever, 0 not at all.
+    pub timeout_ms: i64,
+    /// The lifespan of a daemon started for this lock, ms (`-d`): 0 starts none.
+    pub daemon_lifespan_ms: i64,
+    /// Not empty; the granted element, if any, is appended.
+    pub command: Vec<OsString>,
+}
+
 /// Runs the client as flom does; returns the process exit status.
-pub fn run(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> i32 {
-    let mode = match args.mode.as_deref().map(|m| (m, parse_mode(m))) {
-        Some((text, None)) => {
-            eprintln!("lock-mode: '{text}' is an invalid value");
-            return EXIT_ERROR;
-        }
-        Some((_, Some(m))) => m,
-        None => latch_probe_common::LockMode::EX,
-    };
-    let create = match args.create.as_deref().map(|c| (c, parse_create(c))) {
-        Some((text, None)) => {
-            println!("resource-create: '{text}' is an invalid value");
-            return EXIT_ERROR;
-        }
-        Some((_, Some(c))) => c,
-        None => true,
-    };
-    let name = match args.resource.as_deref() {
-        Some(DEFAULT_RESOURCE) => {
-            println!("ERROR: '{DEFAULT_RESOURCE}' is a reserved resource name and can not be set by user");
-            eprintln!("flom_config_set_resource_name: ret_cod=-14");
-            return EXIT_ERROR;
-        }
-        Some(n) => n.to_owned(),
-        None => DEFAULT_RESOURCE.to_owned(),
-    };
-    let Some(spec) = resource::classify(&name) else {
-        println!("ERROR: '{name}' is not a valid name for a resource");
-        eprintln!("flom_config_set_resource_name: ret_cod=-14");
-        return EXIT_ERROR;
-    };
-    let Ok(endpoint) = endpoint.endpoint() else {
-        println!("ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.");
-        eprintln!("Configuration is not valid, cannot go on!");
-        return EXIT_ERROR;
-    };
-    if args.quiesce || args.immediate {
-        return shutdown(&endpoint, args.immediate);
+pub fn run(job: Job) -> i32 {
+    match job {
+        Job::Lock(job) => lock_and_run(&job),
+        Job::Shutdown {
+            endpoint,
+            immediate,
+        } => shutdown(&endpoint, immediate),
     }
-    if command.is_empty() {
-        eprintln!("No command to execute!");
-        return EXIT_CANT_EXEC;
-    }
-    let resource_type = spec.resource_type();
-    let quantity = match args.quantity {
-        Some(q) if q < 0 => {
-            eprintln!("Resource quantity ignored because negative values ({q}) are meaningless");
-            1
-        }
-        Some(q) => q,
-        None => 1,
-    };
-    let msg = LockMsg {
-        name: name.clone(),
-        mode: resource_type.has_mode().then_some(mode.wire()),
-        wait: args.timeout_ms != 0,
-        quantity: resource_type.has_quantity().then_some(quantity),
-        create,
-        lifespan_ms: args.resource_lifespan_ms,
-    };
-    let mut stream = match connect_or_start(&endpoint, args.daemon_lifespan_ms) {
+}
+
+/// Locks, runs the command holding the lock, unlocks (rolling back if it failed).
+fn lock_and_run(job: &LockJob) -> i32 {
+    let LockJob {
+        endpoint,
+        msg,
+        timeout_ms,
+        daemon_lifespan_ms,
+        command,
+    } = job;
+    let mut stream = match connect_or_start(endpoint, *daemon_lifespan_ms) {
         Ok(s) => s,
         Err(_) => {
             eprintln!("flom_client_connect: ret_cod=-105 (ERROR: 'connect' function returned an error condition)");
             return EXIT_ERROR;
         }
     };
-    let element = match lock(&mut stream, &msg, args.timeout_ms) {
+    let element = match lock(&mut stream, msg, *timeout_ms) {
         Ok(element) => element,
         Err(code) => {
             disconnect(&mut stream);
@@ -105,7 +82,7 @@ pub fn run(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> i3
     };
     let (status, rollback) = run_command(command, element.as_deref());
     if stream
-        .send_message(&format_unlock(&name, rollback))
+        .send_message(&format_unlock(&msg.name, rollback))
         .is_err()
     {
         eprintln!(

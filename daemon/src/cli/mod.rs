@@ -12,5 +12,6 @@ pub mod autostart;
 pub mod bench;
 pub mod client;
 pub mod daemon;
+pub mod options;
 pub mod session;
 pub mod stream;
