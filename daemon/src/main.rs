@@ -7,8 +7,8 @@ mod cli;
 use clap::Parser;
 use cli::admin_client::{self, Op};
 use cli::args::{Cli, Sub};
-use cli::client::{self, EXIT_ERROR};
 use cli::{bench, daemon, options};
+use cli::{client, exit};
 use latch::table::VERSION;
 use std::process::ExitCode;
 
@@ -16,24 +16,24 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { 0 };
+            let code = if e.use_stderr() { exit::ERROR } else { 0 };
             let _ = e.print();
-            return exit(code);
+            return exit_status(code);
         }
     };
     if cli.version {
         println!("latch {VERSION}");
-        return exit(0);
+        return exit_status(0);
     }
     let Some(sub) = &cli.sub else {
         let job = options::lower(&cli.endpoint, &cli.lock, &cli.command);
-        return exit(job.map_or_else(|code| code, client::run));
+        return exit_status(job.map_or_else(|code| code, client::run));
     };
     let endpoint = match cli.endpoint.endpoint() {
         Ok(endpoint) => endpoint,
         Err(e) => {
             eprintln!("latch: {e}");
-            return exit(EXIT_ERROR);
+            return exit_status(exit::ERROR);
         }
     };
     let code = match sub {
@@ -50,9 +50,9 @@ fn main() -> ExitCode {
         Sub::State(args) => admin_client::run(&endpoint, Op::State, args),
         Sub::Events(args) => admin_client::run(&endpoint, Op::Events, args),
     };
-    exit(code)
+    exit_status(code)
 }
 
-fn exit(code: i32) -> ExitCode {
+fn exit_status(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }

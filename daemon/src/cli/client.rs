@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 use super::autostart::connect_or_start;
+use super::exit;
 use super::session::machine_id;
 use super::stream::{self, ClientStream};
 use latch::net::Endpoint;
@@ -20,11 +21,6 @@ use std::net::Shutdown;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-pub const EXIT_CANT_WAIT: i32 = 96;
-pub const EXIT_CANT_EXEC: i32 = 97;
-pub const EXIT_BUSY: i32 = 98;
-pub const EXIT_ERROR: i32 = 99;
 
 /// What the client was asked to do, in plain values (see [`super::options`]).
 pub enum Job {
@@ -70,7 +66,7 @@ fn lock_and_run(job: &LockJob) -> i32 {
         Ok(s) => s,
         Err(_) => {
             eprintln!("flom_client_connect: ret_cod=-105 (ERROR: 'connect' function returned an error condition)");
-            return EXIT_ERROR;
+            return exit::ERROR;
         }
     };
     let element = match lock(&mut stream, msg, *timeout_ms) {
@@ -88,7 +84,7 @@ fn lock_and_run(job: &LockJob) -> i32 {
         eprintln!(
             "flom_client_unlock: ret_cod=-130 (ERROR: 'send' function returned an error condition)"
         );
-        return EXIT_ERROR;
+        return exit::ERROR;
     }
     disconnect(&mut stream);
     status
@@ -100,7 +96,7 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
         eprintln!(
             "flom_client_lock: ret_cod=-126 (ERROR: 'recv' function returned an error condition)"
         );
-        EXIT_ERROR
+        exit::ERROR
     };
     if stream
         .send_message(&format_lock(&machine_id(), msg))
@@ -109,7 +105,7 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
         eprintln!(
             "flom_client_lock: ret_cod=-130 (ERROR: 'send' function returned an error condition)"
         );
-        return Err(EXIT_ERROR);
+        return Err(exit::ERROR);
     }
     let per_message = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64));
     let mut framer = Framer::default();
@@ -126,7 +122,7 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
                 eprintln!(
                     "The lock was not obtained because timeout ({timeout_ms} milliseconds) expired"
                 );
-                return Err(EXIT_BUSY);
+                return Err(exit::BUSY);
             }
             Err(_) => return Err(recv_error()),
         };
@@ -135,21 +131,21 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
             Ok(Rc::Queued | Rc::Incubated) => continue,
             Ok(Rc::Busy) => {
                 eprintln!("Resource already locked, the lock cannot be obtained");
-                return Err(EXIT_BUSY);
+                return Err(exit::BUSY);
             }
             Ok(Rc::CannotWait) => {
                 eprintln!(
                     "The resource could be available in the future, but the requester can't wait"
                 );
-                return Err(EXIT_CANT_WAIT);
+                return Err(exit::CANT_WAIT);
             }
             Ok(Rc::Impossible) => {
                 eprintln!("Resource will never satisfy the request, the lock cannot be obtained");
-                return Err(EXIT_ERROR);
+                return Err(exit::ERROR);
             }
             Ok(Rc::InvalidName | Rc::TooLong) | Err(_) => {
                 eprintln!("flom_client_lock: ret_cod={}", answer.rc);
-                return Err(EXIT_ERROR);
+                return Err(exit::ERROR);
             }
         }
     }
@@ -202,7 +198,7 @@ fn run_command(command: &[OsString], element: Option<&str>) -> (i32, bool) {
             // flom reports a signalled command as success (exit 0, no rollback); a command
             // that was killed did not succeed.
             (None, Some(sig)) => (128 + sig, true),
-            (None, None) => (EXIT_ERROR, true),
+            (None, None) => (exit::ERROR, true),
         },
         Err(_) => {
             let now = timefmt::format_timestamp("%H:%M:%S#fff", timefmt::now_ns());
@@ -211,7 +207,7 @@ fn run_command(command: &[OsString], element: Option<&str>) -> (i32, bool) {
                 "\n** (latch:{}): WARNING **: {now}: Unable to execute command '{shown}'\n",
                 std::process::id()
             );
-            (EXIT_CANT_EXEC, true)
+            (exit::CANT_EXEC, true)
         }
     }
 }
@@ -234,13 +230,13 @@ fn shutdown(endpoint: &Endpoint, immediate: bool) -> i32 {
     println!("Starting FLoM daemon {what} shutdown...");
     let _ = io::stdout().flush();
     let Ok(mut stream) = stream::connect(endpoint) else {
-        return EXIT_ERROR;
+        return exit::ERROR;
     };
     if stream
         .send_message(&format_shutdown(&machine_id(), immediate))
         .is_err()
     {
-        return EXIT_ERROR;
+        return exit::ERROR;
     }
     // flom waits up to a second for a reply that never comes, then says goodbye.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(if immediate {

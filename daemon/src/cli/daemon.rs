@@ -7,7 +7,7 @@
 
 use super::args::DaemonArgs;
 use super::autostart;
-use super::client::EXIT_ERROR;
+use super::exit;
 use super::session::machine_id;
 use latch::net::{raise_fd_limit, Endpoint};
 use latch::server::{Config, Server};
@@ -23,7 +23,7 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
                 eprintln!(
                     "latch daemon: unknown --debug-feature {feature:?} (known: hang-on-lock=NAME)"
                 );
-                return EXIT_ERROR;
+                return exit::ERROR;
             }
         }
     }
@@ -35,7 +35,7 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             Ok(None) => return 0,
             Err(e) => {
                 eprintln!("latch daemon: cannot take the start-up lock: {e}");
-                return EXIT_ERROR;
+                return exit::ERROR;
             }
         }
     } else {
@@ -53,7 +53,7 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("latch daemon: cannot listen on {endpoint}: {e}");
-            return EXIT_ERROR;
+            return exit::ERROR;
         }
     };
     if args.spawned {
@@ -70,7 +70,7 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("latch daemon: {e}");
-            EXIT_ERROR
+            exit::ERROR
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod autostart;
 pub mod bench;
 pub mod client;
 pub mod daemon;
+pub mod exit;
 pub mod options;
 pub mod session;
 pub mod stream;

@@ -7,7 +7,8 @@
 #![forbid(unsafe_code)]
 
 use super::args::{EndpointArgs, LockArgs};
-use super::client::{Job, LockJob, EXIT_CANT_EXEC, EXIT_ERROR};
+use super::client::{Job, LockJob};
+use super::exit;
 use latch::resource::{self, DEFAULT_RESOURCE};
 use latch::wire::LockMsg;
 use latch_probe_common::LockMode;
@@ -19,7 +20,7 @@ pub fn lower(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> 
     let mode = match args.mode.as_deref().map(|m| (m, parse_mode(m))) {
         Some((text, None)) => {
             eprintln!("lock-mode: '{text}' is an invalid value");
-            return Err(EXIT_ERROR);
+            return Err(exit::ERROR);
         }
         Some((_, Some(m))) => m,
         None => LockMode::EX,
@@ -27,7 +28,7 @@ pub fn lower(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> 
     let create = match args.create.as_deref().map(|c| (c, parse_create(c))) {
         Some((text, None)) => {
             println!("resource-create: '{text}' is an invalid value");
-            return Err(EXIT_ERROR);
+            return Err(exit::ERROR);
         }
         Some((_, Some(c))) => c,
         None => true,
@@ -36,7 +37,7 @@ pub fn lower(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> 
         Some(DEFAULT_RESOURCE) => {
             println!("ERROR: '{DEFAULT_RESOURCE}' is a reserved resource name and can not be set by user");
             eprintln!("flom_config_set_resource_name: ret_cod=-14");
-            return Err(EXIT_ERROR);
+            return Err(exit::ERROR);
         }
         Some(n) => n.to_owned(),
         None => DEFAULT_RESOURCE.to_owned(),
@@ -44,12 +45,12 @@ pub fn lower(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> 
     let Some(spec) = resource::classify(&name) else {
         println!("ERROR: '{name}' is not a valid name for a resource");
         eprintln!("flom_config_set_resource_name: ret_cod=-14");
-        return Err(EXIT_ERROR);
+        return Err(exit::ERROR);
     };
     let Ok(endpoint) = endpoint.endpoint() else {
         println!("ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.");
         eprintln!("Configuration is not valid, cannot go on!");
-        return Err(EXIT_ERROR);
+        return Err(exit::ERROR);
     };
     if args.quiesce || args.immediate {
         return Ok(Job::Shutdown {
@@ -59,7 +60,7 @@ pub fn lower(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> 
     }
     if command.is_empty() {
         eprintln!("No command to execute!");
-        return Err(EXIT_CANT_EXEC);
+        return Err(exit::CANT_EXEC);
     }
     let resource_type = spec.resource_type();
     let quantity = match args.quantity {
