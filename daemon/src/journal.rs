@@ -1,5 +1,8 @@
 //! Collects the `latch.event/1` records of the changes made while handling one message,
 //! for the admin API's `events` readers. Builds nothing when nobody is listening.
+//!
+//! Records what [`crate::change`] tells it; changes nothing and sends nothing (the server
+//! publishes the records through [`crate::hub`]).
 
 #![forbid(unsafe_code)]
 

@@ -1,5 +1,9 @@
 //! Sockets: the listener (Unix or TCP) and an accepted stream, with what identifies the
-//! peer. Thin wrappers over mio's types so the server handles both transports alike.
+//! peer. Thin wrappers over mio's types so the server handles both transports alike; and
+//! the open-files limit that thousands of connections need.
+//!
+//! Moves bytes and knows who is on the other end; what the bytes mean is [`crate::wire`]'s,
+//! when to read them [`crate::server`]'s.
 
 use crate::table::Peer;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};

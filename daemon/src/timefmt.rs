@@ -1,5 +1,7 @@
 //! Wall-clock time: Unix nanoseconds now, and FLoM's timestamp elements (`strftime` in
 //! local time, with `#f`…`#ffffff` standing for "." and 1–6 fraction digits).
+//!
+//! Formats only: which element a grant gets, and when, is [`crate::rules`]'s.
 
 use std::ffi::CString;
 use std::time::{SystemTime, UNIX_EPOCH};

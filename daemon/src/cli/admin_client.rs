@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 answered; 2 no daemon at the endpoint; 3 the daemon did not answer in
 //! time (it may be wedged: try `latch-probe`); 1 anything else.
+//!
+//! Sends one request and prints the replies; never speaks FLoM's protocol.
 
 #![forbid(unsafe_code)]
 

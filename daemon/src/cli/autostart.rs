@@ -3,6 +3,8 @@
 //!
 //! Concurrent starters race on `flock(<socket>.lock)`: exactly one binds; the others find
 //! the lock taken and simply retry connecting until the winner answers.
+//!
+//! Starts and detaches; what the started daemon does is [`latch::server`]'s.
 
 use super::stream::{connect, ClientStream};
 use latch::net::Endpoint;

@@ -2,6 +2,9 @@
 //! connection per lock: connect, lock, answer, unlock, close), so it can be pointed at any
 //! FLoM-protocol daemon; and `--hold`, which fills a daemon with held locks and waiters for
 //! the probe's benchmarks.
+//!
+//! Measures the daemon from outside, over the wire like any client: it never calls into the
+//! engine or the server.
 
 #![forbid(unsafe_code)]
 

@@ -3,6 +3,9 @@
 //! messages are flom's (as recorded in tests/data/flom-transcripts.md); where flom is at
 //! fault (a command killed by a signal reported as success), latch differs and
 //! `docs/flom-differences.md` says so.
+//!
+//! Runs a [`Job`] already lowered from the command line ([`super::options`]); reads no
+//! option itself.
 
 #![forbid(unsafe_code)]
 

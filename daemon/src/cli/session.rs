@@ -1,5 +1,7 @@
 //! The session id flom puts in its messages, which both the daemon's first answers and a
 //! client's requests carry.
+//!
+//! Reads the id; puts it in no message itself.
 
 #![forbid(unsafe_code)]
 
