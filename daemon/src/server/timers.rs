@@ -92,8 +92,9 @@ impl Lifespan {
     /// its lifespan after the last resource went, or a third of it when no resource was
     /// ever created (both recorded: tests/data/flom-transcripts.md, section 0); `ever_created` is
     /// asked only when it matters.
-    // Inlined as it was inside the loop, which asks on every turn.
-    #[inline]
+    // Inlined as it was inside the loop, which asks on every turn (plain `#[inline]` left
+    // it out of line once the server's two callers were inlined into the loop).
+    #[inline(always)]
     pub fn time_left(&self, ever_created: impl FnOnce() -> bool) -> Option<Duration> {
         let since = self.idle_since?;
         if self.lifespan_ms < 0 {
