@@ -7,10 +7,10 @@
 //! copies is shown cut (at a character boundary) and the event is marked `cut`.
 
 use super::plan::TracePlan;
-use crate::debuginfo::TypeIndex;
-use crate::memory::Snapshot;
 use crate::model::{self, Fault};
-use crate::value::{Limits, Value, ValueReader};
+use dwarfpeek::debuginfo::TypeIndex;
+use dwarfpeek::memory::Snapshot;
+use dwarfpeek::value::{Limits, Value, ValueReader};
 use latch_probe_common::doc::EventDoc;
 use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot, BLOCK_BYTES, TEXT_BYTES};
 use latch_probe_common::{EntryState, EventKind};
