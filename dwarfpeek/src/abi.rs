@@ -37,7 +37,7 @@ pub enum AbiError {
     },
     #[error(
         "parameter `{parameter}` of `{function}` was folded into a constant by the optimizer; \
-         make the daemon pass it through a reference so it stays an argument"
+         make the program pass it through a reference so it stays an argument"
     )]
     FoldedAway { function: String, parameter: String },
     #[error(

@@ -2,8 +2,8 @@
 //! (the `DW_TAG_enumerator`s of a C-like enum, or the variants of the `DW_TAG_variant_part`
 //! of an enum with data), and a static variable (its symbol and its `DW_TAG_variable`).
 //!
-//! Names only: what a probe relies on before it reads anything (`docs/contract.md` of the
-//! daemon lists them). Offsets and sizes are [`super::types`]'s business.
+//! Names only: what a caller relies on before it reads anything (the names its contract with
+//! the program lists). Offsets and sizes are [`super::types`]'s business.
 
 use super::types::find_in_namespaces;
 use super::{DebugInfoError, Dwarf, Executable, Slice};

@@ -182,7 +182,7 @@ pub struct Executable {
 
 impl Executable {
     /// Reads the whole file: the queries walk it several times and the file may change or
-    /// vanish on disk while a probe runs (a daemon being rebuilt), so one copy is taken.
+    /// vanish on disk while a probe runs (a program being rebuilt), so one copy is taken.
     ///
     /// A stripped executable's debug file is looked for under `/usr/lib/debug` (see
     /// [`Executable::open_with_debug_root`]).

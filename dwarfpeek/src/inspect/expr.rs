@@ -218,15 +218,15 @@ mod tests {
 
     #[test]
     fn parses_every_step() {
-        let e = Expr::parse(r#"LOCK_TABLE.data.lockers[3].waitings[0..2].len()"#).unwrap();
-        assert_eq!(e.root, "LOCK_TABLE");
+        let e = Expr::parse(r#"TABLE.data.entries[3].waiting[0..2].len()"#).unwrap();
+        assert_eq!(e.root, "TABLE");
         assert_eq!(
             e.steps,
             [
                 Step::Field("data".into()),
-                Step::Field("lockers".into()),
+                Step::Field("entries".into()),
                 Step::Index(3),
-                Step::Field("waitings".into()),
+                Step::Field("waiting".into()),
                 Step::Range(0, 2),
                 Step::Len
             ]

@@ -153,7 +153,7 @@ mod tests {
         queue: VecDeque::new(),
     });
 
-    /// This test process reads its own static, as the probe reads a daemon's (no freeze:
+    /// This test process reads its own static, as a probe reads another process's (no freeze:
     /// a process cannot trace itself, and nothing else touches the static meanwhile).
     #[test]
     fn reads_a_static_of_this_process() {

@@ -1,4 +1,4 @@
-//! The decoded value tree and the accessors a model of the daemon's state walks it with.
+//! The decoded value tree and the accessors a caller's model of a program's state walks it with.
 //! Plain data: building it is [`super::decode`]'s job, showing it a renderer's.
 
 use super::ValueError;
