@@ -52,11 +52,6 @@ impl LiveDaemon {
         self.pid
     }
 
-    /// The executable's path as the process maps it.
-    pub fn mapped_path(&self) -> &Path {
-        &self.mapped
-    }
-
     /// The process's own link to its executable: the file to read and to probe.
     pub fn proc_exe(&self) -> PathBuf {
         proc_exe(self.pid)

@@ -14,11 +14,8 @@ use latch_probe::model::{CaptureOptions, DaemonImage};
 use latch_probe::render::fuse::{serve, CaptureFn, Ended, MountOptions, CONTROL_NAME};
 use latch_probe::stop::StopSignals;
 use latch_probe::target::LiveDaemon;
-use latch_probe::trace::{Followed, Follower};
+use latch_probe::trace::{Feed, FeedNote};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The refresh interval of a live mount unless `--interval` says otherwise.
@@ -68,7 +65,13 @@ pub fn run(args: &MountArgs) -> Result<u8> {
     let (first, capture) = match args.target.target() {
         Target::Core { core, exe } => from_core(core, exe)?,
         Target::Live(pid) if args.live => {
-            let (started, first, capture) = LiveFeed::start(LiveDaemon::open(pid)?, options)?;
+            let (started, first) = Feed::start(LiveDaemon::open(pid)?, options, say)?;
+            let latest = started.latest();
+            let capture: CaptureFn = Box::new(move || {
+                latest
+                    .get()
+                    .ok_or_else(|| "the live feed has no state".into())
+            });
             feed = Some(started);
             (first, capture)
         }
@@ -126,90 +129,14 @@ fn boxed(error: ProbeError) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(error)
 }
 
-/// A thread that keeps the latest state from eBPF events for a `--live` mount; dropping it
-/// stops the thread, which detaches the uprobes.
-struct LiveFeed {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl LiveFeed {
-    /// How long the feed waits for events before looking at its stop flag.
-    const TICK: Duration = Duration::from_millis(100);
-
-    fn start(
-        daemon: LiveDaemon,
-        options: CaptureOptions,
-    ) -> Result<(LiveFeed, Capture, CaptureFn)> {
-        let (started_tx, started_rx) = mpsc::sync_channel(1);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let latest: Arc<Mutex<Option<Capture>>> = Arc::new(Mutex::new(None));
-        let shared = Arc::clone(&latest);
-        let thread = std::thread::spawn(move || {
-            let mut follower = match Follower::start(daemon, options) {
-                Ok(follower) => follower,
-                Err(error) => {
-                    let _ = started_tx.send(Err(error));
-                    return;
-                }
-            };
-            let publish = |follower: &Follower| {
-                let mut capture = follower.snapshot().clone();
-                capture.state = follower.state().clone();
-                *shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(capture);
-            };
-            publish(&follower);
-            let _ = started_tx.send(Ok(()));
-            let mut dirty = false;
-            while !stopped.load(Ordering::Relaxed) {
-                match follower.next(Self::TICK, None) {
-                    // Published when the stream pauses: a busy daemon is not copied per event.
-                    Ok(None) if dirty => {
-                        publish(&follower);
-                        dirty = false;
-                    }
-                    Ok(None) => {}
-                    Ok(Some(Followed::Event(..))) => dirty = true,
-                    Ok(Some(other)) => {
-                        eprintln!("latch-probe: {other:?}; took a new snapshot");
-                        dirty = true;
-                    }
-                    Err(error) => {
-                        eprintln!("latch-probe: the live feed stopped: {error}; the tree keeps its last state");
-                        return;
-                    }
-                }
-            }
-        });
-        let feed = LiveFeed {
-            stop,
-            thread: Some(thread),
-        };
-        started_rx
-            .recv()
-            .context("the live feed's thread ended before its first snapshot")??;
-        let first = latest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .context("the live feed published no first snapshot")?;
-        let capture: CaptureFn = Box::new(move || {
-            latest
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-                .ok_or_else(|| "the live feed has no state".into())
-        });
-        Ok((feed, first, capture))
-    }
-}
-
-impl Drop for LiveFeed {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+/// What the live feed met, on stderr.
+fn say(note: FeedNote) {
+    match note {
+        FeedNote::Resnapshot(followed) => {
+            eprintln!("latch-probe: {followed:?}; took a new snapshot")
+        }
+        FeedNote::Stopped(error) => {
+            eprintln!("latch-probe: the live feed stopped: {error}; the tree keeps its last state")
         }
     }
 }

@@ -96,6 +96,8 @@ pub enum TraceError {
     },
     #[error("waiting for events failed: {0}")]
     Poll(nix::Error),
+    #[error("the live feed's thread ended before its first snapshot; try again")]
+    FeedEnded,
     #[error("an event record of {len} bytes arrived where {expected} were expected; probe-ebpf and this crate disagree")]
     ShortRecord { len: usize, expected: usize },
 }

@@ -9,6 +9,7 @@
 //!   handing out the raw records and the count of lost ones; dropping it detaches.
 //! - [`event`]: a raw record decoded, with the value reader, into an [`EventDoc`].
 //! - [`follow`]: one snapshot and the events after it, merged into a live state.
+//! - [`feed`]: that live state kept on a thread of its own, the latest published.
 //!
 //! It never writes to the daemon and never stops it: a uprobe costs the daemon a trap per
 //! call and nothing else.
@@ -17,12 +18,14 @@
 
 mod error;
 pub mod event;
+pub mod feed;
 pub mod follow;
 pub mod plan;
 pub mod probes;
 
 pub use error::TraceError;
 pub use event::{EventDecoder, EventError};
+pub use feed::{Feed, FeedNote, Latest};
 pub use follow::{Followed, Follower};
 pub use plan::TracePlan;
 pub use probes::Tracer;
