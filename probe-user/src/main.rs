@@ -7,6 +7,7 @@ mod commands;
 
 use clap::Parser;
 use latch_probe::error::{exit_code, ProbeError};
+use latch_probe::trace::TraceError;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -31,8 +32,13 @@ fn main() -> ExitCode {
         Err(err) => {
             // The whole cause chain on one line; a backtrace helps no user of a probe.
             eprintln!("latch-probe: {err:#}");
-            let probe_error = err.chain().find_map(|e| e.downcast_ref::<ProbeError>());
-            ExitCode::from(probe_error.map_or(exit_code::USAGE, ProbeError::exit_code))
+            // The documented code of the first of the probe's own errors in the chain.
+            let code = err.chain().find_map(|e| {
+                e.downcast_ref::<ProbeError>()
+                    .map(ProbeError::exit_code)
+                    .or_else(|| e.downcast_ref::<TraceError>().map(TraceError::exit_code))
+            });
+            ExitCode::from(code.unwrap_or(exit_code::USAGE))
         }
     }
 }
