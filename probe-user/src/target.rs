@@ -12,7 +12,7 @@ use crate::error::ProbeError;
 use crate::executable;
 use crate::model::{duration_ns, CaptureOptions, DaemonImage};
 use crate::stacks;
-use dwarfpeek::debuginfo::DebugInfoError;
+use dwarfpeek::debuginfo::{DebugInfoError, TypeIndex};
 use dwarfpeek::inspect::Inspected;
 use dwarfpeek::memory::{maps, CoreFile, Freeze, LiveProcess, Region, Snapshot};
 use dwarfpeek::process;
@@ -95,6 +95,8 @@ pub fn inspect_live(pid: u32) -> Result<Inspected, ProbeError> {
         DebugInfoError::Read { error, .. } => unreadable_exe(pid, error),
         other => ProbeError::DebugInfo(other),
     })?;
+    // Indexed before the process is stopped: a program without DWARF is refused untouched.
+    let index = TypeIndex::on_demand(&exe).map_err(ProbeError::DebugInfo)?;
     let mappings = maps::read_maps(pid as i32).map_err(|error| ProbeError::Maps { pid, error })?;
     let files: Vec<_> = mappings.iter().filter_map(|m| m.file()).collect();
     let bias = exe
@@ -112,7 +114,7 @@ pub fn inspect_live(pid: u32) -> Result<Inspected, ProbeError> {
     freeze
         .resume()
         .map_err(|error| ProbeError::Freeze { pid, error })?;
-    Ok(Inspected::new(exe, Box::new(snapshot), bias)?)
+    Ok(Inspected::new(exe, index, Box::new(snapshot), bias))
 }
 
 /// A core file of a process that ran `exe_path`, any Rust program with debug info.

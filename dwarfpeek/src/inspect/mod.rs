@@ -60,24 +60,26 @@ pub struct Inspected {
 }
 
 impl Inspected {
-    /// `exe`, indexed, over `memory` (a process's or a core's), where the executable's
-    /// link-time addresses are `bias` off.
+    /// `exe` with its type `index` over `memory` (a process's or a core's), where the
+    /// executable's link-time addresses are `bias` off.
     pub fn new(
         exe: Executable,
+        index: TypeIndex,
         memory: Box<dyn MemorySource>,
         bias: u64,
-    ) -> Result<Inspected, InspectError> {
-        let index = TypeIndex::on_demand(&exe)?;
-        Ok(Inspected {
+    ) -> Inspected {
+        Inspected {
             exe,
             index,
             memory,
             bias,
-        })
+        }
     }
 
     /// A core file of a process that ran `exe`.
     pub fn core(core_path: &Path, exe: Executable) -> Result<Inspected, InspectError> {
+        // The index first: an executable without DWARF is refused before the core is read.
+        let index = TypeIndex::on_demand(&exe)?;
         let core = CoreFile::open(core_path)?;
         let bias = exe
             .load_bias(core.file_mappings(), exe.path())
@@ -85,7 +87,7 @@ impl Inspected {
                 exe: exe.path().to_owned(),
                 error,
             })?;
-        Inspected::new(exe, Box::new(core), bias)
+        Ok(Inspected::new(exe, index, Box::new(core), bias))
     }
 
     /// Every static's path.
