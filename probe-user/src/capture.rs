@@ -4,6 +4,7 @@
 //!
 //! Plain data: nothing here reads memory or knows how the state was decoded.
 
+use dwarfpeek::process::ThreadFacts;
 use latch_probe_common::doc::StateDoc;
 use std::path::PathBuf;
 
@@ -42,16 +43,6 @@ pub struct DaemonFacts {
     pub gid: u32,
     /// When the snapshot was taken (wall-clock Unix ns).
     pub snapshot_ns: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ThreadFacts {
-    pub tid: u32,
-    /// `comm` of the thread (`latch`, `latch-admin`); empty from a core file.
-    pub name: String,
-    /// The state letter of /proc/PID/task/TID/stat before the freeze (R, S, D, T, t…), or
-    /// from the core's prstatus.
-    pub state: String,
 }
 
 /// What the snapshot cost the target.

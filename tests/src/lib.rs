@@ -579,7 +579,7 @@ pub fn randomized_latch_bin() -> PathBuf {
 
 fn assert_layouts_differ(plain: &Path, randomized: &Path) {
     let offsets = |bin: &Path| -> Vec<u64> {
-        let exe = latch_probe::debuginfo::Executable::open(bin).expect("open the daemon");
+        let exe = dwarfpeek::debuginfo::Executable::open(bin).expect("open the daemon");
         let fields = [
             ("latch::table::Request", "conn"),
             ("latch::table::Request", "resource_name"),

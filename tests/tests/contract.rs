@@ -1,12 +1,12 @@
 //! The probe/daemon contract (`docs/contract.md`) holds for the debug and the release build
 //! of the daemon: every static, struct member, enum variant and state-change function the
 //! probe relies on is there under the documented name, found the way the probe finds it
-//! (ELF symbols and DWARF, through `latch_probe::debuginfo`).
+//! (ELF symbols and DWARF, through `dwarfpeek::debuginfo`).
 //!
 //! A rename in the daemon fails here, not silently in the probe. The checker is itself
 //! checked: misspelled names must be reported as missing.
 
-use latch_probe::debuginfo::Executable;
+use dwarfpeek::debuginfo::Executable;
 use latch_tests::{latch_bin, workspace_root, Profile};
 
 /// One line of the ```contract block.

@@ -7,8 +7,8 @@
 //! The files are the value fixture and a core of it written by `gcore`. Needs root (gcore).
 //! Every process started is stopped by its pid.
 
-use latch_probe::inspect::expr::Expr;
-use latch_probe::inspect::Inspected;
+use dwarfpeek::inspect::expr::Expr;
+use latch_probe::target::inspect_core;
 use latch_tests::{output_within, ValueFixture};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ const EXPRESSIONS: [&str; 4] = ["FIXTURE", "GREETING", "NUMBERS", "POINTERS.to_i
 /// Everything the probe does with an executable and a core, errors allowed.
 /// How many of [`EXPRESSIONS`] read.
 fn read_all(core: &Path, exe: &Path) -> usize {
-    let Ok(inspected) = Inspected::core(core, exe) else {
+    let Ok(inspected) = inspect_core(core, exe) else {
         return 0;
     };
     let _ = inspected.statics();

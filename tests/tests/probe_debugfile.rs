@@ -7,7 +7,8 @@
 //!
 //! Needs root (ptrace) and binutils' `objcopy`. Every process started is stopped by its pid.
 
-use latch_probe::debuginfo::{Executable, DEBUG_ROOT_ENV};
+use dwarfpeek::debuginfo::Executable;
+use latch_probe::executable::DEBUG_ROOT_ENV;
 use latch_probe_common::doc::{Source, StateDoc};
 use latch_tests::{latch_bin, output_within, probe_bin, wait_for, Daemon, Profile};
 use std::path::{Path, PathBuf};

@@ -24,7 +24,8 @@
 
 use base64::Engine as _;
 use latch_probe::capture::Capture;
-use latch_probe::model::{CaptureOptions, DaemonImage};
+use latch_probe::model::CaptureOptions;
+use latch_probe::target::LiveDaemon;
 use latch_probe_common::doc::{Source, StateDoc};
 use latch_tests::{answer_rc, output_within, probe_bin, Background, Daemon, Profile};
 use std::collections::BTreeSet;
@@ -434,7 +435,7 @@ fn run(what: &str, bin: PathBuf, points: usize) -> Coverage {
     let daemon = Daemon::start_exe(bin, &[]);
     let pid = daemon.pid();
     let started = Instant::now();
-    let image = DaemonImage::open(Path::new(&format!("/proc/{pid}/exe")))
+    let target = LiveDaemon::open(pid)
         .unwrap_or_else(|e| panic!("{what}: the probe refuses the daemon: {e}"));
     eprintln!("{what}: indexed the daemon in {:?}", started.elapsed());
     let mut workload = Workload::new(&daemon, seed);
@@ -450,8 +451,8 @@ fn run(what: &str, bin: PathBuf, points: usize) -> Coverage {
             ..CaptureOptions::default()
         };
         let (state, capture) = quiescent_point(&mut workload, || {
-            image
-                .capture_live(pid, options)
+            target
+                .capture(options)
                 .unwrap_or_else(|e| panic!("{what}: seed {seed}, point {point}: {e}"))
         });
         frozen_max = frozen_max.max(Duration::from_nanos(capture.stats.frozen_ns));

@@ -8,11 +8,11 @@
 //! Needs root (ptrace) and gdb's `gcore`. Every process started is stopped by its pid, and a
 //! frozen process is let go by a drop guard even when an assertion fails.
 
-use latch_probe::debuginfo::{Executable, TypeIndex, TypeRef};
-use latch_probe::memory::{
+use dwarfpeek::debuginfo::{Executable, TypeIndex, TypeRef};
+use dwarfpeek::memory::{
     maps, CoreFile, FileMapping, Freeze, LiveProcess, MemoryError, MemorySource, Region, Snapshot,
 };
-use latch_probe::value::{
+use dwarfpeek::value::{
     Limits, MapKind, MutexState, SeqKind, SharedKind, Value, ValueError, ValueReader,
 };
 use latch_tests::ValueFixture;
@@ -321,7 +321,7 @@ fn inner(a: u128, b: u128, c: char) -> Value {
 /// Every static but `FIXTURE`, as the fixture's source sets them.
 fn expected_statics() -> Vec<(&'static str, Value)> {
     let rw = |raw: u32, readers: u32, write_locked: bool, v: u128| Value::RwLock {
-        state: latch_probe::value::RwLockState {
+        state: dwarfpeek::value::RwLockState {
             raw,
             write_locked,
             readers,
@@ -488,7 +488,7 @@ fn expected_fixture_fields() -> Vec<(&'static str, Value)> {
         (
             "rwlock",
             Value::RwLock {
-                state: latch_probe::value::RwLockState {
+                state: dwarfpeek::value::RwLockState {
                     raw: 0,
                     write_locked: false,
                     readers: 0,
@@ -874,7 +874,7 @@ fn offset_of(index: &TypeIndex, ty: TypeRef, path: &[&str]) -> u64 {
     let mut offset = 0;
     for name in path {
         let def = index.get(index.resolve(ty)).expect("type");
-        let latch_probe::debuginfo::TypeKind::Struct(c) = &def.kind else {
+        let dwarfpeek::debuginfo::TypeKind::Struct(c) = &def.kind else {
             panic!("{} is not a struct", def.name);
         };
         let field = c

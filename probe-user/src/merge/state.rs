@@ -230,3 +230,313 @@ fn incubated(event: &EventDoc, conn: u64) -> IncubatedDoc {
         since_ns: event.since_ns.unwrap_or(event.ts_ns),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::patch::{apply, keyed, unkeyed};
+    use latch_probe_common::doc::{Source, STATE_SCHEMA};
+    use latch_probe_common::{LockMode, ResourceType};
+
+    fn empty(generation: u64) -> StateDoc {
+        StateDoc {
+            schema: STATE_SCHEMA.to_owned(),
+            source: Source::Live,
+            pid: 1,
+            version: "0.1.0".to_owned(),
+            generation,
+            torn: false,
+            lockers: Vec::new(),
+            incubator: Vec::new(),
+        }
+    }
+
+    /// An event of generation `generation` (odd: the change it belongs to).
+    fn event(
+        kind: EventKind,
+        generation: u64,
+        locker: Option<u64>,
+        conn: Option<u64>,
+        (from, to): (EntryState, EntryState),
+    ) -> EventDoc {
+        EventDoc {
+            locker,
+            conn,
+            generation: Some(generation),
+            resource_name: "r".to_owned(),
+            resource_type: ResourceType::Simple,
+            lock_mode: Some(LockMode::EX),
+            peer_name: Some("localhost/".to_owned()),
+            peer_pid: conn.map(|c| 1000 + c as u32),
+            fd: conn.map(|c| c as i32 + 10),
+            since_ns: Some(5_000 + generation),
+            ..EventDoc::new(1_000 + generation, kind, from, to)
+        }
+    }
+
+    use EntryState::{Holding, Incubating, None as Nothing, Waiting};
+
+    /// Applies `event`, and checks that its patch makes the same change to the keyed form
+    /// (a merge patch drops null fields, so the patched form is compared unkeyed).
+    fn applied(live: &mut LiveState, event: &EventDoc) -> Value {
+        let mut before = keyed(live.doc());
+        let Ok(Applied::Changed(patch)) = live.apply(event) else {
+            panic!("{event:?} did not change the state");
+        };
+        apply(&mut before, &patch);
+        let patched = unkeyed(&before).expect("the patched keyed form");
+        assert_eq!(&patched, live.doc(), "the patch of {event:?}");
+        patch
+    }
+
+    /// The conns of locker `id`'s holders and waitings.
+    fn entries(live: &LiveState, id: u64) -> (Vec<u64>, Vec<u64>) {
+        let locker = live
+            .doc()
+            .lockers
+            .iter()
+            .find(|l| l.id == id)
+            .expect("the locker");
+        (
+            locker.holders.iter().map(|h| h.conn).collect(),
+            locker.waitings.iter().map(|w| w.conn).collect(),
+        )
+    }
+
+    #[test]
+    fn a_locker_lives_from_create_to_destroy_in_id_order() {
+        let mut live = LiveState::new(empty(2));
+        for (generation, id) in [(3, 9), (5, 4)] {
+            let create = event(
+                EventKind::LockerCreate,
+                generation,
+                Some(id),
+                None,
+                (Nothing, Nothing),
+            );
+            let patch = applied(&mut live, &create);
+            assert_eq!(patch["lockers"][id.to_string()]["id"], id);
+        }
+        let ids: Vec<u64> = live.doc().lockers.iter().map(|l| l.id).collect();
+        assert_eq!(ids, [4, 9]);
+        assert_eq!(live.doc().lockers[0].created_ns, 5_005);
+        // The change is complete when its handling ends: the next even generation.
+        assert_eq!(live.doc().generation, 6);
+
+        let destroy = event(
+            EventKind::LockerDestroy,
+            7,
+            Some(9),
+            None,
+            (Nothing, Nothing),
+        );
+        let patch = applied(&mut live, &destroy);
+        assert_eq!(patch["lockers"]["9"], Value::Null);
+        assert_eq!(live.doc().lockers.len(), 1);
+    }
+
+    #[test]
+    fn an_entry_goes_through_the_incubator_the_queue_and_the_holders() {
+        let mut live = LiveState::new(empty(0));
+        applied(
+            &mut live,
+            &event(
+                EventKind::LockerCreate,
+                1,
+                Some(1),
+                None,
+                (Nothing, Nothing),
+            ),
+        );
+        // Conn 8 holds; conn 5 incubates, is promoted to wait, then is granted.
+        applied(
+            &mut live,
+            &event(EventKind::Enqueue, 3, Some(1), Some(8), (Nothing, Waiting)),
+        );
+        applied(
+            &mut live,
+            &event(EventKind::Grant, 5, Some(1), Some(8), (Waiting, Holding)),
+        );
+        let patch = applied(
+            &mut live,
+            &event(EventKind::Incubate, 7, None, Some(5), (Nothing, Incubating)),
+        );
+        assert_eq!(patch["incubator"]["5"]["conn"], 5);
+        assert_eq!(live.doc().incubator.len(), 1);
+
+        let patch = applied(
+            &mut live,
+            &event(
+                EventKind::Promote,
+                9,
+                Some(1),
+                Some(5),
+                (Incubating, Waiting),
+            ),
+        );
+        assert_eq!(patch["incubator"]["5"], Value::Null);
+        assert!(live.doc().incubator.is_empty());
+        assert_eq!(entries(&live, 1), (vec![8], vec![5]));
+
+        let patch = applied(
+            &mut live,
+            &event(EventKind::Grant, 11, Some(1), Some(5), (Waiting, Holding)),
+        );
+        assert_eq!(patch["lockers"]["1"]["holders"]["5"]["fd"], 15);
+        assert_eq!(patch["lockers"]["1"]["waitings"], json!([]));
+        // Holders in conn order, whatever the order of the grants.
+        assert_eq!(entries(&live, 1), (vec![5, 8], vec![]));
+        let holder = &live.doc().lockers[0].holders[0];
+        assert_eq!((holder.peer_pid, holder.since_ns), (Some(1005), 5_011));
+
+        let patch = applied(
+            &mut live,
+            &event(EventKind::Release, 13, Some(1), Some(8), (Holding, Nothing)),
+        );
+        assert_eq!(patch["lockers"]["1"]["holders"]["8"], Value::Null);
+        assert_eq!(entries(&live, 1), (vec![5], vec![]));
+        assert_eq!(live.doc().generation, 14);
+    }
+
+    #[test]
+    fn waiters_keep_their_queue_order_and_a_cancel_leaves_it() {
+        let mut live = LiveState::new(empty(0));
+        applied(
+            &mut live,
+            &event(
+                EventKind::LockerCreate,
+                1,
+                Some(1),
+                None,
+                (Nothing, Nothing),
+            ),
+        );
+        for (generation, conn) in [(3, 9), (5, 2), (7, 6)] {
+            applied(
+                &mut live,
+                &event(
+                    EventKind::Enqueue,
+                    generation,
+                    Some(1),
+                    Some(conn),
+                    (Nothing, Waiting),
+                ),
+            );
+        }
+        assert_eq!(entries(&live, 1), (vec![], vec![9, 2, 6]));
+        let patch = applied(
+            &mut live,
+            &event(EventKind::Cancel, 9, Some(1), Some(2), (Waiting, Nothing)),
+        );
+        assert_eq!(
+            patch["lockers"]["1"]["waitings"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(entries(&live, 1), (vec![], vec![9, 6]));
+
+        // A client that leaves the incubator: no locker.
+        applied(
+            &mut live,
+            &event(
+                EventKind::Incubate,
+                11,
+                None,
+                Some(4),
+                (Nothing, Incubating),
+            ),
+        );
+        applied(
+            &mut live,
+            &event(EventKind::Cancel, 13, None, Some(4), (Incubating, Nothing)),
+        );
+        assert!(live.doc().incubator.is_empty());
+    }
+
+    #[test]
+    fn events_the_snapshot_holds_are_skipped() {
+        let mut live = LiveState::new(empty(10));
+        let old = event(
+            EventKind::LockerCreate,
+            9,
+            Some(1),
+            None,
+            (Nothing, Nothing),
+        );
+        assert_eq!(live.apply(&old), Ok(Applied::Skipped));
+        assert!(live.doc().lockers.is_empty());
+        assert_eq!(live.doc().generation, 10);
+        // Without a generation an event cannot be placed, so it is taken as newer.
+        let unplaced = EventDoc {
+            generation: None,
+            ..event(
+                EventKind::LockerCreate,
+                0,
+                Some(1),
+                None,
+                (Nothing, Nothing),
+            )
+        };
+        assert!(matches!(live.apply(&unplaced), Ok(Applied::Changed(_))));
+        assert_eq!(live.doc().lockers.len(), 1);
+        assert_eq!(live.doc().generation, 10);
+    }
+
+    #[test]
+    fn an_event_that_does_not_fit_is_a_misfit_and_changes_nothing() {
+        let mut live = LiveState::new(empty(0));
+        applied(
+            &mut live,
+            &event(
+                EventKind::LockerCreate,
+                1,
+                Some(1),
+                None,
+                (Nothing, Nothing),
+            ),
+        );
+        applied(
+            &mut live,
+            &event(EventKind::Enqueue, 3, Some(1), Some(8), (Nothing, Waiting)),
+        );
+        let misfits = [
+            event(
+                EventKind::LockerCreate,
+                5,
+                Some(1),
+                None,
+                (Nothing, Nothing),
+            ),
+            event(
+                EventKind::LockerDestroy,
+                5,
+                Some(2),
+                None,
+                (Nothing, Nothing),
+            ),
+            // A release of a conn that holds nothing (it waits).
+            event(EventKind::Release, 5, Some(1), Some(8), (Holding, Nothing)),
+            event(EventKind::Grant, 5, Some(1), Some(7), (Waiting, Holding)),
+            event(EventKind::Enqueue, 5, Some(3), Some(7), (Nothing, Waiting)),
+            event(
+                EventKind::Promote,
+                5,
+                Some(1),
+                Some(7),
+                (Incubating, Waiting),
+            ),
+            event(EventKind::Cancel, 5, None, Some(7), (Incubating, Nothing)),
+            event(EventKind::Enqueue, 5, Some(1), None, (Nothing, Waiting)),
+        ];
+        let before = live.doc().clone();
+        for misfit in &misfits {
+            let error = live.apply(misfit).expect_err("a misfit");
+            assert_eq!(
+                (error.kind, error.locker, error.conn),
+                (misfit.kind, misfit.locker, misfit.conn)
+            );
+            assert_eq!(live.doc(), &before, "{misfit:?} changed the state");
+        }
+        let error = live.apply(&misfits[2]).unwrap_err();
+        assert!(error.to_string().contains("the conn is waiting"), "{error}");
+    }
+}

@@ -6,10 +6,11 @@
 //! middle of a change is reported as torn.
 
 use super::decode::{decode_table, duration_ns};
-use super::error::ProbeError;
 use super::image::DaemonImage;
-use crate::capture::{Capture, CaptureStats, DaemonFacts, ThreadFacts};
-use crate::memory::{CoreError, CoreFile, Counted};
+use crate::capture::{Capture, CaptureStats, DaemonFacts};
+use crate::error::ProbeError;
+use dwarfpeek::memory::{CoreError, CoreFile, Counted};
+use dwarfpeek::process::ThreadFacts;
 use latch_probe_common::doc::Source;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

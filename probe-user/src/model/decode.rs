@@ -6,11 +6,11 @@
 //! process.
 
 use super::discard::discard;
-use super::error::ProbeError;
 use super::image::DaemonImage;
 use super::state::{self, Decoded, Fault, Header};
-use crate::memory::{MemorySource, Region, Snapshot};
-use crate::value::{FieldSelection, Limits, ValueReader};
+use crate::error::ProbeError;
+use dwarfpeek::memory::{MemorySource, Region, Snapshot};
+use dwarfpeek::value::{FieldSelection, Limits, ValueReader};
 use latch_probe_common::doc::Source;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -7,9 +7,10 @@
 //! Files only: it never touches a process. Refusing an executable that is not a latch
 //! daemon happens here.
 
-use super::error::ProbeError;
-use crate::debuginfo::{Executable, TypeIndex, TypedStatic};
-use crate::memory::{maps, FileMapping};
+use crate::error::ProbeError;
+use crate::executable;
+use dwarfpeek::debuginfo::{Executable, TypeIndex, TypedStatic};
+use dwarfpeek::memory::{maps, FileMapping};
 use std::path::{Path, PathBuf};
 
 /// The lock table: a `Mutex<LockTable>` (contract).
@@ -31,7 +32,7 @@ impl DaemonImage {
     /// the debug info to type it, is refused as not a latch daemon.
     pub fn open(path: &Path) -> Result<DaemonImage, ProbeError> {
         let refused = |error| ProbeError::from_debug_info(path.to_owned(), error);
-        let exe = Executable::open(path).map_err(refused)?;
+        let exe = executable::open(path).map_err(refused)?;
         // The symbol first: it is cheap, and says "not a latch daemon" about any other
         // program before its DWARF is read.
         exe.data_symbol(LOCK_TABLE).map_err(refused)?;

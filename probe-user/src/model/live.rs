@@ -9,11 +9,12 @@
 
 use super::decode::{decode_table, duration_ns, generation_in, now_ns};
 use super::discard::discard;
-use super::error::ProbeError;
 use super::image::DaemonImage;
-use super::{process, CaptureOptions};
+use super::CaptureOptions;
 use crate::capture::{Capture, CaptureStats, DaemonFacts};
-use crate::memory::{maps, Counted, Freeze, LiveProcess, PreparedSnapshot, Region, Snapshot};
+use crate::error::ProbeError;
+use dwarfpeek::memory::{maps, Counted, Freeze, LiveProcess, PreparedSnapshot, Region, Snapshot};
+use dwarfpeek::process;
 use latch_probe_common::doc::Source;
 use nix::unistd::Pid;
 use std::path::Path;
@@ -25,17 +26,22 @@ const FIRST_RETRY_PAUSE: Duration = Duration::from_micros(200);
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 impl DaemonImage {
-    /// Captures the daemon `pid`, which must run this image's executable.
-    pub fn capture_live(&self, pid: u32, options: CaptureOptions) -> Result<Capture, ProbeError> {
+    /// Captures the daemon `pid`, which must run this image's executable, mapped from
+    /// `exe` ([`crate::target::LiveDaemon::capture`] is how the commands call it).
+    pub(crate) fn capture_live(
+        &self,
+        pid: u32,
+        exe: &Path,
+        options: CaptureOptions,
+    ) -> Result<Capture, ProbeError> {
         let started = Instant::now();
-        let exe = process::exe_path(pid)?;
         let (uid, gid) = process::owner(pid)?;
         // Before the freeze: the threads' own states, not the freeze's.
         let threads = process::threads(pid)?;
         let live = LiveProcess::new(Pid::from_raw(pid as i32));
         // The executable's mappings do not move while it runs: placed once, outside the
         // freeze.
-        let (bias, table) = self.placement(pid, &exe)?;
+        let (bias, table) = self.placement(pid, exe)?;
         let (copy, mut stats) = if options.freeze {
             self.frozen_copy(pid, &live, table, &options)?
         } else {
@@ -52,7 +58,7 @@ impl DaemonImage {
             state: decoded.doc,
             daemon: DaemonFacts {
                 pid,
-                exe,
+                exe: exe.to_owned(),
                 build_id: self.build_id().map(str::to_owned),
                 uid,
                 gid,
@@ -193,7 +199,7 @@ fn copy_data(
     let taken_ns = now_ns();
     let snapshot = prepared.fill(live);
     if snapshot.total_bytes() == 0 {
-        return Err(if Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(if process::exists(pid) {
             ProbeError::NotPermitted {
                 pid,
                 what: "process_vm_readv read nothing of its memory".to_owned(),

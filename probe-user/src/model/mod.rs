@@ -5,25 +5,25 @@
 //!
 //! What it knows of the daemon is the names in `docs/contract.md` (`LOCK_TABLE`,
 //! `LockTable.lockers`...); every offset, size and discriminant comes from the DWARF of the
-//! exact executable. Data flows one way: memory ([`crate::memory`]) and debug info
-//! ([`crate::debuginfo`]) to values ([`crate::value`]) to the document here; it renders
+//! exact executable. Data flows one way: memory ([`dwarfpeek::memory`]) and debug info
+//! ([`dwarfpeek::debuginfo`]) to values ([`dwarfpeek::value`]) to the document here; it renders
 //! nothing (the renderers and the command line do).
 
 mod core;
 mod decode;
 mod discard;
-mod error;
 mod image;
 mod live;
-pub(crate) mod process;
 mod state;
 
-pub use error::{exit_code, ProbeError};
 pub use image::{DaemonImage, LOCK_TABLE, VERSION};
 // The trace decodes the daemon's structs from its events with the snapshot's rules.
 pub(crate) use state::{entry, incubated, locker_header, locker_identity, Fault};
 
+pub(crate) use decode::duration_ns;
+
 use crate::capture::Capture;
+use crate::error::ProbeError;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -54,36 +54,8 @@ impl Default for CaptureOptions {
     }
 }
 
-/// Captures the running daemon `pid`. Its executable is read through `/proc/PID/exe` (the
-/// file it runs, even if replaced on disk since) and indexed before the daemon is touched;
+/// Captures the daemon dumped in `core_path`, which ran the executable `exe_path`;
 /// `stats.total_ns` counts the indexing too.
-pub fn capture_live(pid: u32, options: CaptureOptions) -> Result<Capture, ProbeError> {
-    let started = Instant::now();
-    let image =
-        DaemonImage::open(Path::new(&format!("/proc/{pid}/exe"))).map_err(|error| match error {
-            // `/proc/PID/exe` missing means the process is.
-            ProbeError::FileNotReadable { error, .. }
-                if error.kind() == std::io::ErrorKind::NotFound =>
-            {
-                ProbeError::NoSuchProcess { pid }
-            }
-            ProbeError::FileNotReadable { error, .. } => ProbeError::NotPermitted {
-                pid,
-                what: format!("reading its executable: {error}"),
-            },
-            // Named by the file it runs rather than the /proc link.
-            ProbeError::NotALatchDaemon { exe, reason } => ProbeError::NotALatchDaemon {
-                exe: process::exe_path(pid).unwrap_or(exe),
-                reason,
-            },
-            other => other,
-        })?;
-    let mut capture = image.capture_live(pid, options)?;
-    capture.stats.total_ns = decode::duration_ns(started.elapsed());
-    Ok(capture)
-}
-
-/// Captures the daemon dumped in `core_path`, which ran the executable `exe_path`.
 pub fn capture_core(core_path: &Path, exe_path: &Path) -> Result<Capture, ProbeError> {
     let started = Instant::now();
     let mut capture = DaemonImage::open(exe_path)?.capture_core(core_path)?;

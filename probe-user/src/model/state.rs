@@ -7,7 +7,7 @@
 //! decode (garbage, a cut collection) costs only the entry it belongs to, which is left out
 //! and named in the problems, so the rest of the state is still shown.
 
-use crate::value::Value;
+use dwarfpeek::value::Value;
 use latch_probe_common::doc::{EntryDoc, IncubatedDoc, LockerDoc, Source, StateDoc, STATE_SCHEMA};
 use latch_probe_common::{LockMode, ResourceType};
 
@@ -404,7 +404,7 @@ fn describe(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{MapKind, MutexState, SeqKind};
+    use dwarfpeek::value::{MapKind, MutexState, SeqKind};
 
     fn strukt(name: &str, fields: Vec<(&str, Value)>) -> Value {
         Value::Struct {
@@ -639,7 +639,9 @@ mod tests {
 
     #[test]
     fn a_damaged_entry_is_left_out_and_named() {
-        let damaged = boxed(Value::Error(crate::value::ValueError::TooDeep { max: 1 }));
+        let damaged = boxed(Value::Error(dwarfpeek::value::ValueError::TooDeep {
+            max: 1,
+        }));
         let value = table(vec![damaged, boxed(request(4, None, None))], vec![], vec![]);
         let Decoded { doc, problems } = decode_state(&value, HEADER).expect("decodes");
         assert_eq!(doc.lockers[0].holders.len(), 1);

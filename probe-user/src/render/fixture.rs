@@ -1,11 +1,12 @@
 //! A hand-built capture for the renderers' unit tests: every resource type, holders, waiters,
-//! a TCP peer and an incubated client, with FLoM's ids (vfs.md scenarios b, f, g, k, x, tcp).
+//! a TCP peer and an incubated client, with ids as FLoM hands them out.
 
-use crate::capture::{Capture, CaptureStats, DaemonFacts, ThreadFacts};
+use crate::capture::{Capture, CaptureStats, DaemonFacts};
+use dwarfpeek::process::ThreadFacts;
 use latch_probe_common::doc::{EntryDoc, IncubatedDoc, LockerDoc, Source, StateDoc, STATE_SCHEMA};
 use latch_probe_common::{LockMode, ResourceType};
 
-/// 2026-11-21T22:18:37Z, vfs.md's first snapshot second.
+/// 2026-11-21T22:18:37Z: the snapshot's second.
 pub const T0: u64 = 1_795_299_517_000_000_000;
 pub const SECOND: u64 = 1_000_000_000;
 pub const SNAPSHOT: u64 = T0 + 60 * SECOND;

@@ -1,12 +1,12 @@
 //! Why tracing could not start or go on, each with what to do about it.
 
-use crate::abi::AbiError;
-use crate::debuginfo::{DebugInfoError, ParameterClass};
-use crate::model::ProbeError;
-use crate::value::ValueError;
+use crate::error::ProbeError;
 use aya::maps::MapError;
 use aya::programs::ProgramError;
 use aya::EbpfError;
+use dwarfpeek::abi::AbiError;
+use dwarfpeek::debuginfo::{DebugInfoError, ParameterClass};
+use dwarfpeek::value::ValueError;
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -96,6 +96,8 @@ pub enum TraceError {
     },
     #[error("waiting for events failed: {0}")]
     Poll(nix::Error),
+    #[error("the live feed's thread ended before its first snapshot; try again")]
+    FeedEnded,
     #[error("an event record of {len} bytes arrived where {expected} were expected; probe-ebpf and this crate disagree")]
     ShortRecord { len: usize, expected: usize },
 }
@@ -103,7 +105,7 @@ pub enum TraceError {
 impl TraceError {
     /// The probe's documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
-        use crate::model::exit_code::*;
+        use crate::error::exit_code::*;
         match self {
             TraceError::Probe(e) => e.exit_code(),
             TraceError::DebugInfo(_)

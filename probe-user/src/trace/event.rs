@@ -7,10 +7,10 @@
 //! copies is shown cut (at a character boundary) and the event is marked `cut`.
 
 use super::plan::TracePlan;
-use crate::debuginfo::TypeIndex;
-use crate::memory::Snapshot;
 use crate::model::{self, Fault};
-use crate::value::{Limits, Value, ValueReader};
+use dwarfpeek::debuginfo::TypeIndex;
+use dwarfpeek::memory::Snapshot;
+use dwarfpeek::value::{Limits, Value, ValueReader};
 use latch_probe_common::doc::EventDoc;
 use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot, BLOCK_BYTES, TEXT_BYTES};
 use latch_probe_common::{EntryState, EventKind};
@@ -280,4 +280,165 @@ pub fn realtime_offset_ns() -> i128 {
     // Both clocks are always there on Linux; a failure would give times of 1970, not a panic.
     let monotonic = ns(ClockId::CLOCK_MONOTONIC);
     ns(ClockId::CLOCK_REALTIME) - monotonic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dwarfpeek::debuginfo::Executable;
+    use latch_probe_common::raw::{RawText, TraceConfig, ARGUMENT_REGISTERS, TEXT_SLOTS};
+
+    /// The shape of the daemon's entry state, which `grant`'s `from` register holds.
+    #[allow(dead_code)]
+    #[derive(Clone, Copy)]
+    pub enum Before {
+        None,
+        Incubating,
+        Waiting,
+        Holding,
+    }
+
+    /// Keeps [`Before`] in this test binary's DWARF.
+    pub static BEFORE: Before = Before::Waiting;
+
+    /// The register `grant`'s `from` is in, for these tests.
+    const FROM_REGISTER: u32 = 2;
+
+    const EMPTY_BLOCK: RawBlock = RawBlock {
+        address: 0,
+        len: 0,
+        _pad: 0,
+        bytes: [0; BLOCK_BYTES],
+    };
+    const EMPTY_TEXT: RawText = RawText {
+        address: 0,
+        claimed: 0,
+        len: 0,
+        _pad: 0,
+        bytes: [0; TEXT_BYTES],
+    };
+
+    fn raw(kind: EventKind) -> RawEvent {
+        RawEvent {
+            ktime_ns: 0,
+            generation: 3,
+            tid: 7,
+            kind: kind as u32,
+            args: [0; ARGUMENT_REGISTERS],
+            locker: EMPTY_BLOCK,
+            request: EMPTY_BLOCK,
+            texts: [EMPTY_TEXT; TEXT_SLOTS],
+        }
+    }
+
+    /// A plan over this binary's own types: enough for what decodes without the daemon's.
+    fn with_decoder(check: impl FnOnce(&EventDecoder<'_>)) {
+        let _ = std::hint::black_box(&BEFORE);
+        let exe = Executable::open(&std::env::current_exe().expect("current exe")).expect("open");
+        let index = TypeIndex::on_demand(&exe).expect("index");
+        let before = index
+            .by_name("latch_probe::trace::event::tests::Before")
+            .expect("the test's enum");
+        let plan = TracePlan {
+            probes: Vec::new(),
+            config: TraceConfig::EMPTY,
+            locker_type: before,
+            request_type: before,
+            grant_from: (FROM_REGISTER, before),
+        };
+        check(&EventDecoder::new(&index, &plan, 1_000));
+    }
+
+    #[test]
+    fn grant_from_is_read_from_its_register_as_the_dwarf_types_it() {
+        with_decoder(|decoder| {
+            let mut grant = raw(EventKind::Grant);
+            for (bits, state) in [
+                (0, EntryState::None),
+                (1, EntryState::Incubating),
+                (2, EntryState::Waiting),
+                (3, EntryState::Holding),
+            ] {
+                grant.args[FROM_REGISTER as usize] = bits;
+                assert_eq!(decoder.grant_from(&grant), Ok(state), "register {bits}");
+                assert_eq!(
+                    decoder.transition(EventKind::Grant, &grant, true),
+                    Ok((state, EntryState::Holding))
+                );
+            }
+            grant.args[FROM_REGISTER as usize] = 9;
+            let error = decoder.grant_from(&grant).unwrap_err();
+            assert!(error.what.contains("`from` argument"), "{error}");
+        });
+    }
+
+    #[test]
+    fn every_other_kind_has_its_fixed_transition() {
+        use EntryState::*;
+        with_decoder(|decoder| {
+            let cases = [
+                (EventKind::LockerCreate, true, (None, None)),
+                (EventKind::LockerDestroy, true, (None, None)),
+                (EventKind::Incubate, false, (None, Incubating)),
+                (EventKind::Promote, true, (Incubating, Waiting)),
+                (EventKind::Enqueue, true, (None, Waiting)),
+                (EventKind::Release, true, (Holding, None)),
+                // A cancel leaves the queue, or the incubator when it has no locker.
+                (EventKind::Cancel, true, (Waiting, None)),
+                (EventKind::Cancel, false, (Incubating, None)),
+            ];
+            for (kind, has_locker, expected) in cases {
+                assert_eq!(
+                    decoder.transition(kind, &raw(kind), has_locker),
+                    Ok(expected),
+                    "{kind:?}"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn records_that_cannot_decode_are_errors_naming_the_event() {
+        with_decoder(|decoder| {
+            let mut unknown = raw(EventKind::Grant);
+            unknown.kind = 99;
+            let error = decoder.decode(&unknown).unwrap_err();
+            assert_eq!(error.kind, "#99");
+
+            // Neither struct was copied: nothing to decode.
+            let error = decoder.decode(&raw(EventKind::Release)).unwrap_err();
+            assert_eq!(error.kind, "Release");
+            assert!(error.what.contains("neither"), "{error}");
+        });
+    }
+
+    #[test]
+    fn lengths_from_the_record_are_bounded() {
+        let mut block = EMPTY_BLOCK;
+        block.address = 0x1000;
+        block.len = u32::MAX;
+        assert_eq!(block_bytes(&block).len(), BLOCK_BYTES);
+        block.len = 12;
+        assert_eq!(block_bytes(&block).len(), 12);
+        // No address: the function has no such argument, whatever the length says.
+        block.address = 0;
+        assert!(block_bytes(&block).is_empty());
+
+        let mut event = raw(EventKind::Enqueue);
+        event.texts[TextSlot::Name as usize].len = 4;
+        event.texts[TextSlot::Name as usize].claimed = 4;
+        assert!(!cut_text(&event, TextSlot::Name));
+        event.texts[TextSlot::Name as usize].claimed = 5000;
+        assert!(cut_text(&event, TextSlot::Name));
+    }
+
+    #[test]
+    fn kernel_times_become_wall_clock_times() {
+        with_decoder(|decoder| {
+            assert_eq!(decoder.wall_clock(5), 1_005);
+        });
+        let offset = realtime_offset_ns();
+        // The realtime clock is past 2020 on any machine that runs this.
+        assert!(offset > 1_577_836_800 * 1_000_000_000, "{offset}");
+    }
 }

@@ -7,6 +7,7 @@ use super::{EventError, Session, TraceError};
 use crate::capture::Capture;
 use crate::merge::{Applied, LiveState, Misfit};
 use crate::model::CaptureOptions;
+use crate::target::LiveDaemon;
 use latch_probe_common::doc::{EventDoc, StateDoc};
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -39,9 +40,9 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Attaches to `pid` and takes the first snapshot with `options`.
-    pub fn start(pid: u32, options: CaptureOptions) -> Result<Follower, TraceError> {
-        let session = Session::start(pid)?;
+    /// Attaches to `daemon` and takes the first snapshot with `options`.
+    pub fn start(daemon: LiveDaemon, options: CaptureOptions) -> Result<Follower, TraceError> {
+        let session = Session::start(daemon)?;
         let first = snapshot(&session, options)?;
         Ok(Follower {
             live: LiveState::new(first.state.clone()),
@@ -116,7 +117,7 @@ impl Follower {
 fn snapshot(session: &Session, options: CaptureOptions) -> Result<Capture, TraceError> {
     let mut tries = 0;
     loop {
-        let capture = session.image().capture_live(session.pid(), options)?;
+        let capture = session.daemon().capture(options)?;
         tries += 1;
         if !capture.state.torn || tries >= SNAPSHOT_TRIES {
             return Ok(capture);

@@ -9,6 +9,7 @@
 //!   handing out the raw records and the count of lost ones; dropping it detaches.
 //! - [`event`]: a raw record decoded, with the value reader, into an [`EventDoc`].
 //! - [`follow`]: one snapshot and the events after it, merged into a live state.
+//! - [`feed`]: that live state kept on a thread of its own, the latest published.
 //!
 //! It never writes to the daemon and never stops it: a uprobe costs the daemon a trap per
 //! call and nothing else.
@@ -17,55 +18,44 @@
 
 mod error;
 pub mod event;
+pub mod feed;
 pub mod follow;
 pub mod plan;
 pub mod probes;
 
 pub use error::TraceError;
 pub use event::{EventDecoder, EventError};
+pub use feed::{Feed, FeedNote, Latest};
 pub use follow::{Followed, Follower};
 pub use plan::TracePlan;
 pub use probes::Tracer;
 
-use crate::model::{process, DaemonImage};
+use crate::target::LiveDaemon;
 use latch_probe_common::doc::EventDoc;
 use std::os::fd::BorrowedFd;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// A running daemon being traced: its image, the plan read from it, the attached uprobes.
+/// A running daemon being traced: the daemon, the plan read from it, the attached uprobes.
 pub struct Session {
     // Field order is drop order: the uprobes go first.
     tracer: Tracer,
     plan: TracePlan,
-    image: DaemonImage,
-    pid: u32,
+    daemon: LiveDaemon,
     realtime_offset_ns: i128,
 }
 
 impl Session {
-    /// Reads the daemon `pid`'s executable (`/proc/PID/exe`, the very file it runs),
-    /// refusing anything that is not a latch daemon, and attaches the uprobes to it.
-    pub fn start(pid: u32) -> Result<Session, TraceError> {
-        // The path as the kernel names the mapping (for the load bias), and the process's
-        // own link to the file (to read and probe it, even if replaced on disk since).
-        let mapped = process::exe_path(pid)?;
-        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        let image = DaemonImage::open(&exe)?;
-        let plan = TracePlan::from_image(&image)?;
-        let bias = image.process_bias(pid, &mapped)?;
-        let tracer = Tracer::attach(&plan, &exe, pid, bias)?;
+    /// Attaches the uprobes to `daemon`: to its process's own link to its executable, which
+    /// is the very file it runs, even if replaced on disk since.
+    pub fn start(daemon: LiveDaemon) -> Result<Session, TraceError> {
+        let plan = TracePlan::from_image(daemon.image())?;
+        let tracer = Tracer::attach(&plan, &daemon.proc_exe(), daemon.pid(), daemon.bias()?)?;
         Ok(Session {
             tracer,
             plan,
-            image,
-            pid,
+            daemon,
             realtime_offset_ns: event::realtime_offset_ns(),
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.pid
     }
 
     /// How many uprobes are attached.
@@ -73,9 +63,9 @@ impl Session {
         self.plan.probes.len()
     }
 
-    /// The daemon's executable and type index (to take snapshots with).
-    pub fn image(&self) -> &DaemonImage {
-        &self.image
+    /// The daemon (to take snapshots of).
+    pub fn daemon(&self) -> &LiveDaemon {
+        &self.daemon
     }
 
     /// The next event, waiting at most `timeout`: `None` when none came in time, an
@@ -89,7 +79,11 @@ impl Session {
         let Some(raw) = self.tracer.next_record(timeout, wake)? else {
             return Ok(None);
         };
-        let decoder = EventDecoder::new(self.image.index(), &self.plan, self.realtime_offset_ns);
+        let decoder = EventDecoder::new(
+            self.daemon.image().index(),
+            &self.plan,
+            self.realtime_offset_ns,
+        );
         Ok(Some(decoder.decode(&raw)))
     }
 

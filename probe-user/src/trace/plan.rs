@@ -8,10 +8,10 @@
 //! from the exact binary, so debug, release and `-Z randomize-layout` builds all trace.
 
 use super::TraceError;
-use crate::abi;
-use crate::debuginfo::{Executable, FunctionSymbol, Parameter, ParameterClass, TypeRef};
 use crate::model::DaemonImage;
-use crate::value::layout::{self, Place};
+use dwarfpeek::abi;
+use dwarfpeek::debuginfo::{Executable, FunctionSymbol, Parameter, ParameterClass, TypeRef};
+use dwarfpeek::value::layout::{self, Place};
 use latch_probe_common::raw::{TextPlace, TextSlot, TraceConfig, BLOCK_BYTES};
 use latch_probe_common::EventKind;
 
@@ -155,7 +155,7 @@ impl TracePlan {
                 if from.class != ParameterClass::Integer || from.byte_size != Some(1) {
                     return Err(TraceError::Layout {
                         what: format!("{}'s `from`", hook.function),
-                        error: crate::value::ValueError::Shape {
+                        error: dwarfpeek::value::ValueError::Shape {
                             type_name: ENTRY_STATE_TYPE.to_owned(),
                             what: format!("a {:?} of {:?} bytes", from.class, from.byte_size),
                         },
@@ -206,7 +206,7 @@ impl TracePlan {
         if generation_size != 8 {
             return Err(TraceError::Layout {
                 what: "LockTable.generation".to_owned(),
-                error: crate::value::ValueError::Shape {
+                error: dwarfpeek::value::ValueError::Shape {
                     type_name: "LockTable.generation".to_owned(),
                     what: format!("{generation_size} bytes, not a u64"),
                 },
@@ -228,7 +228,7 @@ impl TracePlan {
 fn function(
     exe: &Executable,
     path: &str,
-) -> Result<(FunctionSymbol, crate::debuginfo::Subprogram), TraceError> {
+) -> Result<(FunctionSymbol, dwarfpeek::debuginfo::Subprogram), TraceError> {
     let function = exe.function(path)?;
     let sub = exe.subprogram(&function)?;
     if sub.rust_path() != path {
@@ -243,7 +243,7 @@ fn function(
 }
 
 fn parameter<'s>(
-    sub: &'s crate::debuginfo::Subprogram,
+    sub: &'s dwarfpeek::debuginfo::Subprogram,
     function: &str,
     name: &str,
 ) -> Result<(usize, &'s Parameter), TraceError> {
@@ -257,7 +257,7 @@ fn parameter<'s>(
 /// The register of a parameter that is one pointer: a reference, a `Box`, or an
 /// `Option<&mut T>` (a nullable pointer, which DWARF describes as an enum of pointer size).
 fn pointer_register(
-    sub: &crate::debuginfo::Subprogram,
+    sub: &dwarfpeek::debuginfo::Subprogram,
     function: &str,
     name: &str,
 ) -> Result<u32, TraceError> {
@@ -280,7 +280,7 @@ fn pointer_register(
 
 /// The size of a struct the eBPF programs copy whole.
 fn block_size(
-    index: &crate::debuginfo::TypeIndex,
+    index: &dwarfpeek::debuginfo::TypeIndex,
     ty: TypeRef,
     name: &str,
 ) -> Result<u32, TraceError> {
@@ -302,7 +302,7 @@ fn block_size(
 /// offset in the request of its discriminant (a tag, or the niche in the `String`) and the
 /// value that means `None`. Any other layout is not checked, and the element is copied.
 fn none_niche(
-    index: &crate::debuginfo::TypeIndex,
+    index: &dwarfpeek::debuginfo::TypeIndex,
     request: TypeRef,
 ) -> Result<Option<(u32, u64)>, TraceError> {
     let Place { ty, offset } =
@@ -310,8 +310,8 @@ fn none_niche(
             what: "Request.element".to_owned(),
             error,
         })?;
-    let Some(crate::debuginfo::TypeDef {
-        kind: crate::debuginfo::TypeKind::Struct(c),
+    let Some(dwarfpeek::debuginfo::TypeDef {
+        kind: dwarfpeek::debuginfo::TypeKind::Struct(c),
         ..
     }) = index.get(ty)
     else {
@@ -342,7 +342,7 @@ fn none_niche(
 
 /// Where the `String` at `path` inside `ty` keeps its pointer and length.
 fn text_place(
-    index: &crate::debuginfo::TypeIndex,
+    index: &dwarfpeek::debuginfo::TypeIndex,
     ty: TypeRef,
     path: &[&str],
 ) -> Result<TextPlace, TraceError> {

@@ -8,7 +8,8 @@
 use super::node::Tree;
 use super::time::rfc3339;
 use super::{line, unique};
-use crate::capture::{Capture, ThreadFacts};
+use crate::capture::Capture;
+use dwarfpeek::process::ThreadFacts;
 use std::os::unix::ffi::OsStrExt;
 
 pub(super) fn add_daemon(tree: &mut Tree, capture: &Capture) {

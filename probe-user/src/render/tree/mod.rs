@@ -1,5 +1,5 @@
 //! The tree a [`Capture`] is shown as, in memory: FLoM's `status/` layout exactly as
-//! `flom-reference/vfs.md` records it, plus `daemon/`, `threads/` and `state.json`. The FUSE
+//! the real FLoM lays it out (docs/probe.md, "The tree"), plus `daemon/`, `threads/` and `state.json`. The FUSE
 //! mount serves it and [`write_tree`] writes it as plain files, so both show the same bytes,
 //! modes (0550/0440), owner (the daemon's uid/gid) and mtimes.
 //!

@@ -1,4 +1,5 @@
-//! FLoM's part of the tree, `status/`, byte for byte as `flom-reference/vfs.md` records it:
+//! FLoM's part of the tree, `status/`, byte for byte as the real FLoM writes it
+//! (docs/probe.md, "The tree"):
 //! `lockers/<id>/{resource_name,resource_type,holders/<conn>/…,waitings/<conn>/…}` and
 //! `incubator/<conn>/{peer_name,resource_name,resource_type}`, with FLoM's trailing newlines,
 //! long lock mode names and listing order.
@@ -78,7 +79,7 @@ fn type_specific(
     holding: bool,
 ) -> Option<(&'static str, Vec<u8>)> {
     match resource_type {
-        // FLoM writes the long name without a newline (vfs.md: "NO for lock_mode").
+        // FLoM writes the long name without a newline (docs/probe.md).
         ResourceType::Simple | ResourceType::Hierarchical => entry
             .lock_mode
             .map(|mode| ("lock_mode", mode.long_name().as_bytes().to_vec())),

@@ -1,5 +1,5 @@
-//! The tree against vfs.md's recordings: layout and listing order, exact bytes, modes,
-//! owner, mtimes; and the plain-file writer against the tree.
+//! The tree against FLoM's VFS as the real program lays it out (docs/probe.md, "The tree"):
+//! layout and listing order, exact bytes, modes, owner, mtimes; and the plain-file writer against the tree.
 
 use super::*;
 use crate::render::fixture::{self, SECOND, SNAPSHOT, T0};
@@ -30,7 +30,7 @@ fn paths_under(tree: &Tree, prefix: &str) -> Vec<String> {
 #[test]
 fn status_layout_and_order_are_flom_s() {
     let tree = build(&fixture::capture());
-    // vfs.md b, t=1.5: the find order of locker 3 with a holder and a waiter.
+    // FLoM's find order of locker 3 with a holder and a waiter.
     assert_eq!(
         paths_under(&tree, "status/lockers/3"),
         [
@@ -71,7 +71,7 @@ fn status_layout_and_order_are_flom_s() {
         .map(|&id| tree.node(id).name.as_str())
         .collect();
     assert_eq!(ids, ["3", "6", "8", "11", "14", "16", "19", "23"]);
-    // vfs.md k: an incubated client.
+    // An incubated client, as FLoM shows one.
     assert_eq!(
         paths_under(&tree, "status/incubator"),
         [

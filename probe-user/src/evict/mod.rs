@@ -1,0 +1,92 @@
+//! Evicting one client of a running daemon from outside: its entry found in the decoded
+//! state, a refusal when the thread that holds the lock table is wedged (the daemon could
+//! not act on a closed connection), the connection severed ([`sever`]), and a wait, without
+//! stopping the daemon again, for the daemon to let the client go.
+//!
+//! It reads the daemon (frozen only for the state and stack copies, never left stopped)
+//! and shuts down one socket; it writes nothing else and prints nothing.
+
+mod sever;
+
+pub use sever::{sever, EvictError, Expected};
+
+use crate::error::ProbeError;
+use crate::model::CaptureOptions;
+use crate::stacks::table_holder;
+use crate::target::LiveDaemon;
+use latch_probe_common::doc::StateDoc;
+use std::time::{Duration, Instant};
+
+/// How long the table must stay held by one thread to count as wedged.
+pub const WEDGE_LOOK: Duration = Duration::from_millis(300);
+/// Between two reads of the state while waiting for the daemon to let a client go.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+
+/// A client's connection, as the daemon's state tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The daemon's descriptor of it.
+    pub fd: i32,
+    /// The resource it holds, waits for or asked for.
+    pub resource: String,
+    pub expected: Expected,
+}
+
+/// Conn `conn` of `state`: a holder, a waiter or an incubated client.
+pub fn connection(state: &StateDoc, conn: u64) -> Option<Connection> {
+    let found = |fd, peer_pid, peer_name: &String, resource: &String| Connection {
+        fd,
+        resource: resource.clone(),
+        expected: Expected {
+            conn,
+            peer_pid,
+            peer_name: peer_name.clone(),
+        },
+    };
+    state
+        .lockers
+        .iter()
+        .flat_map(|l| l.holders.iter().chain(&l.waitings))
+        .find(|e| e.conn == conn)
+        .map(|e| found(e.fd, e.peer_pid, &e.peer_name, &e.resource_name))
+        .or_else(|| {
+            state
+                .incubator
+                .iter()
+                .find(|i| i.conn == conn)
+                .map(|i| found(i.fd, i.peer_pid, &i.peer_name, &i.resource_name))
+        })
+}
+
+/// The thread (`tid (name)`) that holds the lock table in two looks [`WEDGE_LOOK`] apart,
+/// if one does.
+pub fn wedged_owner(daemon: &LiveDaemon) -> Result<Option<String>, ProbeError> {
+    let holder = || -> Result<Option<(u32, String)>, ProbeError> {
+        Ok(table_holder(&daemon.stacks()?).map(|t| (t.tid, t.name.clone())))
+    };
+    let Some(first) = holder()? else {
+        return Ok(None);
+    };
+    std::thread::sleep(WEDGE_LOOK);
+    Ok(holder()?
+        .filter(|second| *second == first)
+        .map(|(tid, name)| format!("{tid} ({name})")))
+}
+
+/// Whether the daemon let conn `conn` go within `within`, read without stopping it.
+pub fn let_go(daemon: &LiveDaemon, conn: u64, within: Duration) -> Result<bool, ProbeError> {
+    let deadline = Instant::now() + within;
+    let read = CaptureOptions {
+        freeze: false,
+        ..CaptureOptions::default()
+    };
+    loop {
+        if connection(&daemon.capture(read)?.state, conn).is_none() {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(SETTLE_POLL);
+    }
+}
