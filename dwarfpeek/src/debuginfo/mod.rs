@@ -11,7 +11,6 @@ mod code;
 mod debug_file;
 mod items;
 mod load_bias;
-mod offset_hash;
 mod scopes;
 mod sections;
 mod subprogram;
@@ -32,9 +31,6 @@ pub use type_defs::{
 };
 pub use type_index::{TypeIndex, TypedStatic};
 pub use types::Member;
-
-/// Maps keyed by `.debug_info` offsets, hashed cheaply (the value reader's caches).
-pub(crate) use offset_hash::OffsetMap;
 
 use debug_file::DebugData;
 use gimli::{EndianSlice, RunTimeEndian};

@@ -8,7 +8,6 @@
 //! never a panic: nesting deeper than a bound is not descended, and alias chains are
 //! followed a bounded number of links.
 
-use super::offset_hash::OffsetMap;
 use super::sections::DwarfSource;
 use super::type_defs::{
     BaseKind, Composite, Enumerator, Field, TemplateParam, TypeDef, TypeKind, TypeRef, Variant,
@@ -18,6 +17,7 @@ use super::{DebugInfoError, Dwarf, Executable, Slice};
 use gimli::{
     constants, AttributeValue, DebugInfoOffset, DebuggingInformationEntry, EntriesTreeNode, UnitRef,
 };
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -62,7 +62,9 @@ struct UnitSlot {
 /// What one unit describes.
 #[derive(Debug, Default)]
 struct UnitTypes {
-    types: OffsetMap<TypeRef, TypeDef>,
+    // Looked up millions of times per read: FxHash, not SipHash (whose resistance to
+    // chosen keys buys nothing for offsets of the file's own entries).
+    types: FxHashMap<TypeRef, TypeDef>,
     by_name: HashMap<String, Vec<TypeRef>>,
     /// Each static variable's type, by Rust path.
     statics: HashMap<String, TypeRef>,

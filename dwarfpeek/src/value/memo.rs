@@ -6,7 +6,8 @@
 //! Only what the shape gives, keyed by type, never a value read from memory; a lookup that
 //! failed is not remembered (it is found failing again).
 
-use crate::debuginfo::{OffsetMap, TypeRef};
+use crate::debuginfo::TypeRef;
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 
 /// Where a `RawVec`-backed collection keeps its buffer: each field's type and its offset
@@ -21,8 +22,8 @@ pub(super) struct BufferLayout {
 #[derive(Debug, Default)]
 pub(super) struct Memo {
     /// A scalar's offset inside its wrappers, and its size in bytes (at most 8).
-    scalars: RefCell<OffsetMap<TypeRef, (u64, u64)>>,
-    buffers: RefCell<OffsetMap<TypeRef, BufferLayout>>,
+    scalars: RefCell<FxHashMap<TypeRef, (u64, u64)>>,
+    buffers: RefCell<FxHashMap<TypeRef, BufferLayout>>,
 }
 
 impl Memo {
@@ -46,7 +47,7 @@ impl Memo {
 }
 
 fn remembered<V: Copy, E>(
-    map: &RefCell<OffsetMap<TypeRef, V>>,
+    map: &RefCell<FxHashMap<TypeRef, V>>,
     ty: TypeRef,
     find: impl FnOnce() -> Result<V, E>,
 ) -> Result<V, E> {
