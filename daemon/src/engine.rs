@@ -8,10 +8,10 @@
 
 use crate::change;
 use crate::journal::Journal;
-use crate::resource::Spec;
 use crate::rules::{self, Verdict};
 use crate::table::{locker_key, LockTable, Locker, Request, Rules};
 use crate::wire::Rc;
+use latch_probe_common::resource::Spec;
 use latch_probe_common::EntryState;
 use std::collections::VecDeque;
 
@@ -342,8 +342,8 @@ fn schedule_expiry(table: &mut LockTable, id: u64, now: u64, fx: &mut Effects) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource;
     use crate::table::Peer;
+    use latch_probe_common::resource;
     use latch_probe_common::{EventKind, LockMode};
 
     const T0: u64 = 1_700_000_000_000_000_000;

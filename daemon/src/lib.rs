@@ -13,7 +13,6 @@ pub mod engine;
 pub mod hub;
 pub mod journal;
 pub mod net;
-pub mod resource;
 pub mod rules;
 pub mod server;
 pub mod snapshot;

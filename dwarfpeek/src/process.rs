@@ -96,16 +96,33 @@ pub fn exists(pid: u32) -> bool {
 
 /// The process's command line, as `ps` shows it (`gone` once it has exited).
 pub fn command_line(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| {
-            bytes
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(String::from_utf8_lossy)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "gone".to_owned())
+    arguments(pid).map_or_else(|| "gone".to_owned(), |args| args.join(" "))
+}
+
+/// The process's arguments, lossily decoded (none for a kernel thread or a zombie);
+/// `None` once it has exited.
+pub fn arguments(pid: u32) -> Option<Vec<String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        bytes
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// The parent of a live process; `None` once it has exited or while it is a zombie (its
+/// descriptors are closed: it holds nothing any more).
+pub fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, state) = parse_stat(&stat)?;
+    if matches!(state, 'Z' | 'X') {
+        return None;
+    }
+    // The fields after the state: `ppid pgrp ...`.
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    after.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `pid (comm) S ...`: the command may hold spaces and parentheses, so it runs to the last

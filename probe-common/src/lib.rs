@@ -2,7 +2,9 @@
 //!
 //! Without features this crate is `no_std` and holds only plain `#[repr(C)]`/C-like types
 //! that the eBPF programs can use. With `std` it adds the JSON documents both sides print:
-//! `latch.state/1` ([`doc::StateDoc`]) and `latch.event/1` ([`doc::EventDoc`]).
+//! `latch.state/1` ([`doc::StateDoc`]) and `latch.event/1` ([`doc::EventDoc`]), and FLoM's
+//! resource names ([`resource`]): the daemon decides by them, the probe's analysis reads a
+//! resource's capacity from them, and both must read them alike.
 //!
 //! It may not know how either side stores its state: the daemon's tables and the probe's
 //! decoder are theirs. Fields may be added to the documents; none may change meaning.
@@ -11,6 +13,8 @@
 #[cfg(feature = "std")]
 pub mod doc;
 pub mod raw;
+#[cfg(feature = "std")]
+pub mod resource;
 
 /// VMS DLM lock modes, in FLoM's wire numbering (`mode="0"` … `mode="5"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

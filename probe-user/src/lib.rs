@@ -7,9 +7,11 @@
 //! into a state, the renderers, eviction, the errors and exit codes, and how a target is
 //! opened.
 
+pub mod analysis;
 pub mod capture;
 pub mod error;
 pub mod evict;
+pub mod evidence;
 pub mod executable;
 pub mod merge;
 pub mod model;

@@ -7,6 +7,7 @@ mod commands;
 
 use clap::Parser;
 use latch_probe::error::{exit_code, ProbeError};
+use latch_probe::evidence::EvidenceError;
 use latch_probe::trace::TraceError;
 use std::process::ExitCode;
 
@@ -37,6 +38,10 @@ fn main() -> ExitCode {
                 e.downcast_ref::<ProbeError>()
                     .map(ProbeError::exit_code)
                     .or_else(|| e.downcast_ref::<TraceError>().map(TraceError::exit_code))
+                    .or_else(|| {
+                        e.downcast_ref::<EvidenceError>()
+                            .map(EvidenceError::exit_code)
+                    })
             });
             ExitCode::from(code.unwrap_or(exit_code::USAGE))
         }

@@ -8,8 +8,13 @@
 use crate::error::ProbeError;
 use crate::model::{DaemonImage, LOCK_TABLE};
 use crate::target;
+use crate::target::LiveDaemon;
 use dwarfpeek::stacks::{self, Guarded, Program, ThreadStack};
 use std::path::Path;
+use std::time::Duration;
+
+/// How long the table must stay held by one thread to count as wedged.
+pub const WEDGE_LOOK: Duration = Duration::from_millis(300);
 
 /// The guard of the lock table's mutex, as DWARF names its type.
 const TABLE_GUARD: &str = "MutexGuard<latch::table::LockTable>";
@@ -39,6 +44,31 @@ pub fn table_holder(threads: &[ThreadStack]) -> Option<&ThreadStack> {
     threads
         .iter()
         .find(|t| t.holds.iter().any(|l| l == LOCK_TABLE))
+}
+
+/// The thread (`tid (name)`) that holds the lock table in two looks [`WEDGE_LOOK`] apart,
+/// if one does.
+pub fn wedged_owner(daemon: &LiveDaemon) -> Result<Option<String>, ProbeError> {
+    let holder = || -> Result<Option<(u32, String)>, ProbeError> {
+        Ok(table_holder(&daemon.stacks()?).map(|t| (t.tid, t.name.clone())))
+    };
+    let Some(first) = holder()? else {
+        return Ok(None);
+    };
+    std::thread::sleep(WEDGE_LOOK);
+    Ok(holder()?
+        .filter(|second| *second == first)
+        .map(|(tid, name)| format!("{tid} ({name})")))
+}
+
+/// The thread (`tid (name)`) that holds the lock table in every one of `looks` (saved
+/// stacks, in the order they were taken), if one does; none without looks.
+pub fn held_throughout(looks: &[Vec<ThreadStack>]) -> Option<String> {
+    let (first, rest) = looks.split_first()?;
+    let owner = table_holder(first)?;
+    rest.iter()
+        .all(|look| table_holder(look).is_some_and(|t| t.tid == owner.tid))
+        .then(|| format!("{} ({})", owner.tid, owner.name))
 }
 
 fn program<'a>(image: &'a DaemonImage, mapped: &'a Path) -> Program<'a> {

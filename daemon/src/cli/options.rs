@@ -9,8 +9,8 @@
 use super::args::{EndpointArgs, LockArgs};
 use super::client::{Job, LockJob};
 use super::exit;
-use latch::resource::{self, DEFAULT_RESOURCE};
 use latch::wire::LockMsg;
+use latch_probe_common::resource::{self, DEFAULT_RESOURCE};
 use latch_probe_common::LockMode;
 use std::ffi::OsString;
 

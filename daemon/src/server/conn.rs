@@ -8,10 +8,10 @@
 use super::{hang_forever, lock_table, Exit, Server};
 use crate::engine::{self, Answer};
 use crate::net::Stream;
-use crate::resource;
 use crate::table::{Peer, Request};
 use crate::wire::framer::Framer;
 use crate::wire::{self, ClientMessage, LockMsg, Rc, WireError, STEP_FIRST_ANSWER};
+use latch_probe_common::resource;
 use latch_probe_common::LockMode;
 use mio::{Interest, Token};
 use std::io::{self, Read};

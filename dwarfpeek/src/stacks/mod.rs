@@ -19,7 +19,7 @@ use crate::process::{self, ProcError, ThreadFacts};
 use crate::value::layout;
 use framehop::FrameAddress;
 use nix::unistd::Pid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use thiserror::Error;
@@ -83,7 +83,7 @@ impl Registers {
 }
 
 /// One thread, as `stacks` shows it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ThreadStack {
     pub tid: u32,
     /// Empty from a core file (it keeps no thread names).
@@ -97,7 +97,7 @@ pub struct ThreadStack {
     pub holds: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Frame {
     pub address: u64,
     /// The file the code is in (the executable's name, `libc.so.6`).
@@ -109,7 +109,7 @@ pub struct Frame {
     pub inlined: bool,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BlockedOn {
     pub syscall: String,
     /// The futex word's address.

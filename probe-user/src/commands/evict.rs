@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dwarfpeek::process::command_line;
 use latch_probe::error::exit_code;
-use latch_probe::evict::{self, WEDGE_LOOK};
+use latch_probe::evict;
 use latch_probe::model::CaptureOptions;
+use latch_probe::stacks::{wedged_owner, WEDGE_LOOK};
 use latch_probe::target::LiveDaemon;
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ pub fn run(args: &EvictArgs) -> Result<u8> {
         );
     };
 
-    if let Some(owner) = evict::wedged_owner(&daemon)? {
+    if let Some(owner) = wedged_owner(&daemon)? {
         let why = format!(
             "the lock table is held by thread {owner}, which has not let go for {WEDGE_LOOK:?}: \
              the daemon is wedged and would not act on a closed connection \

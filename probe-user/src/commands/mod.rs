@@ -2,6 +2,8 @@
 //! to a plain request to the library (a pid or a core, options), and prints what comes
 //! back; it holds no probing logic of its own.
 
+mod analyze;
+mod diff;
 mod dump;
 mod evict;
 mod inspect;
@@ -26,10 +28,11 @@ use latch_probe::error::exit_code;
         latch-probe stacks --pid P      who holds the lock table, who waits on it\n  \
         latch-probe dump --pid P        who holds what and who waits (--json, --tree DIR)\n  \
         latch-probe watch --pid P --max-hold 30s   alerts as it happens\n  \
+        latch-probe analyze --pid P     who blocks whom, deadlocks, a verdict\n  \
         latch-probe evict --pid P --conn N         sever the client everyone waits behind\n  \
         scripts/forensic.sh P OUTDIR    all of it, into a report\n  \
         latch-probe print --pid P 'LOCK_TABLE.lockers[3]'   any static, by path (any Rust program)\n\n\
-        A dead daemon: the same with --core FILE --exe BIN (dump, mount, stacks).\n\n\
+        A dead daemon: the same with --core FILE --exe BIN (dump, mount, stacks, analyze).\n\n\
         Exit codes: 0 ok; 1 usage or other failure; 2 target not found or not permitted; \
         3 not a latch daemon or no debug info; 4 torn or partial result (printed anyway).\n\
         Docs: docs/guide.md, docs/probe.md, docs/trace.md, docs/inspect.md, docs/formats.md."
@@ -49,6 +52,8 @@ enum Command {
     Trace(trace::TraceArgs),
     Watch(watch::WatchArgs),
     Evict(evict::EvictArgs),
+    Analyze(analyze::AnalyzeArgs),
+    Diff(diff::DiffArgs),
     Print(inspect::PrintArgs),
     Type(inspect::TypeArgs),
     Shell(shell::ShellArgs),
@@ -68,6 +73,8 @@ impl Cli {
             Command::Watch(args) => watch::run(&args),
             Command::Stacks(args) => stacks::run(&args),
             Command::Evict(args) => evict::run(&args),
+            Command::Analyze(args) => analyze::run(&args),
+            Command::Diff(args) => diff::run(&args),
             Command::Print(args) => inspect::print(&args),
             Command::Type(args) => inspect::type_of(&args),
             Command::Shell(args) => shell::run(&args),
@@ -112,6 +119,8 @@ mod tests {
             "watch",
             "stacks",
             "evict",
+            "analyze",
+            "diff",
             "--max-hold",
             "--core",
         ] {

@@ -12,13 +12,10 @@ pub use sever::{sever, EvictError, Expected};
 
 use crate::error::ProbeError;
 use crate::model::CaptureOptions;
-use crate::stacks::table_holder;
 use crate::target::LiveDaemon;
 use latch_probe_common::doc::StateDoc;
 use std::time::{Duration, Instant};
 
-/// How long the table must stay held by one thread to count as wedged.
-pub const WEDGE_LOOK: Duration = Duration::from_millis(300);
 /// Between two reads of the state while waiting for the daemon to let a client go.
 const SETTLE_POLL: Duration = Duration::from_millis(50);
 
@@ -56,21 +53,6 @@ pub fn connection(state: &StateDoc, conn: u64) -> Option<Connection> {
                 .find(|i| i.conn == conn)
                 .map(|i| found(i.fd, i.peer_pid, &i.peer_name, &i.resource_name))
         })
-}
-
-/// The thread (`tid (name)`) that holds the lock table in two looks [`WEDGE_LOOK`] apart,
-/// if one does.
-pub fn wedged_owner(daemon: &LiveDaemon) -> Result<Option<String>, ProbeError> {
-    let holder = || -> Result<Option<(u32, String)>, ProbeError> {
-        Ok(table_holder(&daemon.stacks()?).map(|t| (t.tid, t.name.clone())))
-    };
-    let Some(first) = holder()? else {
-        return Ok(None);
-    };
-    std::thread::sleep(WEDGE_LOOK);
-    Ok(holder()?
-        .filter(|second| *second == first)
-        .map(|(tid, name)| format!("{tid} ({name})")))
 }
 
 /// Whether the daemon let conn `conn` go within `within`, read without stopping it.

@@ -1,10 +1,11 @@
 //! Resource names: which of FLoM's six types a name is, and the parameters it carries.
 //!
 //! Pure functions of the name; nothing here knows about lockers or connections.
+//! The daemon classifies every request with it; the probe reads capacities with it.
 
 #![forbid(unsafe_code)]
 
-use latch_probe_common::ResourceType;
+use crate::ResourceType;
 
 /// The default resource of a client given no `-r`; clients may not name it themselves.
 pub const DEFAULT_RESOURCE: &str = "_RESOURCE";
