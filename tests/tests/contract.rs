@@ -7,7 +7,7 @@
 //! checked: misspelled names must be reported as missing.
 
 use latch_probe::debuginfo::Executable;
-use latch_tests::{latch_bin, workspace_root, Profile};
+use latch_tests::bins::{latch_bin, workspace_root, Profile};
 
 /// One line of the ```contract block.
 #[derive(Debug, Clone, PartialEq, Eq)]

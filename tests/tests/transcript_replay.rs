@@ -23,7 +23,11 @@
 //! and the tests `e2`, `i3`, `l`, `raw`); the rest are listed in [`SKIPPED`] with the reason.
 //! `every_section_is_replayed_or_skipped_by_name` keeps that list honest.
 
-use latch_tests::{Daemon, Profile, TcpDaemon};
+use latch_tests::bins::{latch_bin, Profile};
+use latch_tests::command::TestCommand;
+use latch_tests::daemon::{Daemon, DaemonOptions, Endpoint, LOOPBACK};
+use latch_tests::flom::base64;
+use latch_tests::timeouts::REPLY;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -35,8 +39,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The recordings, vendored (CI has no other copy).
 const TRANSCRIPTS: &str = include_str!("../data/flom-transcripts.md");
 
-/// How long one recorded answer (or EOF) may take to arrive.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long we watch a connection to be sure nothing (no bytes, no EOF) comes.
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -329,8 +331,8 @@ impl Target<'_> {
                 UnixStream::connect(p).unwrap_or_else(|e| panic!("connect({}): {e}", p.display())),
             ),
             Target::Tcp(port) => {
-                let s = TcpStream::connect((TcpDaemon::ADDRESS, *port))
-                    .unwrap_or_else(|e| panic!("connect(127.0.0.1:{port}): {e}"));
+                let s = TcpStream::connect((LOOPBACK, *port))
+                    .unwrap_or_else(|e| panic!("connect({LOOPBACK}:{port}): {e}"));
                 s.set_nodelay(true).expect("TCP_NODELAY");
                 Sock::Tcp(s)
             }
@@ -488,12 +490,6 @@ fn is_timestamp_lock(msg: &str) -> bool {
     attr(msg, "name").is_some_and(|n| n.starts_with("X3Rf"))
 }
 
-/// Standard base64, as the wire carries resource names.
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 // ---------------------------------------------------------------------------------------
 // Replaying
 
@@ -537,7 +533,7 @@ impl<'a> Replay<'a> {
     }
 
     fn expect_eof(&mut self, line: &Line, client: &str) {
-        let got = self.conn(client).read(ANSWER_TIMEOUT);
+        let got = self.conn(client).read(REPLY);
         match got {
             Got::Eof(rest) if rest.is_empty() => {}
             other => self.fail(
@@ -568,13 +564,11 @@ impl<'a> Replay<'a> {
                     }
                 }
                 Step::Expect(c, want) => {
-                    let got = self.conn(c).read(ANSWER_TIMEOUT);
+                    let got = self.conn(c).read(REPLY);
                     let Got::Message(got) = got else {
                         self.fail(
                             line,
-                            &format!(
-                                "expected an answer on {c} within {ANSWER_TIMEOUT:?}, got {got:?}"
-                            ),
+                            &format!("expected an answer on {c} within {REPLY:?}, got {got:?}"),
                         );
                     };
                     let timestamp = self.timestamp_clients.contains(c);
@@ -645,7 +639,7 @@ impl<'a> Replay<'a> {
     fn assert_all_closed(&mut self) {
         let scenario = self.scenario;
         for (client, conn) in &mut self.conns {
-            match conn.read(ANSWER_TIMEOUT) {
+            match conn.read(REPLY) {
                 Got::Eof(rest) if rest.is_empty() => {}
                 other => panic!(
                     "scenario {scenario}: after the immediate shutdown, {client} got {other:?} instead of EOF"
@@ -728,7 +722,7 @@ fn replay_unix(name: &str) {
     if sends_shutdown(&lines, true) {
         replay.assert_all_closed();
         assert!(
-            daemon.wait_exit_within(ANSWER_TIMEOUT).is_some(),
+            daemon.wait_exit_within(REPLY).is_some(),
             "scenario {name}: the daemon did not exit after the immediate shutdown"
         );
         return;
@@ -776,7 +770,9 @@ const DEDICATED: &[&str] = &["n", "e2", "i3", "l", "raw"];
 #[test]
 fn n() {
     let lines = lines_of("n");
-    let daemon = TcpDaemon::start(Profile::Debug);
+    let daemon = DaemonOptions::new(Profile::Debug)
+        .endpoint(Endpoint::TcpLoopback)
+        .start();
     let mut replay = Replay::new("n", Target::Tcp(daemon.port()));
     replay.run(&lines, false);
     replay.assert_quiet();
@@ -940,7 +936,7 @@ fn answer_msg(rc: i32) -> String {
 }
 
 fn expect_answer(conn: &mut Conn, want: &str, what: &str) -> String {
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Message(got) => {
             if let Err(diff) = compare(&got, want, false) {
                 panic!("{what}: {diff}");
@@ -952,7 +948,7 @@ fn expect_answer(conn: &mut Conn, want: &str, what: &str) -> String {
 }
 
 fn expect_rc(conn: &mut Conn, rc: i32, what: &str) -> String {
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Message(got) => {
             assert_eq!(
                 attr(&got, "rc"),
@@ -969,7 +965,7 @@ fn expect_rc(conn: &mut Conn, rc: i32, what: &str) -> String {
 /// flom's goodbye: SHUT_WR, then the daemon must close.
 fn goodbye(mut conn: Conn, what: &str) {
     let _ = conn.shutdown_write();
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Eof(rest) if rest.is_empty() => {}
         other => panic!("{what}: after SHUT_WR expected EOF, got {other:?}"),
     }
@@ -1095,7 +1091,7 @@ fn l() {
             goodbye(conn, &what);
         } else if outcome.trim_end().ends_with("not sent") {
             expect_answer(&mut conn, &answer_msg(-14), &what);
-            match conn.read(ANSWER_TIMEOUT) {
+            match conn.read(REPLY) {
                 Got::Eof(rest) if rest.is_empty() => {}
                 other => panic!("{what}: the daemon must half-close after rc -14, got {other:?}"),
             }
@@ -1169,7 +1165,7 @@ fn raw() {
             expect_answer(&mut conn, answer, &what);
         }
         if p.eof {
-            match conn.read(ANSWER_TIMEOUT) {
+            match conn.read(REPLY) {
                 Got::Eof(rest) if rest.is_empty() => {}
                 other => panic!("{what}: expected the daemon to close, got {other:?}"),
             }
@@ -1246,7 +1242,7 @@ impl FakeDaemon {
                     eof: false,
                 };
                 let mut msgs = Vec::new();
-                while let Got::Message(m) = conn.read(ANSWER_TIMEOUT) {
+                while let Got::Message(m) = conn.read(REPLY) {
                     let lock = m.contains("verb=\"1\"");
                     let shutdown = m.contains("verb=\"5\"");
                     msgs.push(m);
@@ -1272,9 +1268,11 @@ impl FakeDaemon {
     /// Runs `latch -s <fake> <args>`; returns its exit code and what the fake received
     /// (None: it never connected).
     fn run(&self, args: &[String]) -> (Option<i32>, Option<Vec<String>>) {
-        let mut cmd = std::process::Command::new(latch_tests::latch_bin(Profile::Debug));
-        cmd.arg("-s").arg(&self.path).args(args);
-        let out = latch_tests::output_within(&mut cmd, Duration::from_secs(15));
+        let out = TestCommand::new(latch_bin(Profile::Debug))
+            .arg("-s")
+            .arg(&self.path)
+            .args(args)
+            .output();
         let got = self.conns.recv_timeout(Duration::from_millis(200)).ok();
         (out.status.code(), got)
     }
@@ -1392,7 +1390,7 @@ fn unlock_of_another_name_closes_the_connection() {
     conn.send(lock_msg("foo", &[]).as_bytes()).expect("send");
     expect_answer(&mut conn, &answer_msg(0), "lock foo");
     conn.send(unlock_msg("bar").as_bytes()).expect("send");
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Eof(rest) if rest.is_empty() => {}
         other => panic!("unlock of bar while holding foo: expected EOF, got {other:?}"),
     }

@@ -1,0 +1,180 @@
+//! [`TestCommand`]: a command run to completion with a bound, and the checks on how it
+//! ended (`expect_success`, `expect_exit`) whose failures show everything about the run.
+//!
+//! It may not wait without a bound (a command that overruns is ended by its pid) or leave
+//! a process behind.
+
+use crate::procs::end_child;
+use crate::timeouts::{CLIENT, POLL};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// A [`Command`] with a bound on how long it may run (by default [`CLIENT`]) and its stdin
+/// at /dev/null unless set.
+///
+/// It dereferences to the [`Command`] for what it does not wrap (stdout, spawning it as a
+/// [`Background`](crate::background::Background)).
+#[derive(Debug)]
+pub struct TestCommand {
+    cmd: Command,
+    timeout: Duration,
+}
+
+impl TestCommand {
+    pub fn new(program: impl AsRef<OsStr>) -> TestCommand {
+        let mut cmd = Command::new(program);
+        cmd.stdin(Stdio::null());
+        TestCommand {
+            cmd,
+            timeout: CLIENT,
+        }
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut TestCommand {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(&mut self, args: impl IntoIterator<Item = S>) -> &mut TestCommand {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut TestCommand {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut TestCommand {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut TestCommand {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(&mut self, stdin: impl Into<Stdio>) -> &mut TestCommand {
+        self.cmd.stdin(stdin);
+        self
+    }
+
+    /// How long the command may run before the test fails.
+    pub fn timeout(&mut self, timeout: Duration) -> &mut TestCommand {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs the command to completion with its output captured, failing the test if it
+    /// takes longer than its timeout (the process is then ended by pid).
+    pub fn output(&mut self) -> Output {
+        let timeout = self.timeout;
+        let mut child = self
+            .cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.cmd));
+        // Read both pipes while waiting, so that a large output cannot block the child.
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+                Ok(None) => {
+                    end_child(&mut child);
+                    panic!("{:?} did not finish within {timeout:?}", self.cmd);
+                }
+                Err(e) => panic!("cannot wait for {:?}: {e}", self.cmd),
+            }
+        };
+        Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        }
+    }
+
+    /// Runs the command; the test fails unless it exits 0. Its stdout.
+    #[track_caller]
+    pub fn expect_success(&mut self) -> String {
+        let out = self.output();
+        if !out.status.success() {
+            panic!("{}", self.report("expected success", &out));
+        }
+        String::from_utf8(out.stdout.clone())
+            .unwrap_or_else(|_| panic!("{}", self.report("expected UTF-8 on stdout", &out)))
+    }
+
+    /// Runs the command; the test fails unless it exits 0 with a JSON document of type `T`
+    /// on stdout.
+    #[track_caller]
+    pub fn expect_json<T: serde::de::DeserializeOwned>(&mut self) -> T {
+        let stdout = self.expect_success();
+        serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{:?} printed no {} document ({e}):\n{stdout}",
+                self.cmd,
+                std::any::type_name::<T>()
+            )
+        })
+    }
+
+    /// Runs the command; the test fails unless it exits with `code`. The whole output, for
+    /// checks on what it said.
+    #[track_caller]
+    pub fn expect_exit(&mut self, code: i32) -> Output {
+        let out = self.output();
+        if out.status.code() != Some(code) {
+            panic!(
+                "{}",
+                self.report(&format!("expected exit code {code}"), &out)
+            );
+        }
+        out
+    }
+
+    /// What a failed check prints: the command line, how it ended, and all it wrote.
+    fn report(&self, expected: &str, out: &Output) -> String {
+        format!(
+            "{expected}: {:?}\nstatus: {}\n\nstdout:\n{}\n\nstderr:\n{}",
+            self.cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+impl Deref for TestCommand {
+    type Target = Command;
+
+    fn deref(&self) -> &Command {
+        &self.cmd
+    }
+}
+
+impl DerefMut for TestCommand {
+    fn deref_mut(&mut self) -> &mut Command {
+        &mut self.cmd
+    }
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            // A read error leaves what was read so far, which is what the test reports.
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
