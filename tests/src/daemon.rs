@@ -26,6 +26,9 @@ pub const LOOPBACK: &str = "127.0.0.1";
 /// may take the port between the test finding it free and the daemon binding it).
 const PORT_ATTEMPTS: usize = 5;
 
+/// The resource whose lock wedges a daemon started by [`Daemon::start_wedgeable`].
+pub const WEDGE_NAME: &str = "stuck";
+
 /// Where a daemon listens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -68,12 +71,6 @@ impl DaemonOptions {
         self
     }
 
-    /// `--debug-feature hang-on-lock=NAME`: a lock on `name` wedges the daemon (see
-    /// [`Daemon::wedge`]).
-    pub fn hang_on_lock(self, name: &str) -> DaemonOptions {
-        self.args(&["--debug-feature", &format!("hang-on-lock={name}")])
-    }
-
     /// Starts the daemon and waits until it accepts a connection.
     pub fn start(self) -> Daemon {
         Daemon::start_with(self)
@@ -100,6 +97,15 @@ impl Daemon {
     /// Starts `latch daemon -s <socket>` of `profile` and waits until it accepts.
     pub fn start(profile: Profile) -> Daemon {
         DaemonOptions::new(profile).start()
+    }
+
+    /// A debug daemon with the test hook `--debug-feature hang-on-lock=`[`WEDGE_NAME`]: a
+    /// lock on that name makes the thread that owns the lock table hang while holding it
+    /// (see [`Daemon::wedge`]).
+    pub fn start_wedgeable() -> Daemon {
+        DaemonOptions::new(Profile::Debug)
+            .args(&["--debug-feature", &format!("hang-on-lock={WEDGE_NAME}")])
+            .start()
     }
 
     /// Starts the daemon `options` describe and waits until it accepts a connection.
@@ -236,12 +242,11 @@ impl Daemon {
         )
     }
 
-    /// Wedges a daemon started with [`DaemonOptions::hang_on_lock`]`(name)`: a lock on
-    /// `name` makes the thread that owns the lock table hang while holding it. Returns once
-    /// the admin API (which needs the table) no longer answers; the client is stopped when
-    /// the returned value is dropped.
-    pub fn wedge(&self, name: &str) -> Background {
-        let wedger = Background::spawn(self.client().args(["-r", name, "--", "true"]));
+    /// Wedges a daemon started by [`Daemon::start_wedgeable`] with a lock on
+    /// [`WEDGE_NAME`]. Returns once the admin API (which needs the table) no longer answers;
+    /// the client is stopped when the returned value is dropped.
+    pub fn wedge(&self) -> Background {
+        let wedger = Background::spawn(self.client().args(["-r", WEDGE_NAME, "--", "true"]));
         wait_for("the daemon to be wedged", WEDGE, || {
             let out = self
                 .client()

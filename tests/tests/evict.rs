@@ -9,7 +9,7 @@
 use latch_tests::background::Background;
 use latch_tests::bins::Profile;
 use latch_tests::command::TestCommand;
-use latch_tests::daemon::{Daemon, DaemonOptions};
+use latch_tests::daemon::Daemon;
 use latch_tests::probe::{latch_probe, probe_free};
 use latch_tests::timeouts::CHANGE;
 use latch_tests::wait::wait_for;
@@ -65,16 +65,14 @@ fn evicting_the_holder_lets_the_waiter_run() {
 
 #[test]
 fn evict_refuses_a_wedged_daemon_and_an_unknown_conn() {
-    let mut daemon = DaemonOptions::new(Profile::Debug)
-        .hang_on_lock("stuck")
-        .start();
+    let mut daemon = Daemon::start_wedgeable();
     let _holder = daemon.holder(&["-r", "foo"]);
     let conn = daemon.first_holder(CHANGE);
     let unknown = evict(daemon.pid(), &["--conn", "999"]).expect_exit(1);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no conn 999"));
 
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
-    let _wedger = daemon.wedge("stuck");
+    let _wedger = daemon.wedge();
     let refused = evict(daemon.pid(), &["--conn", &conn.to_string()]).expect_exit(1);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(

@@ -10,7 +10,7 @@ use latch_tests::background::Background;
 use latch_tests::bins::{latch_bin, probe_bin, workspace_root, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::coredump::gcore;
-use latch_tests::daemon::{Daemon, DaemonOptions};
+use latch_tests::daemon::Daemon;
 use latch_tests::probe::probe_free;
 use latch_tests::timeouts::{CHANGE, FORENSIC};
 use latch_tests::wait::wait_for;
@@ -85,13 +85,11 @@ fn a_client_holding_forever_is_named_as_the_cause() {
 
 #[test]
 fn a_wedged_daemon_is_reported_live_and_from_its_core() {
-    let mut daemon = DaemonOptions::new(Profile::Debug)
-        .hang_on_lock("stuck")
-        .start();
+    let mut daemon = Daemon::start_wedgeable();
     let _holder = daemon.holder(&["-r", "kept"]);
     let conn = daemon.first_holder(CHANGE);
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
-    let _wedger = daemon.wedge("stuck");
+    let _wedger = daemon.wedge();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("live");
     forensic(&["--window", "1", &daemon.pid().to_string()], &out, 11);

@@ -7,8 +7,7 @@
 
 use latch_probe_common::doc::StateDoc;
 use latch_tests::background::Background;
-use latch_tests::bins::Profile;
-use latch_tests::daemon::{Daemon, DaemonOptions};
+use latch_tests::daemon::{Daemon, WEDGE_NAME};
 use latch_tests::procs::{signal, task_dir};
 use latch_tests::timeouts::CHANGE;
 use latch_tests::wait::wait_for;
@@ -71,9 +70,7 @@ fn state_json(daemon: &Daemon) -> (StateDoc, String) {
 
 #[test]
 fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
-    let mut daemon = DaemonOptions::new(Profile::Debug)
-        .hang_on_lock("stuck")
-        .start();
+    let mut daemon = Daemon::start_wedgeable();
     let pid = daemon.pid();
 
     // Some state first: a holder and a waiter of `a`, a numeric holder, an incubated client.
@@ -101,7 +98,7 @@ fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
     });
 
     // The request that wedges it: its client never gets an answer.
-    let mut stuck = Background::spawn(daemon.client().args(["-r", "stuck", "--", "true"]));
+    let mut stuck = Background::spawn(daemon.client().args(["-r", WEDGE_NAME, "--", "true"]));
     let wedged = wait_for("the main thread blocked", CHANGE, || {
         let t = tasks(pid).into_iter().find(|t| t.tid == pid)?;
         in_futex_wait(&t).then_some(t)

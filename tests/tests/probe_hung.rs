@@ -12,7 +12,7 @@ use latch_tests::background::Background;
 use latch_tests::bins::Profile;
 use latch_tests::command::TestCommand;
 use latch_tests::coredump::gcore;
-use latch_tests::daemon::{Daemon, DaemonOptions};
+use latch_tests::daemon::{Daemon, WEDGE_NAME};
 use latch_tests::probe::{expect_dump, latch_probe};
 use latch_tests::procs::{signal, thread_states};
 use latch_tests::timeouts::{CHANGE, PROBE};
@@ -110,14 +110,12 @@ fn a_stopped_daemon_is_read_and_left_stopped() {
 
 #[test]
 fn a_daemon_wedged_on_its_table_is_read() {
-    let daemon = DaemonOptions::new(Profile::Debug)
-        .hang_on_lock("stuck")
-        .start();
+    let daemon = Daemon::start_wedgeable();
     let pid = daemon.pid();
     let (before, _clients) = populate(&daemon);
 
     // The request that wedges the table's owner with the table's mutex held.
-    let _stuck = Background::spawn(daemon.client().args(["-r", "stuck", "--", "true"]));
+    let _stuck = Background::spawn(daemon.client().args(["-r", WEDGE_NAME, "--", "true"]));
     wait_for("the daemon to log the hook", CHANGE, || {
         daemon.stderr().contains("hang-on-lock").then_some(())
     });

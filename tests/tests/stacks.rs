@@ -7,9 +7,8 @@
 //! Needs root (ptrace, gcore). Every process started is stopped by its pid.
 
 use latch_tests::background::Background;
-use latch_tests::bins::Profile;
 use latch_tests::coredump::gcore;
-use latch_tests::daemon::DaemonOptions;
+use latch_tests::daemon::Daemon;
 use latch_tests::probe::{latch_probe, probe_free};
 use latch_tests::procs::proc_status;
 use latch_tests::timeouts::CHANGE;
@@ -62,12 +61,10 @@ fn admin_in_futex(pid: u32) -> bool {
 
 #[test]
 fn stacks_name_the_wedged_owner_and_the_threads_blocked_on_the_table() {
-    let mut daemon = DaemonOptions::new(Profile::Debug)
-        .hang_on_lock("stuck")
-        .start();
+    let mut daemon = Daemon::start_wedgeable();
     let pid = daemon.pid();
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
-    let _wedger = daemon.wedge("stuck");
+    let _wedger = daemon.wedge();
     // An admin request that waits: the admin thread takes it and blocks on the table.
     let _asking = Background::spawn(daemon.client().args(["state", "--timeout-ms", "60000"]));
     wait_for("the admin thread to block on the table", CHANGE, || {
