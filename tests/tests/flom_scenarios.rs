@@ -1,7 +1,7 @@
-//! FLoM's own test scenarios (spec.md, "Its test suite"), driven with the `latch` command line
-//! exactly as a flom user would: exit codes, the messages of exit-codes.md, ordering, element
-//! values, the incubator, shutdowns, auto-start with its flock race, TCP, and a holder killed
-//! with SIGKILL (transcript p).
+//! The scenarios of FLoM's own test suite, driven with the `latch` command line exactly as a
+//! flom user would: exit codes and FLoM's messages for them, ordering, element values, the
+//! incubator, shutdowns, auto-start with its flock race, TCP, and a holder killed with
+//! SIGKILL (section p of tests/data/flom-transcripts.md).
 //!
 //! Holders that must stay put while something else is checked run a gate command: it writes
 //! its element and a "started" mark, then waits for a "stop" file whose content is its exit
@@ -381,7 +381,7 @@ fn same_resource_serializes_different_resources_run_concurrently() {
 // 2. Busy with -o 0, timeout with -o N.
 
 #[test]
-fn busy_and_timeout() {
+fn a_busy_resource_is_refused_at_once_with_o_0_and_after_the_timeout_with_o_n() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let holder = Holder::start(daemon.client(), "foo", &[], dir.path(), "h");
@@ -410,7 +410,7 @@ fn busy_and_timeout() {
 // 3. Lock modes.
 
 #[test]
-fn lock_modes() {
+fn lock_modes_are_granted_or_refused_by_the_compatibility_matrix() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     // (held, asked, granted?) — a few cells of the matrix, with flom's spellings of -l.
@@ -445,7 +445,7 @@ fn lock_modes() {
 // 4. Numeric resources.
 
 #[test]
-fn numeric_resource() {
+fn a_numeric_resource_grants_quantities_up_to_its_total() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let h1 = Holder::start(daemon.client(), "foo[2]", &[], dir.path(), "h1");
@@ -495,7 +495,7 @@ fn numeric_resource() {
 // 5. Set resources.
 
 #[test]
-fn set_resource() {
+fn a_set_resource_grants_each_element_to_one_holder_at_a_time() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let name = "red.green.blue";
@@ -514,7 +514,7 @@ fn set_resource() {
     .output();
     check(&out, 98, "", BUSY, "a fourth with -o 0");
 
-    // Transcript g: a fifth waits, and gets the element the next leaver gives back.
+    // Section g of tests/data/flom-transcripts.md: a fifth waits, and gets the element the next leaver gives back.
     let fifth = Holder::spawn(daemon.client(), name, &[], dir.path(), "h5");
     fifth.assert_waiting();
     let mut holders = holders.into_iter();
@@ -527,7 +527,7 @@ fn set_resource() {
     }
     check(&fifth.release(0), 0, "", "", "fifth");
 
-    // Transcript g2: red held; sequential grants red, green, blue, green, green.
+    // Section g2 of tests/data/flom-transcripts.md: red held; sequential grants red, green, blue, green, green.
     let dir2 = tempdir();
     let red = Holder::start(daemon.client(), "a.b.c", &[], dir2.path(), "red");
     assert_eq!(red.element(), "a");
@@ -549,7 +549,7 @@ fn set_resource() {
 // 6. Hierarchical resources.
 
 #[test]
-fn hierarchical_resource() {
+fn a_hierarchical_resource_conflicts_with_its_ancestors_and_descendants() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let try_now = |name: &str| lock_cmd(daemon.client(), name, &["-o", "0"], &["true"]).output();
@@ -633,7 +633,7 @@ fn sequence_calls(daemon: &Daemon, name: &str, calls: &[(&str, i32)]) -> Vec<Str
 }
 
 #[test]
-fn sequences_as_flom_test_suite() {
+fn sequences_give_the_values_flom_s_test_suite_expects() {
     // The suite's thirteen calls: reused rolled-back values for _S_, never for _s_.
     let daemon = Daemon::start(Profile::Debug);
     let calls: Vec<(&str, i32)> = [
@@ -654,10 +654,10 @@ fn sequences_as_flom_test_suite() {
     );
 }
 
-/// Transcripts i1 (`_s_`) and i2 (`_S_`) through the CLI: c1 holds while c2..c5 come and
+/// Sections i1 (`_s_`) and i2 (`_S_`) of tests/data/flom-transcripts.md through the CLI: c1 holds while c2..c5 come and
 /// go (c3 failing), c6 comes after c1 left.
 #[test]
-fn sequences_as_recorded() {
+fn sequences_give_the_recorded_values_through_the_command_line() {
     let daemon = Daemon::start(Profile::Debug);
     for (name, want) in [
         ("_s_seq[3]", ["1", "2", "3", "4", "5", "6"]),
@@ -723,7 +723,7 @@ fn sequences_reuse_rolled_back_values_in_order() {
 // 8. create=no and the incubator.
 
 #[test]
-fn create_no_and_incubator() {
+fn create_no_waits_in_the_incubator_until_another_client_creates_the_resource() {
     let daemon = Daemon::start(Profile::Debug);
     let out = lock_cmd(
         daemon.client(),
@@ -753,7 +753,7 @@ fn create_no_and_incubator() {
     let out = lock_cmd(daemon.client(), "/foo", &["-e", "n"], &["true"]).output();
     check(&out, 0, "", "", "-e n on the resource kept by -i 2000");
 
-    // Transcript k2: an incubated waiter runs once someone creates the resource.
+    // Section k2 of tests/data/flom-transcripts.md: an incubated waiter runs once someone creates the resource.
     let dir = tempdir();
     let waiter = Holder::spawn(daemon.client(), "later", &["-e", "no"], dir.path(), "w");
     waiter.assert_waiting();
@@ -844,10 +844,10 @@ fn quiesce_shutdown_lets_the_holder_finish() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 10. Errors, and the table of exit-codes.md.
+// 10. Errors: FLoM's exit codes and messages.
 
 #[test]
-fn exit_codes_and_messages() {
+fn each_error_exits_with_flom_s_code_and_message() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let nosock = dir.path().join("no-daemon");
@@ -1031,10 +1031,11 @@ fn exit_codes_and_messages() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Auto-start, its idle exit, the flock race, a stale socket (m3).
+// Auto-start, its idle exit, the flock race, a stale socket (section m3 of
+// tests/data/flom-transcripts.md).
 
 #[test]
-fn autostart_then_idle_exit() {
+fn an_auto_started_daemon_serves_then_exits_once_idle_for_its_lifespan() {
     let dir = tempdir();
     let socket = dir.path().join("sock");
     let mut spawned = SpawnedDaemons::new(&socket);
@@ -1085,10 +1086,11 @@ fn autostart_then_idle_exit() {
     assert!(lock.exists(), "the .lock file stays, as FLoM's");
 }
 
-/// k1/k4: a daemon that never created a resource exits after about a third of its
-/// lifespan (recorded: L = 3000 -> 1.0 s, L = 300 -> 0.1 s).
+/// Sections k1 and k4 of tests/data/flom-transcripts.md: a daemon that never created a
+/// resource exits after about a third of its lifespan (FLoM's was seen to exit after 1.0 s
+/// with a lifespan of 3000 ms, after 0.1 s with 300 ms).
 #[test]
-fn autostart_idle_exit_without_resources() {
+fn an_auto_started_daemon_without_resources_exits_after_a_third_of_its_lifespan() {
     let dir = tempdir();
     let socket = dir.path().join("sock");
     let mut spawned = SpawnedDaemons::new(&socket);
@@ -1163,7 +1165,7 @@ fn autostart_replaces_a_stale_socket() {
 // TCP, and a holder killed with SIGKILL.
 
 #[test]
-fn tcp_on_loopback() {
+fn clients_are_served_over_tcp_on_loopback() {
     let daemon = DaemonOptions::new(Profile::Debug)
         .endpoint(Endpoint::TcpLoopback)
         .start();
@@ -1185,7 +1187,7 @@ fn tcp_on_loopback() {
 }
 
 #[test]
-fn killed_holder_releases_to_the_waiter() {
+fn a_killed_holder_releases_to_the_waiter() {
     become_subreaper();
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
