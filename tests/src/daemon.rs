@@ -216,17 +216,19 @@ impl Daemon {
         })
     }
 
-    /// The conn of the first holder of the first locker, once there is one (at most
-    /// `timeout`).
-    pub fn first_holder(&self, timeout: Duration) -> u64 {
-        wait_for("a holder", timeout, || {
+    /// A [`Daemon::holder`] for `args` on a daemon that holds no other lock, and its conn
+    /// once it holds (at most [`CHANGE`]).
+    pub fn sole_holder(&self, args: &[&str]) -> (Background, u64) {
+        let holder = self.holder(args);
+        let conn = wait_for("a holder", CHANGE, || {
             self.state()
                 .lockers
                 .first()?
                 .holders
                 .first()
                 .map(|h| h.conn)
-        })
+        });
+        (holder, conn)
     }
 
     /// A `latch -s <socket> ARGS -- sh -c 'exec cat'` client: once granted it holds the lock

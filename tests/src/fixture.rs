@@ -49,15 +49,15 @@ impl ValueFixture {
         }
     }
 
-    pub fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
 impl Drop for ValueFixture {
     fn drop(&mut self) {
         // The fixture has no state to save: SIGKILL by its own pid, then reap it.
-        let _ = kill(self.pid(), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }

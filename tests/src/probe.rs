@@ -6,6 +6,7 @@
 
 use crate::bins::probe_bin;
 use crate::command::TestCommand;
+use crate::daemon::Daemon;
 use crate::lines::Lines;
 use crate::procs::{end_child, wait_child_within};
 use crate::timeouts::{PROBE, PROBE_ATTACH, STOP};
@@ -54,6 +55,22 @@ pub fn probe_free(pid: u32) -> bool {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .any(|c| c.contains("latch-probe") && c.contains(&target));
     untraced && !probes_left
+}
+
+/// The daemon still runs, traced by nobody, with no `latch-probe` left running against it:
+/// what every probe command must leave behind.
+#[track_caller]
+pub fn assert_left_running_and_untraced(daemon: &mut Daemon) {
+    assert!(
+        daemon.is_running(),
+        "the daemon died; stderr:\n{}",
+        daemon.stderr()
+    );
+    assert!(
+        probe_free(daemon.pid()),
+        "the probe left daemon {} traced, or still runs against it",
+        daemon.pid()
+    );
 }
 
 /// A `latch-probe` command that attaches uprobes (`trace`, `watch`) running beside the

@@ -28,7 +28,7 @@ fn files() -> (&'static Path, &'static Path) {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
         let fixture = ValueFixture::start(&exe);
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let core = gcore(fixture.pid().as_raw() as u32, dir.path());
+        let core = gcore(fixture.pid(), dir.path());
         (exe, core, dir)
     });
     (exe, core)

@@ -10,7 +10,7 @@ use latch_tests::background::Background;
 use latch_tests::bins::Profile;
 use latch_tests::command::TestCommand;
 use latch_tests::daemon::Daemon;
-use latch_tests::probe::{latch_probe, probe_free};
+use latch_tests::probe::{assert_left_running_and_untraced, latch_probe};
 use latch_tests::timeouts::CHANGE;
 use latch_tests::wait::wait_for;
 
@@ -60,14 +60,13 @@ fn evicting_the_holder_lets_the_waiter_run() {
         "{state:#?}"
     );
     assert!(printer.waitings.is_empty(), "{state:#?}");
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }
 
 #[test]
 fn evict_refuses_a_wedged_daemon_and_an_unknown_conn() {
     let mut daemon = Daemon::start_wedgeable();
-    let _holder = daemon.holder(&["-r", "foo"]);
-    let conn = daemon.first_holder(CHANGE);
+    let (_holder, conn) = daemon.sole_holder(&["-r", "foo"]);
     let unknown = evict(daemon.pid(), &["--conn", "999"]).expect_exit(1);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no conn 999"));
 
@@ -79,5 +78,5 @@ fn evict_refuses_a_wedged_daemon_and_an_unknown_conn() {
         stderr.contains("not evicting") && stderr.contains("wedged"),
         "the refusal says why: {stderr}"
     );
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }

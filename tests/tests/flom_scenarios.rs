@@ -623,8 +623,7 @@ fn sequence_calls(daemon: &Daemon, name: &str, calls: &[(&str, i32)]) -> Vec<Str
                 "true" | "false" | "echo" => vec![*call],
                 script => vec!["sh", "-c", script],
             };
-            let out = lock_cmd(daemon.client(), name, &["-i", "1000"], &command).output();
-            assert_eq!(out.status.code(), Some(*code), "{name}: {call}: {out:?}");
+            let out = lock_cmd(daemon.client(), name, &["-i", "1000"], &command).expect_exit(*code);
             assert!(out.stderr.is_empty(), "{name}: {call}: {out:?}");
             stdout_of(&out).trim_end().to_owned()
         })

@@ -11,7 +11,7 @@ use latch_tests::bins::{latch_bin, probe_bin, workspace_root, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::coredump::gcore;
 use latch_tests::daemon::Daemon;
-use latch_tests::probe::probe_free;
+use latch_tests::probe::assert_left_running_and_untraced;
 use latch_tests::timeouts::{CHANGE, FORENSIC};
 use latch_tests::wait::wait_for;
 use std::path::Path;
@@ -80,14 +80,13 @@ fn a_client_holding_forever_is_named_as_the_cause() {
     assert!(std::fs::read_to_string(out.join("wait-for.dot"))
         .expect("dot")
         .contains("->"));
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }
 
 #[test]
 fn a_wedged_daemon_is_reported_live_and_from_its_core() {
     let mut daemon = Daemon::start_wedgeable();
-    let _holder = daemon.holder(&["-r", "kept"]);
-    let conn = daemon.first_holder(CHANGE);
+    let (_holder, conn) = daemon.sole_holder(&["-r", "kept"]);
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
     let _wedger = daemon.wedge();
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -102,7 +101,7 @@ fn a_wedged_daemon_is_reported_live_and_from_its_core() {
             .expect("JSON");
     assert_eq!(state["lockers"][0]["holders"][0]["conn"], conn, "{state:#}");
     assert!(text.contains(&format!("\"conn\": {conn}")), "{text}");
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 
     let core = gcore(daemon.pid(), dir.path());
     let core = core.to_str().expect("UTF-8").to_owned();
@@ -111,5 +110,5 @@ fn a_wedged_daemon_is_reported_live_and_from_its_core() {
     forensic(&["--core", &core, "--exe", &exe], &dead, 11);
     let text = report(&dead);
     assert!(text.contains(&format!("\"conn\": {conn}")), "{text}");
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }

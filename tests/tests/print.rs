@@ -15,7 +15,7 @@ use latch_tests::probe::latch_probe;
 use latch_tests::timeouts::{CHANGE, POLL};
 use latch_tests::wait::wait_for;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 
 /// Expressions on the fixture with the text and the JSON they must print.
@@ -143,6 +143,13 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
+/// The value fixture, started, and its pid as an argument.
+fn start_fixture() -> (ValueFixture, String) {
+    let fixture = ValueFixture::start(Path::new(env!("CARGO_BIN_EXE_value_fixture")));
+    let pid = fixture.pid().to_string();
+    (fixture, pid)
+}
+
 fn check(target: &[&str], source: &str) {
     for (expr, text, json) in cases() {
         let mut args = vec!["print"];
@@ -158,19 +165,17 @@ fn check(target: &[&str], source: &str) {
 
 #[test]
 fn print_gives_the_fixture_s_values_live_and_from_a_core() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
+    let (fixture, pid) = start_fixture();
     check(&["--pid", &pid], "live");
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let core = gcore(fixture.pid().as_raw() as u32, dir.path());
+    let core = gcore(fixture.pid(), dir.path());
     check(
         &[
             "--core",
             core.to_str().expect("UTF-8"),
             "--exe",
-            exe.to_str().expect("UTF-8"),
+            fixture.exe.to_str().expect("UTF-8"),
         ],
         "core",
     );
@@ -186,9 +191,7 @@ fn print_gives_the_fixture_s_values_live_and_from_a_core() {
 
 #[test]
 fn bad_expressions_name_the_part_that_failed() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
+    let (_fixture, pid) = start_fixture();
     let failing = [
         ("FIXTURE.Some.0.vec_u32[x]", "column 24", "an index"),
         (
@@ -229,9 +232,7 @@ fn fails_naming(pid: &str, failing: &[(&str, &str, &str)]) {
 /// value that reads: never a panic, a hang or an allocation of the length it claims.
 #[test]
 fn garbage_pointers_and_lengths_are_errors() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
+    let (_fixture, pid) = start_fixture();
     let whole = latch_probe(&["print", "--pid", &pid, "POINTERS"]).expect_success();
     for part in [
         "null: 0x0 as *const value_fixture::Inner,",
@@ -357,8 +358,7 @@ fn the_shell_completes_statics_and_fields() {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
 
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
+    let (fixture, _) = start_fixture();
     let pty = openpty(None, None).expect("a pseudo-terminal");
     let slave = std::fs::File::from(pty.slave);
     let mut cmd = Command::new(probe_bin());
@@ -415,9 +415,7 @@ fn the_shell_completes_statics_and_fields() {
 /// line and the part of the expression that failed.
 #[test]
 fn a_shell_script_runs_and_stops_at_the_first_error() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
+    let (_fixture, pid) = start_fixture();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let script = dir.path().join("script");
     let run = |lines: &str| {

@@ -615,7 +615,8 @@ fn check_statics(values: &BTreeMap<String, Value>) {
 /// checks both.
 fn fixture_decodes_exactly(path: &Path, program: &Program) {
     let fixture = ValueFixture::start(path);
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     let mappings = maps::read_maps(pid.as_raw()).expect("maps");
     let files: Vec<FileMapping> = mappings.iter().filter_map(|m| m.file()).collect();
     let bias = bias_of(program, &files, &fixture.exe);
@@ -637,16 +638,12 @@ fn fixture_decodes_exactly(path: &Path, program: &Program) {
         .tempdir()
         .expect("temporary directory");
     let started = Instant::now();
-    let core_path = gcore(pid.as_raw() as u32, dir.path());
+    let core_path = gcore(id, dir.path());
     eprintln!("gcore took {:?}", started.elapsed());
     let core = CoreFile::open(&core_path).expect("open the core");
     let mut tids: Vec<i32> = core.threads().iter().map(|t| t.tid).collect();
     tids.sort_unstable();
-    assert_eq!(
-        tids,
-        task_ids(pid.as_raw() as u32),
-        "the core's threads are the process's"
-    );
+    assert_eq!(tids, task_ids(id), "the core's threads are the process's");
     assert!(core.threads().iter().all(|t| t.pc() != 0 && t.sp() != 0));
     let core_bias = bias_of(program, core.file_mappings(), &fixture.exe);
     assert_eq!(
@@ -674,27 +671,20 @@ fn release_fixture_decodes_exactly_live_and_from_a_core() {
 #[test]
 fn a_freeze_stops_every_thread_and_lets_them_all_go() {
     let fixture = ValueFixture::start(&debug_fixture());
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     let freeze = Freeze::new(pid).expect("freeze");
     let mut frozen: Vec<i32> = freeze.threads().iter().map(|t| t.as_raw()).collect();
     frozen.sort_unstable();
-    assert_eq!(
-        frozen,
-        task_ids(pid.as_raw() as u32),
-        "every thread is frozen"
-    );
+    assert_eq!(frozen, task_ids(id), "every thread is frozen");
     assert!(
-        thread_states(pid.as_raw() as u32).iter().all(|s| *s == 't'),
+        thread_states(id).iter().all(|s| *s == 't'),
         "{:?}",
-        thread_states(pid.as_raw() as u32)
+        thread_states(id)
     );
     assert!(!freeze.was_stopped());
     freeze.resume().expect("resume");
-    assert!(
-        !thread_states(pid.as_raw() as u32).contains(&'t'),
-        "{:?}",
-        thread_states(pid.as_raw() as u32)
-    );
+    assert!(!thread_states(id).contains(&'t'), "{:?}", thread_states(id));
 
     // A panic while frozen lets the process go too.
     let caught = std::panic::catch_unwind(|| {
@@ -702,31 +692,24 @@ fn a_freeze_stops_every_thread_and_lets_them_all_go() {
         panic!("a deliberate panic while frozen (this message is expected)");
     });
     assert!(caught.is_err());
-    assert!(
-        !thread_states(pid.as_raw() as u32).contains(&'t'),
-        "{:?}",
-        thread_states(pid.as_raw() as u32)
-    );
+    assert!(!thread_states(id).contains(&'t'), "{:?}", thread_states(id));
 }
 
 #[test]
 fn a_freeze_catches_threads_born_while_it_stops_the_others() {
     let fixture = ValueFixture::start_with(&debug_fixture(), &["--churn-threads"]);
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     for _ in 0..20 {
         let freeze = Freeze::new(pid).expect("freeze a process that keeps making threads");
         let mut frozen: Vec<i32> = freeze.threads().iter().map(|t| t.as_raw()).collect();
         frozen.sort_unstable();
         // Nothing runs, so nothing can start a thread: the list is what was frozen.
-        assert_eq!(
-            frozen,
-            task_ids(pid.as_raw() as u32),
-            "every thread is frozen"
-        );
+        assert_eq!(frozen, task_ids(id), "every thread is frozen");
         assert!(
-            thread_states(pid.as_raw() as u32).iter().all(|s| *s == 't'),
+            thread_states(id).iter().all(|s| *s == 't'),
             "{:?}",
-            thread_states(pid.as_raw() as u32)
+            thread_states(id)
         );
         freeze.resume().expect("resume");
     }
@@ -735,13 +718,11 @@ fn a_freeze_catches_threads_born_while_it_stops_the_others() {
 #[test]
 fn a_stopped_process_stays_stopped_after_a_freeze() {
     let fixture = ValueFixture::start(&debug_fixture());
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
     wait_for(&format!("SIGSTOP to stop {pid}"), CHANGE, || {
-        thread_states(pid.as_raw() as u32)
-            .iter()
-            .all(|s| *s == 'T')
-            .then_some(())
+        thread_states(id).iter().all(|s| *s == 'T').then_some(())
     });
     let freeze = Freeze::new(pid).expect("freeze a stopped process");
     assert!(freeze.was_stopped());
@@ -753,9 +734,9 @@ fn a_stopped_process_stays_stopped_after_a_freeze() {
     };
     assert!(snap.total_bytes() > 0);
     assert!(
-        thread_states(pid.as_raw() as u32).iter().all(|s| *s == 'T'),
+        thread_states(id).iter().all(|s| *s == 'T'),
         "{:?}",
-        thread_states(pid.as_raw() as u32)
+        thread_states(id)
     );
     kill(pid, Signal::SIGCONT).expect("SIGCONT");
 }
