@@ -1,7 +1,8 @@
 //! [`Lines`]: the lines a process or a socket writes, collected by a thread as they come,
 //! for tests that read an event stream while it runs.
 //!
-//! It may not block the test on the writer: every wait on it is bounded.
+//! It may not block the test on a writer that still runs: every wait for lines is bounded,
+//! and [`Lines::finish`] is for a writer that has exited.
 
 use crate::wait::wait_for;
 use std::io::{BufRead, BufReader, Read};

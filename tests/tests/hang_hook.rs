@@ -9,6 +9,7 @@ use latch_probe_common::doc::StateDoc;
 use latch_tests::background::Background;
 use latch_tests::daemon::{Daemon, WEDGE_NAME};
 use latch_tests::procs::{signal, task_dir};
+use latch_tests::state::{holding, waiting};
 use latch_tests::timeouts::CHANGE;
 use latch_tests::wait::wait_for;
 use nix::sys::signal::Signal;
@@ -83,9 +84,8 @@ fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
     let _incubated = daemon.holder(&["-r", "later", "-e", "no"]);
     let (before, before_json) = wait_for("the scenario in place", CHANGE, || {
         let (doc, text) = state_json(&daemon);
-        let waiting: usize = doc.lockers.iter().map(|l| l.waitings.len()).sum();
-        let holding: usize = doc.lockers.iter().map(|l| l.holders.len()).sum();
-        (holding == 2 && waiting == 1 && doc.incubator.len() == 1).then_some((doc, text))
+        (holding(&doc) == 2 && waiting(&doc) == 1 && doc.incubator.len() == 1)
+            .then_some((doc, text))
     });
     assert!(!before.torn, "{before_json}");
     assert_eq!(before.generation % 2, 0, "{before_json}");

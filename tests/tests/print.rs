@@ -12,6 +12,7 @@ use latch_tests::coredump::gcore;
 use latch_tests::daemon::Daemon;
 use latch_tests::fixture::ValueFixture;
 use latch_tests::probe::latch_probe;
+use latch_tests::state::waiting;
 use latch_tests::timeouts::{CHANGE, POLL};
 use latch_tests::wait::wait_for;
 use serde_json::{json, Value};
@@ -279,8 +280,7 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
     let _other = daemon.holder(&["-r", "num[3]", "-q", "2"]);
     let state = wait_for("the scenario", CHANGE, || {
         let s = daemon.state();
-        (s.lockers.len() == 2 && s.lockers.iter().map(|l| l.waitings.len()).sum::<usize>() == 2)
-            .then_some(s)
+        (s.lockers.len() == 2 && waiting(&s) == 2).then_some(s)
     });
     let pid = daemon.pid().to_string();
     let count = latch_probe(&["print", "--pid", &pid, "LOCK_TABLE.lockers.len()"]).expect_success();

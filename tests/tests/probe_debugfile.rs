@@ -13,6 +13,7 @@ use latch_tests::bins::{latch_bin, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::daemon::DaemonOptions;
 use latch_tests::probe::{expect_dump, latch_probe};
+use latch_tests::state::holding;
 use latch_tests::timeouts::{CHANGE, TOOL};
 use latch_tests::wait::wait_for;
 use std::path::{Path, PathBuf};
@@ -91,7 +92,7 @@ fn assert_probe_reads(bin: &Path, root: &Path) {
     let _waiter = daemon.holder(&["-r", "num[3]", "-q", "2"]);
     let truth = wait_for("the holders in place", CHANGE, || {
         let doc = daemon.state();
-        (doc.lockers.iter().map(|l| l.holders.len()).sum::<usize>() == 2).then_some(doc)
+        (holding(&doc) == 2).then_some(doc)
     });
     let probed = expect_dump(&mut dump(daemon.pid(), root), Source::Live);
     assert_eq!(probed, truth);

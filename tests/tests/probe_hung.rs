@@ -15,6 +15,7 @@ use latch_tests::coredump::gcore;
 use latch_tests::daemon::{Daemon, WEDGE_NAME};
 use latch_tests::probe::{expect_dump, latch_probe};
 use latch_tests::procs::{signal, thread_states};
+use latch_tests::state::{holding, waiting};
 use latch_tests::timeouts::{CHANGE, PROBE};
 use latch_tests::wait::wait_for;
 use nix::sys::signal::Signal;
@@ -50,14 +51,6 @@ fn populate(daemon: &Daemon) -> (StateDoc, Vec<Background>) {
     });
     assert!(!doc.torn && doc.generation % 2 == 0, "{doc:?}");
     (doc, clients)
-}
-
-fn holding(doc: &StateDoc) -> usize {
-    doc.lockers.iter().map(|l| l.holders.len()).sum()
-}
-
-fn waiting(doc: &StateDoc) -> usize {
-    doc.lockers.iter().map(|l| l.waitings.len()).sum()
 }
 
 /// `latch-probe dump ARGS`.

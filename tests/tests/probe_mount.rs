@@ -16,7 +16,7 @@ use latch_tests::daemon::Daemon;
 use latch_tests::probe::{as_daemon_doc, latch_probe, ProbeStream};
 use latch_tests::procs::{end_child, signal, wait_child_within};
 use latch_tests::rng::Rng;
-use latch_tests::state::{locker, now_ns};
+use latch_tests::state::{holding, locker, now_ns};
 use latch_tests::timeouts::{CHANGE, PROBE};
 use latch_tests::wait::wait_for;
 use nix::sys::signal::Signal;
@@ -146,7 +146,7 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
     let state = wait_for("the scenario", CHANGE, || {
         let s = daemon.state();
         let ready = s.lockers.len() == 4
-            && s.lockers.iter().map(|l| l.holders.len()).sum::<usize>() == 4
+            && holding(&s) == 4
             && locker(&s, "foo").waitings.len() == 1
             && s.incubator.len() == 1;
         ready.then_some(s)
