@@ -4,21 +4,19 @@
 //! It may not wait without a bound (a command that overruns is ended by its pid) or leave
 //! a process behind.
 
+use crate::background::Background;
 use crate::procs::end_child;
 use crate::timeouts::{CLIENT, POLL};
 use std::ffi::OsStr;
 use std::io::Read;
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// A [`Command`] with a bound on how long it may run (by default [`CLIENT`]) and its stdin
-/// at /dev/null unless set.
-///
-/// It dereferences to the [`Command`] for what it does not wrap (stdout, spawning it as a
-/// [`Background`](crate::background::Background)).
+/// at /dev/null unless set; run to completion, or started beside the test as a
+/// [`Background`].
 #[derive(Debug)]
 pub struct TestCommand {
     cmd: Command,
@@ -65,10 +63,21 @@ impl TestCommand {
         self
     }
 
+    pub fn stderr(&mut self, stderr: impl Into<Stdio>) -> &mut TestCommand {
+        self.cmd.stderr(stderr);
+        self
+    }
+
     /// How long the command may run before the test fails.
     pub fn timeout(&mut self, timeout: Duration) -> &mut TestCommand {
         self.timeout = timeout;
         self
+    }
+
+    /// Starts the command beside the test, its stdout discarded; it is ended by its pid
+    /// when the returned value is dropped.
+    pub fn background(&mut self) -> Background {
+        Background::spawn(&mut self.cmd)
     }
 
     /// Runs the command to completion with its output captured, failing the test if it
@@ -151,20 +160,6 @@ impl TestCommand {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    }
-}
-
-impl Deref for TestCommand {
-    type Target = Command;
-
-    fn deref(&self) -> &Command {
-        &self.cmd
-    }
-}
-
-impl DerefMut for TestCommand {
-    fn deref_mut(&mut self) -> &mut Command {
-        &mut self.cmd
     }
 }
 

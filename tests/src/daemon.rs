@@ -236,19 +236,21 @@ impl Daemon {
     /// end (a clean unlock), or until it is dropped (killed: the daemon sees its connection
     /// close). The granted element, if any, is the script's `$0`.
     pub fn holder(&self, args: &[&str]) -> Background {
-        Background::spawn(
-            self.client()
-                .args(args)
-                .args(["--", "sh", "-c", "exec cat"])
-                .stdin(Stdio::piped()),
-        )
+        self.client()
+            .args(args)
+            .args(["--", "sh", "-c", "exec cat"])
+            .stdin(Stdio::piped())
+            .background()
     }
 
     /// Wedges a daemon started by [`Daemon::start_wedgeable`] with a lock on
     /// [`WEDGE_NAME`]. Returns once the admin API (which needs the table) no longer answers;
     /// the client is stopped when the returned value is dropped.
     pub fn wedge(&self) -> Background {
-        let wedger = Background::spawn(self.client().args(["-r", WEDGE_NAME, "--", "true"]));
+        let wedger = self
+            .client()
+            .args(["-r", WEDGE_NAME, "--", "true"])
+            .background();
         wait_for("the daemon to be wedged", WEDGE, || {
             let out = self
                 .client()

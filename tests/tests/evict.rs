@@ -6,7 +6,6 @@
 //!
 //! Needs root (ptrace, pidfd_getfd). Every process started is stopped by its pid.
 
-use latch_tests::background::Background;
 use latch_tests::bins::Profile;
 use latch_tests::command::TestCommand;
 use latch_tests::daemon::Daemon;
@@ -27,14 +26,17 @@ fn evicting_the_holder_lets_the_waiter_run() {
     let _stuck = daemon.holder(&["-r", "printer"]);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ran = dir.path().join("ran");
-    let _waiter = Background::spawn(daemon.client().args([
-        "-r",
-        "printer",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {}; exec sleep 60", ran.display()),
-    ]));
+    let _waiter = daemon
+        .client()
+        .args([
+            "-r",
+            "printer",
+            "--",
+            "sh",
+            "-c",
+            &format!("touch {}; exec sleep 60", ran.display()),
+        ])
+        .background();
     let (holder, waiting) = wait_for("one holder and one waiter", CHANGE, || {
         let state = daemon.state();
         let l = state.lockers.first()?;

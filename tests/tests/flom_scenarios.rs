@@ -327,12 +327,13 @@ fn two_sleepers(daemon: &Daemon, names: [&str; 2], sleep: &str) -> Vec<(String, 
         .enumerate()
         .map(|(i, name)| {
             let tag = format!("c{i}");
-            Background::spawn(&mut lock_cmd(
+            lock_cmd(
                 daemon.client(),
                 name,
                 &[],
                 &["sh", "-c", &script, &log_text, &tag],
-            ))
+            )
+            .background()
         })
         .collect();
     for c in &mut clients {
@@ -1192,12 +1193,13 @@ fn a_killed_holder_releases_to_the_waiter() {
     let dir = tempdir();
     let started = dir.path().join("started");
     let started_text = started.to_str().expect("UTF-8").to_owned();
-    let mut holder = Background::spawn(&mut lock_cmd(
+    let mut holder = lock_cmd(
         daemon.client(),
         "foo",
         &[],
         &["sh", "-c", r#"touch "$0"; exec sleep 30"#, &started_text],
-    ));
+    )
+    .background();
     let deadline = Instant::now() + CHANGE;
     while !started.exists() {
         assert!(Instant::now() < deadline, "the holder never got its lock");
@@ -1207,12 +1209,13 @@ fn a_killed_holder_releases_to_the_waiter() {
     assert_eq!(sleeper.len(), 1, "the holder's command: {sleeper:?}");
 
     let granted = dir.path().join("granted");
-    let mut waiter = Background::spawn(&mut lock_cmd(
+    let mut waiter = lock_cmd(
         daemon.client(),
         "foo",
         &[],
         &["touch", granted.to_str().expect("UTF-8")],
-    ));
+    )
+    .background();
     daemon.wait_state("the waiter is queued", |s| {
         s.lockers
             .iter()

@@ -6,7 +6,6 @@
 //!
 //! Needs root (ptrace, uprobes, gcore). Every process started is stopped by its pid.
 
-use latch_tests::background::Background;
 use latch_tests::bins::{latch_bin, probe_bin, workspace_root, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::coredump::gcore;
@@ -35,11 +34,10 @@ fn report(out: &Path) -> String {
 #[test]
 fn a_client_holding_forever_is_named_as_the_cause() {
     let mut daemon = Daemon::start(Profile::Debug);
-    let holder = Background::spawn(
-        daemon
-            .client()
-            .args(["-r", "printer", "--", "sleep", "600"]),
-    );
+    let holder = daemon
+        .client()
+        .args(["-r", "printer", "--", "sleep", "600"])
+        .background();
     wait_for("printer held", CHANGE, || {
         (daemon.state().lockers.len() == 1).then_some(())
     });

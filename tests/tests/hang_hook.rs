@@ -6,7 +6,6 @@
 //! must then read from outside (compared with the state recorded here in a later test).
 
 use latch_probe_common::doc::StateDoc;
-use latch_tests::background::Background;
 use latch_tests::daemon::{Daemon, WEDGE_NAME};
 use latch_tests::procs::{signal, task_dir};
 use latch_tests::state::{holding, waiting};
@@ -98,7 +97,10 @@ fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
     });
 
     // The request that wedges it: its client never gets an answer.
-    let mut stuck = Background::spawn(daemon.client().args(["-r", WEDGE_NAME, "--", "true"]));
+    let mut stuck = daemon
+        .client()
+        .args(["-r", WEDGE_NAME, "--", "true"])
+        .background();
     let wedged = wait_for("the main thread blocked", CHANGE, || {
         let t = tasks(pid).into_iter().find(|t| t.tid == pid)?;
         in_futex_wait(&t).then_some(t)

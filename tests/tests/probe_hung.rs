@@ -108,7 +108,10 @@ fn a_daemon_wedged_on_its_table_is_read() {
     let (before, _clients) = populate(&daemon);
 
     // The request that wedges the table's owner with the table's mutex held.
-    let _stuck = Background::spawn(daemon.client().args(["-r", WEDGE_NAME, "--", "true"]));
+    let _stuck = daemon
+        .client()
+        .args(["-r", WEDGE_NAME, "--", "true"])
+        .background();
     wait_for("the daemon to log the hook", CHANGE, || {
         daemon.stderr().contains("hang-on-lock").then_some(())
     });
@@ -171,9 +174,9 @@ fn a_probe_killed_mid_freeze_leaves_the_daemon_serving() {
     let pid = daemon.pid();
     let (before, _clients) = populate(&daemon);
 
-    let mut frozen_by = Background::spawn(
-        dump(&["--pid", &pid.to_string(), "--hold-frozen-ms", "60000"]).stderr(Stdio::null()),
-    );
+    let mut frozen_by = dump(&["--pid", &pid.to_string(), "--hold-frozen-ms", "60000"])
+        .stderr(Stdio::null())
+        .background();
     // Traced and stopped: state `t` for every thread.
     wait_for("the daemon frozen by the probe", PROBE, || {
         let states = thread_states(pid);
@@ -202,7 +205,7 @@ fn a_probe_killed_mid_freeze_leaves_the_daemon_serving() {
 
 #[test]
 fn processes_that_are_not_latch_daemons_are_refused() {
-    let sleeper = Background::spawn(Command::new("sleep").arg("30"));
+    let sleeper = TestCommand::new("sleep").arg("30").background();
     let out = dump(&["--pid", &sleeper.pid().to_string()]).expect_exit(EXIT_NOT_A_LATCH_DAEMON);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is not a latch daemon"), "{stderr}");

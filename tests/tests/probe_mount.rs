@@ -8,7 +8,6 @@
 
 use latch_probe_common::doc::{Source, StateDoc};
 use latch_probe_common::ResourceType;
-use latch_tests::background::Background;
 use latch_tests::bins::{probe_bin, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::coredump::gcore;
@@ -427,7 +426,7 @@ fn a_core_file_mounts_as_its_dump_tree() {
 
 #[test]
 fn mount_refuses_a_process_that_is_not_a_latch_daemon() {
-    let sleeper = Background::spawn(Command::new("sleep").arg("30"));
+    let sleeper = TestCommand::new("sleep").arg("30").background();
     let work = tempfile::tempdir().unwrap();
     let out = latch_probe(&["mount", "--pid", &sleeper.pid().to_string()])
         .arg(work.path())

@@ -6,7 +6,6 @@
 //!
 //! Needs root (ptrace, gcore). Every process started is stopped by its pid.
 
-use latch_tests::background::Background;
 use latch_tests::coredump::gcore;
 use latch_tests::daemon::Daemon;
 use latch_tests::probe::{latch_probe, probe_free};
@@ -66,7 +65,10 @@ fn stacks_name_the_wedged_owner_and_the_threads_blocked_on_the_table() {
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
     let _wedger = daemon.wedge();
     // An admin request that waits: the admin thread takes it and blocks on the table.
-    let _asking = Background::spawn(daemon.client().args(["state", "--timeout-ms", "60000"]));
+    let _asking = daemon
+        .client()
+        .args(["state", "--timeout-ms", "60000"])
+        .background();
     wait_for("the admin thread to block on the table", CHANGE, || {
         admin_in_futex(pid).then_some(())
     });
