@@ -4,8 +4,9 @@
 //! It may not build more than one thing at a time (two cores, long builds) or hand out a
 //! path to a binary it did not just build.
 
+use crate::command::TestCommand;
+use crate::timeouts::BUILD;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Which cargo profile to build the daemon with.
@@ -72,22 +73,15 @@ fn build_bin(name: &str, profile: Profile) -> PathBuf {
     let _one_build = one_build_at_a_time();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = target_dir();
-    let mut cmd = Command::new(cargo);
+    let mut cmd = TestCommand::new(cargo);
     cmd.current_dir(workspace_root())
         .args(["build", "-p", name, "--bin", name, "--target-dir"])
-        .arg(&target);
+        .arg(&target)
+        .timeout(BUILD);
     if profile == Profile::Release {
         cmd.arg("--release");
     }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
-    assert!(
-        out.status.success(),
-        "building {name} ({profile:?}) failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cmd.expect_success();
     let bin = target.join(profile.dir()).join(name);
     assert!(
         bin.is_file(),

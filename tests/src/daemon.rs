@@ -11,6 +11,7 @@ use crate::procs::{end_child, wait_child_within};
 use crate::timeouts::{CHANGE, DAEMON_START, POLL, WEDGE};
 use crate::wait::wait_for;
 use latch_probe_common::doc::StateDoc;
+use std::ffi::OsString;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,21 @@ impl DaemonOptions {
 enum Listening {
     Unix(PathBuf),
     Tcp(u16),
+}
+
+impl Listening {
+    /// What names it on the command line: the daemon's and its clients' arguments alike.
+    fn args(&self) -> Vec<OsString> {
+        match self {
+            Listening::Unix(socket) => vec!["-s".into(), socket.into()],
+            Listening::Tcp(port) => vec![
+                "-a".into(),
+                LOOPBACK.into(),
+                "-p".into(),
+                port.to_string().into(),
+            ],
+        }
+    }
 }
 
 /// A `latch daemon` started by the test, stopped (by pid) when dropped.
@@ -185,10 +201,7 @@ impl Daemon {
     /// client's arguments.
     pub fn client(&self) -> TestCommand {
         let mut cmd = TestCommand::new(&self.bin);
-        match &self.listening {
-            Listening::Unix(socket) => cmd.arg("-s").arg(socket),
-            Listening::Tcp(port) => cmd.args(["-a", LOOPBACK, "-p", &port.to_string()]),
-        };
+        cmd.args(self.listening.args());
         cmd
     }
 
@@ -318,13 +331,10 @@ fn free_port() -> u16 {
 fn spawn(options: &DaemonOptions, listening: &Listening, stderr_path: &Path) -> Child {
     let stderr = std::fs::File::create(stderr_path)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", stderr_path.display()));
-    let mut cmd = Command::new(&options.bin);
-    cmd.arg("daemon");
-    match listening {
-        Listening::Unix(socket) => cmd.arg("-s").arg(socket),
-        Listening::Tcp(port) => cmd.args(["-a", LOOPBACK, "-p", &port.to_string()]),
-    };
-    cmd.args(&options.args)
+    Command::new(&options.bin)
+        .arg("daemon")
+        .args(listening.args())
+        .args(&options.args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         // A file, not a pipe: a chatty daemon must never block on a full pipe.

@@ -6,7 +6,7 @@
 
 use crate::bins::{latch_bin, one_build_at_a_time, target_dir, workspace_root, Profile};
 use crate::command::TestCommand;
-use crate::timeouts::NIGHTLY_BUILD;
+use crate::timeouts::BUILD;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -33,7 +33,7 @@ pub fn randomized_latch_bin() -> PathBuf {
                 .env_remove("RUSTC")
                 .env_remove("RUSTC_WRAPPER")
                 .env_remove("CARGO")
-                .timeout(NIGHTLY_BUILD)
+                .timeout(BUILD)
                 .output();
             assert!(
                 out.status.success(),

@@ -29,8 +29,9 @@ pub const TOOL: Duration = Duration::from_secs(120);
 pub const WEDGE: Duration = Duration::from_secs(60);
 /// A `latch bench` run beside other clients.
 pub const BENCH: Duration = Duration::from_secs(90);
-/// How long the nightly build of the randomized daemon may take.
-pub const NIGHTLY_BUILD: Duration = Duration::from_secs(900);
+/// One cargo build of a binary under test (the nightly build of the randomized daemon is
+/// the longest).
+pub const BUILD: Duration = Duration::from_secs(900);
 /// One run of `scripts/forensic.sh` (it traces for a window, then stacks and dumps).
 pub const FORENSIC: Duration = Duration::from_secs(300);
 /// How long the value fixture may take to set its values up.
