@@ -173,3 +173,57 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
         buf
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TestCommand;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::time::{Duration, Instant};
+
+    fn sh(script: &str) -> TestCommand {
+        let mut cmd = TestCommand::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    /// The panic message of `f`, which must panic.
+    fn panic_message(f: impl FnOnce()) -> String {
+        let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("it should panic");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn expect_success_gives_stdout_and_expect_exit_the_whole_output() {
+        assert_eq!(sh("echo out; echo err >&2").expect_success(), "out\n");
+        let out = sh("echo err >&2; exit 3").expect_exit(3);
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn a_failed_check_shows_the_command_line_status_stdout_and_stderr() {
+        let message = panic_message(|| {
+            sh("echo the-out; echo the-err >&2; exit 4").expect_success();
+        });
+        for part in ["\"sh\"", "exit status: 4", "the-out", "the-err"] {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
+        let message = panic_message(|| {
+            sh("exit 0").expect_exit(2);
+        });
+        assert!(message.contains("expected exit code 2"), "{message}");
+    }
+
+    #[test]
+    fn a_command_that_overruns_its_timeout_fails_the_test_at_the_bound() {
+        let started = Instant::now();
+        let message = panic_message(|| {
+            sh("sleep 30").timeout(Duration::from_millis(200)).output();
+        });
+        assert!(message.contains("did not finish within"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -152,3 +152,21 @@ pub fn proc_status(pid: u32, field: &str) -> String {
         .map(|v| v.trim().to_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{after_comm, running, thread_states};
+
+    #[test]
+    fn a_stat_line_is_read_after_the_last_parenthesis_of_comm() {
+        assert_eq!(after_comm("12 (a) b)) S 1 2"), Some("S 1 2"));
+        assert_eq!(after_comm("no comm here"), None);
+    }
+
+    #[test]
+    fn this_process_runs_and_its_threads_are_seen() {
+        let me = std::process::id();
+        assert!(running(me as i32));
+        assert!(!thread_states(me).is_empty());
+    }
+}

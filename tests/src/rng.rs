@@ -29,3 +29,18 @@ impl Rng {
         &items[self.below(items.len())]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    #[test]
+    fn a_seed_replays_the_same_splitmix64_numbers() {
+        // splitmix64's first output for seed 0.
+        assert_eq!(Rng::new(0).next_u64(), 0xe220_a839_7b1d_cdaf);
+        let (mut a, mut b) = (Rng::new(42), Rng::new(42));
+        let draws: Vec<usize> = (0..100).map(|_| a.below(7)).collect();
+        assert_eq!(draws, (0..100).map(|_| b.below(7)).collect::<Vec<_>>());
+        assert!(draws.iter().all(|&d| d < 7));
+    }
+}

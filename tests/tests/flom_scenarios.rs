@@ -832,7 +832,7 @@ fn quiesce_shutdown_lets_the_holder_finish() {
         "-x must not stop the daemon while a lock is held"
     );
     check(&holder.release(0), 0, "", "", "holder after -x");
-    // As recorded (m1): it still serves a new client, then exits by itself when idle.
+    // As in section m1 of tests/data/flom-transcripts.md: it still serves a new client, then exits by itself when idle.
     let out = lock_cmd(daemon.client(), "bar", &["-d", "0"], &["true"]).output();
     check(&out, 0, "", "", "a client after -x");
     let exit = daemon.wait_exit_within(Duration::from_secs(8));
@@ -1059,7 +1059,7 @@ fn an_auto_started_daemon_serves_then_exits_once_idle_for_its_lifespan() {
     assert_eq!(spawned.the_one(), pid);
 
     // Idle: the resource goes (~1.75 s), then the daemon after its lifespan (2 s);
-    // recorded for FLoM: about L + 2 s.
+    // FLoM's was seen to exit after about L + 2 s.
     let left = Instant::now();
     let deadline = left + Duration::from_secs(8);
     while socket.exists() {
@@ -1270,7 +1270,7 @@ fn negative_numbers_as_flom_takes_them() {
     check(&out, 0, "", "", "-d -1 with no daemon running");
     let pid = spawned.the_one();
     // Idle for longer than a lifespan of 300 ms would allow (a third of it without
-    // resources, recorded), it still answers.
+    // resources, as FLoM's was seen to exit), it still answers.
     thread::sleep(Duration::from_millis(1500));
     assert!(
         running(pid),
