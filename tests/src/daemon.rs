@@ -27,6 +27,10 @@ pub const LOOPBACK: &str = "127.0.0.1";
 /// may take the port between the test finding it free and the daemon binding it).
 const PORT_ATTEMPTS: usize = 5;
 
+/// The exit code of `latch ping|status|state` when the daemon did not answer in time
+/// (docs/formats.md).
+pub const EXIT_NOT_ANSWERING: i32 = 3;
+
 /// The resource whose lock wedges a daemon started by [`Daemon::start_wedgeable`].
 pub const WEDGE_NAME: &str = "stuck";
 
@@ -270,7 +274,7 @@ impl Daemon {
                 .args(["status", "--timeout-ms", "300"])
                 .timeout(WEDGE)
                 .output();
-            (out.status.code() == Some(3)).then_some(())
+            (out.status.code() == Some(EXIT_NOT_ANSWERING)).then_some(())
         });
         wedger
     }

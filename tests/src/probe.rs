@@ -16,6 +16,13 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::process::{Child, Command, Stdio};
 
+/// `latch-probe`'s exit code for a usage error (docs/probe.md, "Exit codes").
+pub const EXIT_USAGE: i32 = 1;
+/// `latch-probe`'s exit code for a target that is not there or not permitted.
+pub const EXIT_NOT_FOUND: i32 = 2;
+/// `latch-probe`'s exit code for a target that is not a latch daemon, or has no debug info.
+pub const EXIT_NOT_A_LATCH_DAEMON: i32 = 3;
+
 /// `latch-probe ARGS`, bounded by [`PROBE`].
 pub fn latch_probe(args: &[&str]) -> TestCommand {
     let mut cmd = TestCommand::new(probe_bin());

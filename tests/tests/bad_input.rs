@@ -16,6 +16,7 @@ use latch_tests::wait::wait_for;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
 /// `wire::MAX_MESSAGE` of the daemon.
 const MAX_MESSAGE: usize = 64 * 1024;
 

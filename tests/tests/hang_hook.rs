@@ -6,15 +6,15 @@
 //! must then read from outside (compared with the state recorded here in a later test).
 
 use latch_probe_common::doc::StateDoc;
-use latch_tests::daemon::{Daemon, WEDGE_NAME};
+use latch_tests::daemon::{Daemon, EXIT_NOT_ANSWERING, WEDGE_NAME};
 use latch_tests::procs::{signal, task_dir};
 use latch_tests::state::{holding, waiting};
 use latch_tests::timeouts::CHANGE;
 use latch_tests::wait::wait_for;
 use nix::sys::signal::Signal;
+
 /// What `latch state --timeout-ms` is given once the daemon is wedged.
 const WEDGED_TIMEOUT_MS: u64 = 1000;
-const EXIT_TIMEOUT: i32 = 3;
 
 /// One thread of a process, as /proc shows it.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
         .client()
         .args(["state", "--json", "--timeout-ms"])
         .arg(WEDGED_TIMEOUT_MS.to_string())
-        .expect_exit(EXIT_TIMEOUT);
+        .expect_exit(EXIT_NOT_ANSWERING);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.stdout.is_empty(), "it printed a state anyway");
     assert!(
@@ -136,7 +136,7 @@ fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
     daemon
         .client()
         .args(["ping", "--timeout-ms", "300"])
-        .expect_exit(EXIT_TIMEOUT);
+        .expect_exit(EXIT_NOT_ANSWERING);
     assert!(
         daemon.is_running(),
         "the daemon died; stderr:\n{}",

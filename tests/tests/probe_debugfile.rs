@@ -12,12 +12,11 @@ use latch_probe_common::doc::Source;
 use latch_tests::bins::{latch_bin, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::daemon::DaemonOptions;
-use latch_tests::probe::{expect_dump, latch_probe};
+use latch_tests::probe::{expect_dump, latch_probe, EXIT_NOT_A_LATCH_DAEMON};
 use latch_tests::state::holding;
 use latch_tests::timeouts::{CHANGE, TOOL};
 use latch_tests::wait::wait_for;
 use std::path::{Path, PathBuf};
-const EXIT_NOT_A_LATCH_DAEMON: i32 = 3;
 
 /// A stripped copy of the debug daemon and its debug file, in a directory of their own.
 struct Stripped {

@@ -12,8 +12,10 @@ use latch_tests::background::Background;
 use latch_tests::bins::Profile;
 use latch_tests::command::TestCommand;
 use latch_tests::coredump::gcore;
-use latch_tests::daemon::{Daemon, WEDGE_NAME};
-use latch_tests::probe::{expect_dump, latch_probe};
+use latch_tests::daemon::{Daemon, EXIT_NOT_ANSWERING, WEDGE_NAME};
+use latch_tests::probe::{
+    expect_dump, latch_probe, EXIT_NOT_A_LATCH_DAEMON, EXIT_NOT_FOUND, EXIT_USAGE,
+};
 use latch_tests::procs::{signal, thread_states};
 use latch_tests::state::{holding, waiting};
 use latch_tests::timeouts::{CHANGE, PROBE};
@@ -21,11 +23,8 @@ use latch_tests::wait::wait_for;
 use nix::sys::signal::Signal;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
 const WEDGED_TIMEOUT_MS: &str = "1000";
-const EXIT_NOT_ANSWERING: i32 = 3;
-const EXIT_NOT_A_LATCH_DAEMON: i32 = 3;
-const EXIT_NOT_FOUND: i32 = 2;
-const EXIT_USAGE: i32 = 1;
 
 /// Holders, a waiter and an incubated client of several resource types; the daemon's
 /// state once they are all in place.

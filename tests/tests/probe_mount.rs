@@ -12,7 +12,7 @@ use latch_tests::bins::{probe_bin, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::coredump::gcore;
 use latch_tests::daemon::Daemon;
-use latch_tests::probe::{as_daemon_doc, latch_probe, ProbeStream};
+use latch_tests::probe::{as_daemon_doc, latch_probe, ProbeStream, EXIT_NOT_A_LATCH_DAEMON};
 use latch_tests::procs::{end_child, signal, wait_child_within};
 use latch_tests::rng::Rng;
 use latch_tests::state::{holding, locker, now_ns};
@@ -430,7 +430,7 @@ fn mount_refuses_a_process_that_is_not_a_latch_daemon() {
     let work = tempfile::tempdir().unwrap();
     let out = latch_probe(&["mount", "--pid", &sleeper.pid().to_string()])
         .arg(work.path())
-        .expect_exit(3);
+        .expect_exit(EXIT_NOT_A_LATCH_DAEMON);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a latch daemon"), "{stderr}");
     assert_eq!(mount_options(&work.path().canonicalize().unwrap()), None);
