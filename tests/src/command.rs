@@ -14,6 +14,19 @@ use std::process::{Command, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// Methods of [`TestCommand`] that call the [`Command`] method of the same name and
+/// return the `TestCommand`, so that a chain of them stays one.
+macro_rules! pass_to_command {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            pub fn $name(&mut self, $($arg: $ty),*) -> &mut TestCommand {
+                self.cmd.$name($($arg),*);
+                self
+            }
+        )*
+    };
+}
+
 /// A [`Command`] with a bound on how long it may run (by default [`CLIENT`]) and its stdin
 /// at /dev/null unless set; run to completion, or started beside the test as a
 /// [`Background`].
@@ -33,39 +46,15 @@ impl TestCommand {
         }
     }
 
-    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut TestCommand {
-        self.cmd.arg(arg);
-        self
-    }
-
-    pub fn args<S: AsRef<OsStr>>(&mut self, args: impl IntoIterator<Item = S>) -> &mut TestCommand {
-        self.cmd.args(args);
-        self
-    }
-
-    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut TestCommand {
-        self.cmd.env(key, value);
-        self
-    }
-
-    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut TestCommand {
-        self.cmd.env_remove(key);
-        self
-    }
-
-    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut TestCommand {
-        self.cmd.current_dir(dir);
-        self
-    }
-
-    pub fn stdin(&mut self, stdin: impl Into<Stdio>) -> &mut TestCommand {
-        self.cmd.stdin(stdin);
-        self
-    }
-
-    pub fn stderr(&mut self, stderr: impl Into<Stdio>) -> &mut TestCommand {
-        self.cmd.stderr(stderr);
-        self
+    // What is set on the command as on a `Command`, chained on the `TestCommand`.
+    pass_to_command! {
+        fn arg(arg: impl AsRef<OsStr>);
+        fn args(args: impl IntoIterator<Item = impl AsRef<OsStr>>);
+        fn env(key: impl AsRef<OsStr>, value: impl AsRef<OsStr>);
+        fn env_remove(key: impl AsRef<OsStr>);
+        fn current_dir(dir: impl AsRef<Path>);
+        fn stdin(stdin: impl Into<Stdio>);
+        fn stderr(stderr: impl Into<Stdio>);
     }
 
     /// How long the command may run before the test fails.
