@@ -7,22 +7,20 @@
 
 use latch_probe_common::doc::{DroppedDoc, EntryDoc, EventDoc, StateDoc, DROPPED_SCHEMA};
 use latch_probe_common::{EntryState, EventKind, LockMode, ResourceType};
-use latch_tests::{output_within, wait_for, Background, Daemon, EventReader, Profile};
+use latch_tests::background::Background;
+use latch_tests::bins::Profile;
+use latch_tests::daemon::Daemon;
+use latch_tests::events::EventReader;
+use latch_tests::state::{locker, now_ns};
+use latch_tests::timeouts::{BENCH, CHANGE, REPLY};
+use latch_tests::wait::wait_for;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
 /// `hub::READER_QUEUE` of the daemon: how far an events reader may fall behind.
 const READER_QUEUE: usize = 65_536;
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_nanos() as u64
-}
 
 fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
@@ -30,25 +28,13 @@ fn euid() -> u32 {
 
 /// `latch <op> --json`, parsed as JSON.
 fn admin_json(daemon: &Daemon, op: &str) -> serde_json::Value {
-    let out = output_within(daemon.client().args([op, "--json"]), TIMEOUT);
-    assert!(
-        out.status.success(),
-        "latch {op} --json failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "latch {op} --json printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    daemon.client().args([op, "--json"]).expect_json()
 }
 
 /// One request on a raw admin connection; the reply line.
 fn raw_request(daemon: &Daemon, line: &[u8]) -> String {
     let mut stream = UnixStream::connect(daemon.socket()).expect("connect");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream.set_read_timeout(Some(REPLY)).expect("timeout");
     stream.write_all(line).expect("send the request");
     let mut reply = String::new();
     BufReader::new(stream)
@@ -61,7 +47,7 @@ fn raw_request(daemon: &Daemon, line: &[u8]) -> String {
 fn take_events(reader: &EventReader, from: usize, count: usize, what: &str) -> Vec<EventDoc> {
     reader
         .lines
-        .take(from, count, what, TIMEOUT)
+        .take(from, count, what, CHANGE)
         .iter()
         .map(|l| parse_event(l))
         .collect()
@@ -70,22 +56,6 @@ fn take_events(reader: &EventReader, from: usize, count: usize, what: &str) -> V
 fn parse_event(line: &str) -> EventDoc {
     serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("not a latch.event/1 record ({e}): {line}"))
-}
-
-/// The locker of `resource` in `state`.
-fn locker<'a>(state: &'a StateDoc, resource: &str) -> &'a latch_probe_common::doc::LockerDoc {
-    state
-        .lockers
-        .iter()
-        .find(|l| l.resource_name == resource)
-        .unwrap_or_else(|| panic!("no locker {resource}: {state:#?}"))
-}
-
-fn wait_state(daemon: &Daemon, what: &str, ok: impl Fn(&StateDoc) -> bool) -> StateDoc {
-    wait_for(what, TIMEOUT, || {
-        let state = daemon.state();
-        ok(&state).then_some(state)
-    })
 }
 
 fn count_in(state: &StateDoc, resource: &str, holders: usize, waiters: usize) -> bool {
@@ -116,20 +86,20 @@ fn status_and_state_describe_holder_waiters_and_incubator() {
     let daemon = Daemon::start(Profile::Debug);
     let t0 = now_ns();
     let holder = daemon.holder(&["-r", "res"]);
-    wait_state(&daemon, "res held", |s| count_in(s, "res", 1, 0));
+    daemon.wait_state("res held", |s| count_in(s, "res", 1, 0));
     let first = daemon.holder(&["-r", "res"]);
-    wait_state(&daemon, "one waiter", |s| count_in(s, "res", 1, 1));
+    daemon.wait_state("one waiter", |s| count_in(s, "res", 1, 1));
     let second = daemon.holder(&["-r", "res"]);
-    wait_state(&daemon, "two waiters", |s| count_in(s, "res", 1, 2));
+    daemon.wait_state("two waiters", |s| count_in(s, "res", 1, 2));
     let incubated = daemon.holder(&["-r", "later", "-e", "no"]);
-    wait_state(&daemon, "one incubated", |s| s.incubator.len() == 1);
+    daemon.wait_state("one incubated", |s| s.incubator.len() == 1);
     let t1 = now_ns();
 
     let ping = admin_json(&daemon, "ping");
     assert_eq!(ping["pong"], true, "{ping}");
     assert_eq!(ping["pid"], daemon.pid(), "{ping}");
-    let version = output_within(daemon.client().arg("--version"), TIMEOUT);
-    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let version = daemon.client().arg("--version").expect_success();
+    let version = version.trim();
     assert_eq!(
         version,
         format!("latch {}", ping["version"].as_str().expect("version"))
@@ -190,11 +160,11 @@ fn entry_fields_follow_the_resource_type() {
 
     // Numeric: quantities, and holders listed by conn although granted in another order.
     let two = daemon.holder(&["-r", "num[3]", "-q", "2"]);
-    wait_state(&daemon, "num held", |s| count_in(s, "num[3]", 1, 0));
+    daemon.wait_state("num held", |s| count_in(s, "num[3]", 1, 0));
     let two_more = daemon.holder(&["-r", "num[3]", "-q", "2"]);
-    wait_state(&daemon, "num waiter", |s| count_in(s, "num[3]", 1, 1));
+    daemon.wait_state("num waiter", |s| count_in(s, "num[3]", 1, 1));
     let one = daemon.holder(&["-r", "num[3]", "-q", "1"]);
-    let state = wait_state(&daemon, "num overtaken", |s| count_in(s, "num[3]", 2, 1));
+    let state = daemon.wait_state("num overtaken", |s| count_in(s, "num[3]", 2, 1));
     let l = locker(&state, "num[3]");
     assert_eq!(l.resource_type, ResourceType::Numeric);
     let conns = |v: &[EntryDoc]| v.iter().map(|e| (e.conn, e.quantity)).collect::<Vec<_>>();
@@ -203,8 +173,8 @@ fn entry_fields_follow_the_resource_type() {
     assert_eq!(conns(&l.waitings), [(4, Some(2))], "{l:#?}");
     let mut two = two;
     two.close_stdin();
-    assert!(two.wait_within(TIMEOUT).success());
-    let state = wait_state(&daemon, "num handed over", |s| count_in(s, "num[3]", 2, 0));
+    assert!(two.wait_within(CHANGE).success());
+    let state = daemon.wait_state("num handed over", |s| count_in(s, "num[3]", 2, 0));
     let l = locker(&state, "num[3]");
     // Granted 5 then 4; listed by conn.
     assert_eq!(conns(&l.holders), [(4, Some(2)), (5, Some(1))], "{l:#?}");
@@ -214,22 +184,22 @@ fn entry_fields_follow_the_resource_type() {
     // Set: each holder has its element; a waiter has none yet.
     let red = daemon.holder(&["-r", "red.green"]);
     // One at a time, so the first is the one that gets "red".
-    wait_state(&daemon, "red held", |s| count_in(s, "red.green", 1, 0));
+    daemon.wait_state("red held", |s| count_in(s, "red.green", 1, 0));
     let _green = daemon.holder(&["-r", "red.green"]);
-    wait_state(&daemon, "set full", |s| count_in(s, "red.green", 2, 0));
+    daemon.wait_state("set full", |s| count_in(s, "red.green", 2, 0));
     let _set_waiter = daemon.holder(&["-r", "red.green"]);
     // Sequence: the values in decimal.
     let _s1 = daemon.holder(&["-r", "_s_seq[2]"]);
-    wait_state(&daemon, "seq 1", |s| count_in(s, "_s_seq[2]", 1, 0));
+    daemon.wait_state("seq 1", |s| count_in(s, "_s_seq[2]", 1, 0));
     let _s2 = daemon.holder(&["-r", "_s_seq[2]"]);
     // Hierarchical: one locker per first component, each entry with its own path and mode.
     let _ha = daemon.holder(&["-r", "/h/a", "-l", "PR"]);
-    wait_state(&daemon, "/h held", |s| count_in(s, "/h/a", 1, 0));
+    daemon.wait_state("/h held", |s| count_in(s, "/h/a", 1, 0));
     let _hb = daemon.holder(&["-r", "/h/b", "-l", "EX"]);
     // Simple with a mode; timestamp.
     let _cr = daemon.holder(&["-r", "plain", "-l", "CR"]);
     let _ts = daemon.holder(&["-r", "_t_%H%M%S[1]"]);
-    let state = wait_state(&daemon, "every type in place", |s| {
+    let state = daemon.wait_state("every type in place", |s| {
         count_in(s, "red.green", 2, 1)
             && count_in(s, "_s_seq[2]", 2, 0)
             && count_in(s, "/h/a", 2, 0)
@@ -333,7 +303,7 @@ fn entry_fields_follow_the_resource_type() {
 fn admin_connections_take_no_ids_and_change_nothing() {
     let daemon = Daemon::start(Profile::Debug);
     let _first = daemon.holder(&["-r", "x"]);
-    let before = wait_state(&daemon, "x held", |s| count_in(s, "x", 1, 0));
+    let before = daemon.wait_state("x held", |s| count_in(s, "x", 1, 0));
     assert_eq!(
         (before.lockers[0].id, before.lockers[0].holders[0].conn),
         (3, 2)
@@ -370,7 +340,7 @@ fn admin_connections_take_no_ids_and_change_nothing() {
 
     // The next FLoM client takes the next id.
     let _second = daemon.holder(&["-r", "y"]);
-    let state = wait_state(&daemon, "y held", |s| count_in(s, "y", 1, 0));
+    let state = daemon.wait_state("y held", |s| count_in(s, "y", 1, 0));
     let y = locker(&state, "y");
     assert_eq!((y.holders[0].conn, y.id), (4, 5), "{state:#?}");
     assert_eq!(
@@ -460,7 +430,7 @@ fn events_stream_exactly_the_workload() {
         "r destroyed",
         &[(LockerDestroy, Some(3), None, "r", Nothing, Nothing)],
     );
-    assert!(a.wait_within(TIMEOUT).success() && b.wait_within(TIMEOUT).success());
+    assert!(a.wait_within(CHANGE).success() && b.wait_within(CHANGE).success());
 
     let mut c = daemon.holder(&["-r", "inc", "-e", "no"]);
     step(
@@ -509,7 +479,7 @@ fn events_stream_exactly_the_workload() {
         "c unlocks",
         &[(Release, Some(7), Some(5), "inc", Holding, Nothing)],
     );
-    assert!(c.wait_within(TIMEOUT).success() && d.wait_within(TIMEOUT).success());
+    assert!(c.wait_within(CHANGE).success() && d.wait_within(CHANGE).success());
     // Nothing else (inc's locker_destroy comes only after its grace time).
     thread::sleep(Duration::from_millis(300));
     let extra: Vec<String> = events.lines.all().split_off(seen);
@@ -528,29 +498,25 @@ fn a_reader_that_never_reads_is_dropped_and_the_daemon_goes_on() {
     const OPS: usize = 80_000;
     let mut bench = daemon.client();
     bench.args(["bench", "--clients", "4", "--ops", &OPS.to_string()]);
-    let bench = thread::spawn(move || output_within(&mut bench, Duration::from_secs(90)));
+    bench.timeout(BENCH);
+    // The thread's own panic shows the whole run if the bench fails.
+    let bench = thread::spawn(move || bench.expect_success());
     // Meanwhile other clients are served, and the admin API answers.
     let mut rounds = 0;
     while !bench.is_finished() {
-        let out = output_within(daemon.client().args(["-r", "other", "--", "true"]), TIMEOUT);
-        assert!(
-            out.status.success(),
-            "a client was not served during the load"
-        );
+        // A client is served during the load.
+        daemon
+            .client()
+            .args(["-r", "other", "--", "true"])
+            .expect_success();
         admin_json(&daemon, "status");
         rounds += 1;
         thread::sleep(Duration::from_millis(100));
     }
-    let out = bench.join().expect("the bench thread");
-    assert!(
-        out.status.success(),
-        "latch bench failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bench.join().expect("latch bench succeeds");
     assert!(rounds > 0);
     // Dropped without having read a byte.
-    wait_for("the daemon dropping the slow reader", TIMEOUT, || {
+    wait_for("the daemon dropping the slow reader", CHANGE, || {
         daemon
             .stderr()
             .contains("dropped an events reader")
@@ -558,9 +524,9 @@ fn a_reader_that_never_reads_is_dropped_and_the_daemon_goes_on() {
     });
 
     // What the slow reader gets: events, then the final record, then the end.
-    slow.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    slow.set_read_timeout(Some(CHANGE)).expect("timeout");
     let mut text = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + CHANGE;
     let mut buf = vec![0u8; 1 << 16];
     loop {
         assert!(
@@ -592,7 +558,7 @@ fn a_reader_that_never_reads_is_dropped_and_the_daemon_goes_on() {
     );
 
     // The fast reader kept up and got everything: every grant and release of the bench.
-    let all = wait_for("the fast reader to see every bench event", TIMEOUT, || {
+    let all = wait_for("the fast reader to see every bench event", CHANGE, || {
         let lines = fast.lines.all();
         let bench_events = lines
             .iter()
@@ -613,10 +579,10 @@ fn a_reader_that_never_reads_is_dropped_and_the_daemon_goes_on() {
         "the slow reader's events differ from the fast reader's"
     );
 
-    let out = output_within(daemon.client().args(["-r", "other", "--", "true"]), TIMEOUT);
-    assert!(
-        out.status.success(),
-        "a client was not served after the load"
-    );
+    // A client is served after the load.
+    daemon
+        .client()
+        .args(["-r", "other", "--", "true"])
+        .expect_success();
     assert!(daemon.is_running());
 }

@@ -8,29 +8,21 @@
 //! intact.
 
 use latch_probe_common::doc::StateDoc;
-use latch_tests::{output_within, wait_for, Daemon, Profile};
+use latch_tests::bins::Profile;
+use latch_tests::daemon::Daemon;
+use latch_tests::flom::{base64, lock_request, XML_DECL};
+use latch_tests::timeouts::{CHANGE, REPLY};
+use latch_tests::wait::wait_for;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-/// How long the daemon may take to answer or close a connection.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `wire::MAX_MESSAGE` of the daemon.
 const MAX_MESSAGE: usize = 64 * 1024;
-const XML_DECL: &str = r#"<?xml version="1.0" encoding="UTF-8" ?>"#;
-
-/// Standard base64, as the wire carries resource names.
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 /// A lock request as the flom client sends it, with `name` already encoded.
 fn lock_raw(encoded_name: &str) -> String {
-    format!(
-        r#"{XML_DECL}<msg level="3" verb="1" step="8"><session peerid="test"/><resource name="{encoded_name}" mode="5" wait="1" create="1" lifespan="0"/></msg>"#
-    )
+    lock_request(encoded_name, "test")
 }
 
 fn lock(name: &str) -> String {
@@ -70,7 +62,7 @@ impl Raw {
         let stream = UnixStream::connect(daemon.socket())
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", daemon.socket().display()));
         stream
-            .set_write_timeout(Some(REPLY_TIMEOUT))
+            .set_write_timeout(Some(REPLY))
             .expect("set a write timeout");
         Raw { stream }
     }
@@ -128,10 +120,10 @@ impl Raw {
 
     /// Reads until the daemon closes the connection (the test fails if it does not).
     fn read_to_close(&mut self) -> Reply {
-        let reply = self.read(0, REPLY_TIMEOUT);
+        let reply = self.read(0, REPLY);
         assert!(
             reply.closed,
-            "the daemon did not close the connection within {REPLY_TIMEOUT:?}: {reply:?}"
+            "the daemon did not close the connection within {REPLY:?}: {reply:?}"
         );
         reply
     }
@@ -161,7 +153,7 @@ impl Keeper {
     fn lock(daemon: &Daemon) -> Keeper {
         let mut raw = Raw::connect(daemon);
         raw.send(lock("keep"));
-        let reply = raw.read(1, REPLY_TIMEOUT);
+        let reply = raw.read(1, REPLY);
         assert_eq!(reply.rcs(), [0], "the keeper was not granted: {reply:?}");
         let conn = holders_of(&daemon.state(), "keep")
             .first()
@@ -203,16 +195,11 @@ fn assert_unharmed(daemon: &mut Daemon, keeper: &mut Keeper, case: &str) {
         keeper.raw.is_open(),
         "{case}: the keeper's connection closed"
     );
-    let out = output_within(
-        daemon.client().args(["-r", "other", "--", "true"]),
-        CLIENT_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "{case}: a fresh client was not served ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A fresh client is served.
+    daemon
+        .client()
+        .args(["-r", "other", "--", "true"])
+        .expect_success();
     assert!(daemon.is_running(), "{case}: the daemon died");
 }
 
@@ -386,7 +373,7 @@ fn long_names_are_granted_and_reported_intact() {
         let name = format!("L{}", "x".repeat(len - 1));
         let mut raw = Raw::connect(&daemon);
         raw.send(lock(&name));
-        let reply = raw.read(1, REPLY_TIMEOUT);
+        let reply = raw.read(1, REPLY);
         assert_eq!(reply.rcs(), [0], "a {len}-byte name: {reply:?}");
         let state = daemon.state();
         let locker = state
@@ -402,7 +389,7 @@ fn long_names_are_granted_and_reported_intact() {
             r#"{XML_DECL}<msg level="3" verb="2" step="8"><resource name="{}" rollback="0" /></msg>"#,
             base64(name.as_bytes())
         ));
-        wait_for("the long-named lock released", REPLY_TIMEOUT, || {
+        wait_for("the long-named lock released", CHANGE, || {
             let state = daemon.state();
             (!holders_of(&state, &name).contains(&conn)).then_some(())
         });
@@ -433,9 +420,9 @@ fn client_vanishing_mid_message_is_forgotten() {
     // A waiter for `keep` that vanishes leaves the queue.
     let mut raw = Raw::connect(&daemon);
     raw.send(lock("keep"));
-    assert_eq!(raw.read(1, REPLY_TIMEOUT).rcs(), [1], "not queued");
+    assert_eq!(raw.read(1, REPLY).rcs(), [1], "not queued");
     drop(raw);
-    wait_for("the vanished waiter cancelled", REPLY_TIMEOUT, || {
+    wait_for("the vanished waiter cancelled", CHANGE, || {
         daemon
             .state()
             .lockers
@@ -448,10 +435,7 @@ fn client_vanishing_mid_message_is_forgotten() {
 
 /// `latch status --json`'s `connections`.
 fn connections(daemon: &Daemon) -> u64 {
-    let out = output_within(daemon.client().args(["status", "--json"]), CLIENT_TIMEOUT);
-    assert!(out.status.success(), "latch status failed: {}", out.status);
-    let status: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("latch status --json prints JSON");
+    let status: serde_json::Value = daemon.client().args(["status", "--json"]).expect_json();
     status["connections"]
         .as_u64()
         .unwrap_or_else(|| panic!("no connections count in {status}"))
@@ -474,21 +458,19 @@ fn thousands_of_idle_connections_harm_no_one() {
         })
         .collect();
     let expected = IDLE as u64 + 1;
-    wait_for(
-        "the daemon counting every idle connection",
-        CLIENT_TIMEOUT,
-        || (connections(&daemon) == expected).then_some(()),
-    );
+    wait_for("the daemon counting every idle connection", CHANGE, || {
+        (connections(&daemon) == expected).then_some(())
+    });
     // They took no ids: the next client follows the keeper and its locker.
     let mut raw = Raw::connect(&daemon);
     raw.send(lock("next"));
-    assert_eq!(raw.read(1, REPLY_TIMEOUT).rcs(), [0]);
+    assert_eq!(raw.read(1, REPLY).rcs(), [0]);
     let state = daemon.state();
     assert_eq!(holders_of(&state, "next"), [keeper.conn + 2], "{state:#?}");
     drop(raw);
     assert_unharmed(&mut daemon, &mut keeper, "3000 idle connections");
     drop(idle);
-    wait_for("the idle connections closed", CLIENT_TIMEOUT, || {
+    wait_for("the idle connections closed", CHANGE, || {
         (connections(&daemon) == 1).then_some(())
     });
     assert_unharmed(&mut daemon, &mut keeper, "after the idle connections left");

@@ -1,13 +1,13 @@
 //! The probe/daemon contract (`docs/contract.md`) holds for the debug and the release build
 //! of the daemon: every static, struct member, enum variant and state-change function the
 //! probe relies on is there under the documented name, found the way the probe finds it
-//! (ELF symbols and DWARF, through `dwarfpeek::debuginfo`).
+//! (ELF symbols and DWARF, through `latch_probe::debuginfo`).
 //!
 //! A rename in the daemon fails here, not silently in the probe. The checker is itself
 //! checked: misspelled names must be reported as missing.
 
 use dwarfpeek::debuginfo::Executable;
-use latch_tests::{latch_bin, workspace_root, Profile};
+use latch_tests::bins::{latch_bin, workspace_root, Profile};
 
 /// One line of the ```contract block.
 #[derive(Debug, Clone, PartialEq, Eq)]

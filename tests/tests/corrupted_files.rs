@@ -9,10 +9,10 @@
 
 use dwarfpeek::inspect::expr::Expr;
 use latch_probe::target::inspect_core;
-use latch_tests::{output_within, ValueFixture};
+use latch_tests::coredump::gcore;
+use latch_tests::fixture::ValueFixture;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -28,17 +28,7 @@ fn files() -> (&'static Path, &'static Path) {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
         let fixture = ValueFixture::start(&exe);
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let prefix = dir.path().join("core");
-        let pid = fixture.pid().to_string();
-        let gcore = output_within(
-            Command::new("gcore").arg("-o").arg(&prefix).arg(&pid),
-            Duration::from_secs(60),
-        );
-        assert!(
-            gcore.status.success(),
-            "gcore (scripts/setup.sh installs gdb): {gcore:?}"
-        );
-        let core = PathBuf::from(format!("{}.{pid}", prefix.display()));
+        let core = gcore(fixture.pid(), dir.path());
         (exe, core, dir)
     });
     (exe, core)

@@ -6,19 +6,18 @@
 //!
 //! Needs root (ptrace, pidfd_getfd). Every process started is stopped by its pid.
 
-use latch_tests::{output_within, probe_bin, probe_free, wait_for, Background, Daemon, Profile};
-use std::process::{Command, Output};
-use std::time::Duration;
+use latch_tests::bins::Profile;
+use latch_tests::command::TestCommand;
+use latch_tests::daemon::Daemon;
+use latch_tests::probe::{assert_left_running_and_untraced, latch_probe};
+use latch_tests::timeouts::CHANGE;
+use latch_tests::wait::wait_for;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn evict(pid: u32, args: &[&str]) -> Output {
-    output_within(
-        Command::new(probe_bin())
-            .args(["evict", "--pid", &pid.to_string()])
-            .args(args),
-        TIMEOUT,
-    )
+/// `latch-probe evict --pid PID ARGS`.
+fn evict(pid: u32, args: &[&str]) -> TestCommand {
+    let mut cmd = latch_probe(&["evict", "--pid", &pid.to_string()]);
+    cmd.args(args);
+    cmd
 }
 
 #[test]
@@ -27,34 +26,32 @@ fn evicting_the_holder_lets_the_waiter_run() {
     let _stuck = daemon.holder(&["-r", "printer"]);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let ran = dir.path().join("ran");
-    let _waiter = Background::spawn(daemon.client().args([
-        "-r",
-        "printer",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {}; exec sleep 60", ran.display()),
-    ]));
-    let (holder, waiting) = wait_for("one holder and one waiter", TIMEOUT, || {
+    let _waiter = daemon
+        .client()
+        .args([
+            "-r",
+            "printer",
+            "--",
+            "sh",
+            "-c",
+            &format!("touch {}; exec sleep 60", ran.display()),
+        ])
+        .background();
+    let (holder, waiting) = wait_for("one holder and one waiter", CHANGE, || {
         let state = daemon.state();
         let l = state.lockers.first()?;
         (l.holders.len() == 1 && l.waitings.len() == 1)
             .then(|| (l.holders[0].conn, l.waitings[0].conn))
     });
 
-    let out = evict(daemon.pid(), &["--conn", &holder.to_string()]);
+    let out = evict(daemon.pid(), &["--conn", &holder.to_string()]).expect_exit(0);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "evict failed ({}): {stderr}",
-        out.status
-    );
     assert!(
         stderr.contains(&format!("severed conn {holder}")),
         "{stderr}"
     );
 
-    wait_for("the waiter's command to run", TIMEOUT, || {
+    wait_for("the waiter's command to run", CHANGE, || {
         ran.exists().then_some(())
     });
     let state = daemon.state();
@@ -65,26 +62,23 @@ fn evicting_the_holder_lets_the_waiter_run() {
         "{state:#?}"
     );
     assert!(printer.waitings.is_empty(), "{state:#?}");
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }
 
 #[test]
 fn evict_refuses_a_wedged_daemon_and_an_unknown_conn() {
-    let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
-    let _holder = daemon.holder(&["-r", "foo"]);
-    let conn = daemon.first_holder(TIMEOUT);
-    let unknown = evict(daemon.pid(), &["--conn", "999"]);
-    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    let mut daemon = Daemon::start_wedgeable();
+    let (_holder, conn) = daemon.sole_holder(&["-r", "foo"]);
+    let unknown = evict(daemon.pid(), &["--conn", "999"]).expect_exit(1);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no conn 999"));
 
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
-    let _wedger = daemon.wedge("stuck");
-    let refused = evict(daemon.pid(), &["--conn", &conn.to_string()]);
+    let _wedger = daemon.wedge();
+    let refused = evict(daemon.pid(), &["--conn", &conn.to_string()]).expect_exit(1);
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("not evicting") && stderr.contains("wedged"),
         "the refusal says why: {stderr}"
     );
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }

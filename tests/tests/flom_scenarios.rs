@@ -1,7 +1,7 @@
-//! FLoM's own test scenarios (spec.md, "Its test suite"), driven with the `latch` command line
-//! exactly as a flom user would: exit codes, the messages of exit-codes.md, ordering, element
-//! values, the incubator, shutdowns, auto-start with its flock race, TCP, and a holder killed
-//! with SIGKILL (transcript p).
+//! The scenarios of FLoM's own test suite, driven with the `latch` command line exactly as a
+//! flom user would: exit codes and FLoM's messages for them, ordering, element values, the
+//! incubator, shutdowns, auto-start with its flock race, TCP, and a holder killed with
+//! SIGKILL (section p of tests/data/flom-transcripts.md).
 //!
 //! Holders that must stay put while something else is checked run a gate command: it writes
 //! its element and a "started" mark, then waits for a "stop" file whose content is its exit
@@ -13,26 +13,25 @@
 //! [`SpawnedDaemons`]. The test process makes itself a child subreaper, so that detached
 //! daemons and orphans are reparented to it and can be reaped by pid.
 
-use latch_probe_common::doc::StateDoc;
-use latch_tests::{latch_bin, output_within, Background, Daemon, Profile, TcpDaemon};
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
-use nix::unistd::Pid;
+use latch_tests::background::Background;
+use latch_tests::bins::{latch_bin, Profile};
+use latch_tests::command::TestCommand;
+use latch_tests::daemon::{Daemon, DaemonOptions, Endpoint};
+use latch_tests::procs::{become_subreaper, children_of, end_pid, reap, running, signal};
+use latch_tests::timeouts::{CHANGE, CLIENT, POLL};
+use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// A client that should finish at once still gets this long (debug build, busy machine).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a gate holder may take to get its lock and start its command.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a holder whose gate stays shut may run before the test fails.
+const HOLDER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long we watch a waiter to be sure it is not granted.
 const STILL_WAITING: Duration = Duration::from_millis(400);
-const POLL: Duration = Duration::from_millis(20);
 
 const BUSY: &str = "Resource already locked, the lock cannot be obtained\n";
 const IMPOSSIBLE: &str = "Resource will never satisfy the request, the lock cannot be obtained\n";
@@ -49,10 +48,6 @@ fn timeout_message(ms: u64) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn run(cmd: &mut Command) -> Output {
-    output_within(cmd, CLIENT_TIMEOUT)
-}
 
 /// Asserts a client's exit status and its whole stdout and stderr.
 #[track_caller]
@@ -72,7 +67,7 @@ fn stdout_of(out: &Output) -> String {
 }
 
 /// `<client> -r NAME <extra...> -- <command...>`
-fn lock_cmd(mut client: Command, name: &str, extra: &[&str], command: &[&str]) -> Command {
+fn lock_cmd(mut client: TestCommand, name: &str, extra: &[&str], command: &[&str]) -> TestCommand {
     client
         .args(["-r", name])
         .args(extra)
@@ -94,7 +89,7 @@ const GATE: &str = r#"echo "$1" > "$0.element"; touch "$0.started"; while [ ! -e
 
 impl Holder {
     /// Starts `client -r name extra -- sh -c GATE` without waiting for the lock.
-    fn spawn(client: Command, name: &str, extra: &[&str], dir: &Path, tag: &str) -> Holder {
+    fn spawn(client: TestCommand, name: &str, extra: &[&str], dir: &Path, tag: &str) -> Holder {
         let prefix = dir.join(tag);
         let prefix_text = prefix
             .to_str()
@@ -112,7 +107,8 @@ impl Holder {
         assert!(!marks, "holder tag {tag} used twice in {}", dir.display());
         let mut cmd = lock_cmd(client, name, extra, &["sh", "-c", GATE, &prefix_text]);
         let what = format!("holder {tag} ({name} {extra:?})");
-        let thread = thread::spawn(move || output_within(&mut cmd, Duration::from_secs(60)));
+        cmd.timeout(HOLDER_TIMEOUT);
+        let thread = thread::spawn(move || cmd.output());
         Holder {
             prefix,
             what,
@@ -121,9 +117,9 @@ impl Holder {
     }
 
     /// Starts it and waits until it holds the lock (its command runs).
-    fn start(client: Command, name: &str, extra: &[&str], dir: &Path, tag: &str) -> Holder {
+    fn start(client: TestCommand, name: &str, extra: &[&str], dir: &Path, tag: &str) -> Holder {
         let h = Holder::spawn(client, name, extra, dir, tag);
-        h.wait_started(START_TIMEOUT);
+        h.wait_started(CHANGE);
         h
     }
 
@@ -195,33 +191,11 @@ impl Holder {
 impl Drop for Holder {
     fn drop(&mut self) {
         // On a failed test: the gate opens, so the client unlocks and exits by itself (its
-        // own timeout in output_within stops it by pid otherwise).
+        // own timeout stops it by pid otherwise).
         self.stop(0);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// The daemon's state document (`latch state --json`).
-fn state(daemon: &Daemon) -> StateDoc {
-    let out = run(daemon.client().args(["state", "--json"]));
-    assert!(out.status.success(), "latch state: {out:?}");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("latch state --json is not a state document: {e}\n{out:?}"))
-}
-
-/// Polls the state until `pred` holds.
-#[track_caller]
-fn wait_state(daemon: &Daemon, what: &str, pred: impl Fn(&StateDoc) -> bool) -> StateDoc {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let s = state(daemon);
-        if pred(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: state never came: {s:?}");
-        thread::sleep(POLL);
     }
 }
 
@@ -233,78 +207,14 @@ fn tempdir() -> TempDir {
 }
 
 /// A client for a socket path with no daemon behind it (yet).
-fn client_for(socket: &Path) -> Command {
-    let mut cmd = Command::new(latch_bin(Profile::Debug));
-    cmd.arg("-s").arg(socket).stdin(Stdio::null());
+fn client_for(socket: &Path) -> TestCommand {
+    let mut cmd = TestCommand::new(latch_bin(Profile::Debug));
+    cmd.arg("-s").arg(socket);
     cmd
 }
 
 // ---------------------------------------------------------------------------------------
 // Processes not started by us directly: auto-started daemons and orphans
-
-/// Makes this process the reaper of its orphaned descendants (detached daemons, the command
-/// of a killed client), so that they can be reaped by pid instead of lingering as zombies.
-fn become_subreaper() {
-    nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
-}
-
-fn proc_stat(pid: i32) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // pid (comm) state ppid ...; comm may hold spaces and parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Whether `pid` is a process that has not exited (a zombie counts as exited).
-fn running(pid: i32) -> bool {
-    proc_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
-/// Ends `pid` (SIGTERM, then SIGKILL) and reaps it if it is our child.
-fn end_pid(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    if running(pid) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    while running(pid) && Instant::now() < deadline {
-        thread::sleep(POLL);
-    }
-    if running(pid) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        while running(pid) && Instant::now() < deadline + Duration::from_secs(5) {
-            thread::sleep(POLL);
-        }
-    }
-    reap(pid);
-}
-
-/// Reaps `pid` if it is an exited child of ours (an orphan reparented to us).
-fn reap(pid: i32) {
-    let me = std::process::id() as i32;
-    if proc_stat(pid).is_some_and(|(state, ppid)| ppid == me && state == 'Z') {
-        let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-    }
-}
-
-/// The children of `pid` (all its threads'), by pid.
-fn children_of(pid: u32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-            out.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    out
-}
 
 /// The daemons auto-started for one socket: found by /proc (our latch executable, argv with
 /// `daemon --spawned` and the socket path), remembered, and ended by pid on drop.
@@ -417,16 +327,17 @@ fn two_sleepers(daemon: &Daemon, names: [&str; 2], sleep: &str) -> Vec<(String, 
         .enumerate()
         .map(|(i, name)| {
             let tag = format!("c{i}");
-            Background::spawn(&mut lock_cmd(
+            lock_cmd(
                 daemon.client(),
                 name,
                 &[],
                 &["sh", "-c", &script, &log_text, &tag],
-            ))
+            )
+            .background()
         })
         .collect();
     for c in &mut clients {
-        let status = c.wait_within(CLIENT_TIMEOUT);
+        let status = c.wait_within(CLIENT);
         assert!(status.success(), "sleeper on {names:?}: {status}");
     }
     std::fs::read_to_string(&log)
@@ -471,28 +382,18 @@ fn same_resource_serializes_different_resources_run_concurrently() {
 // 2. Busy with -o 0, timeout with -o N.
 
 #[test]
-fn busy_and_timeout() {
+fn a_busy_resource_is_refused_at_once_with_o_0_and_after_the_timeout_with_o_n() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let holder = Holder::start(daemon.client(), "foo", &[], dir.path(), "h");
 
     let t = Instant::now();
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "foo",
-        &["-o", "0"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "foo", &["-o", "0"], &["true"]).output();
     check(&out, 98, "", BUSY, "-o 0 while held");
     assert!(t.elapsed() < Duration::from_secs(3), "-o 0 must not wait");
 
     let t = Instant::now();
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "foo",
-        &["-o", "1000"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "foo", &["-o", "1000"], &["true"]).output();
     let waited = t.elapsed();
     check(&out, 98, "", &timeout_message(1000), "-o 1000 while held");
     assert!(
@@ -502,12 +403,7 @@ fn busy_and_timeout() {
     // The timed-out waiter left the queue: the holder's release grants nobody, and the
     // next client gets the lock at once.
     check(&holder.release(0), 0, "", "", "holder");
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "foo",
-        &["-o", "0"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "foo", &["-o", "0"], &["true"]).output();
     check(&out, 0, "", "", "after the holder");
 }
 
@@ -515,7 +411,7 @@ fn busy_and_timeout() {
 // 3. Lock modes.
 
 #[test]
-fn lock_modes() {
+fn lock_modes_are_granted_or_refused_by_the_compatibility_matrix() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     // (held, asked, granted?) — a few cells of the matrix, with flom's spellings of -l.
@@ -536,12 +432,7 @@ fn lock_modes() {
         let what = format!("{held} held, {asked} asked with -o 0");
         let tag = format!("h{i}");
         let holder = Holder::start(daemon.client(), "foo", &["-l", held], dir.path(), &tag);
-        let out = run(&mut lock_cmd(
-            daemon.client(),
-            "foo",
-            &["-l", asked, "-o", "0"],
-            &["true"],
-        ));
+        let out = lock_cmd(daemon.client(), "foo", &["-l", asked, "-o", "0"], &["true"]).output();
         if granted {
             check(&out, 0, "", "", &what);
         } else {
@@ -555,7 +446,7 @@ fn lock_modes() {
 // 4. Numeric resources.
 
 #[test]
-fn numeric_resource() {
+fn a_numeric_resource_grants_quantities_up_to_its_total() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let h1 = Holder::start(daemon.client(), "foo[2]", &[], dir.path(), "h1");
@@ -563,48 +454,41 @@ fn numeric_resource() {
     let h3 = Holder::spawn(daemon.client(), "foo[2]", &[], dir.path(), "h3");
     h3.assert_waiting();
     check(&h1.release(0), 0, "", "", "first unit's holder");
-    h3.wait_started(START_TIMEOUT);
+    h3.wait_started(CHANGE);
     check(&h2.release(0), 0, "", "", "second unit's holder");
 
     // One unit held: two cannot be had without waiting.
-    let out = run(&mut lock_cmd(
+    let out = lock_cmd(
         daemon.client(),
         "foo[2]",
         &["-q", "2", "-o", "0"],
         &["true"],
-    ));
+    )
+    .output();
     check(&out, 98, "", BUSY, "-q 2 -o 0 with one unit held");
-    let out = run(&mut lock_cmd(
+    let out = lock_cmd(
         daemon.client(),
         "foo[2]",
         &["-q", "1", "-o", "0"],
         &["true"],
-    ));
+    )
+    .output();
     check(&out, 0, "", "", "-q 1 -o 0 with one unit free");
     check(&h3.release(0), 0, "", "", "third holder");
-    let out = run(&mut lock_cmd(
+    let out = lock_cmd(
         daemon.client(),
         "foo[2]",
         &["-q", "2", "-o", "0"],
         &["true"],
-    ));
+    )
+    .output();
     check(&out, 0, "", "", "-q 2 -o 0 with both units free");
 
     // More than there is: impossible, at once (FLoM: rc 6, exit 99).
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "foo[2]",
-        &["-q", "3"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "foo[2]", &["-q", "3"], &["true"]).output();
     check(&out, 99, "", IMPOSSIBLE, "-q 3 on foo[2]");
     // foo[3] is another resource than foo[2].
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "foo[3]",
-        &["-q", "3"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "foo[3]", &["-q", "3"], &["true"]).output();
     check(&out, 0, "", "", "-q 3 on foo[3]");
 }
 
@@ -612,7 +496,7 @@ fn numeric_resource() {
 // 5. Set resources.
 
 #[test]
-fn set_resource() {
+fn a_set_resource_grants_each_element_to_one_holder_at_a_time() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let name = "red.green.blue";
@@ -622,34 +506,35 @@ fn set_resource() {
         .collect();
     let elements: Vec<String> = holders.iter().map(Holder::element).collect();
     assert_eq!(elements, ["red", "green", "blue"]);
-    let out = run(&mut lock_cmd(
+    let out = lock_cmd(
         daemon.client(),
         name,
         &["-o", "0"],
         &["sh", "-c", r#"echo "element=$0""#],
-    ));
+    )
+    .output();
     check(&out, 98, "", BUSY, "a fourth with -o 0");
 
-    // Transcript g: a fifth waits, and gets the element the next leaver gives back.
+    // Section g of tests/data/flom-transcripts.md: a fifth waits, and gets the element the next leaver gives back.
     let fifth = Holder::spawn(daemon.client(), name, &[], dir.path(), "h5");
     fifth.assert_waiting();
     let mut holders = holders.into_iter();
     let (h1, h2, h3) = (holders.next(), holders.next(), holders.next());
     check(&h2.expect("h2").release(0), 0, "", "", "green's holder");
-    fifth.wait_started(START_TIMEOUT);
+    fifth.wait_started(CHANGE);
     assert_eq!(fifth.element(), "green");
     for h in [h1, h3].into_iter().flatten() {
         check(&h.release(0), 0, "", "", "holder");
     }
     check(&fifth.release(0), 0, "", "", "fifth");
 
-    // Transcript g2: red held; sequential grants red, green, blue, green, green.
+    // Section g2 of tests/data/flom-transcripts.md: red held; sequential grants red, green, blue, green, green.
     let dir2 = tempdir();
     let red = Holder::start(daemon.client(), "a.b.c", &[], dir2.path(), "red");
     assert_eq!(red.element(), "a");
     let mut got = Vec::new();
     for _ in 0..4 {
-        let out = run(&mut lock_cmd(daemon.client(), "a.b.c", &[], &["echo"]));
+        let out = lock_cmd(daemon.client(), "a.b.c", &[], &["echo"]).output();
         check(&out, 0, &stdout_of(&out), "", "sequential set client");
         got.push(stdout_of(&out).trim_end().to_owned());
     }
@@ -665,17 +550,10 @@ fn set_resource() {
 // 6. Hierarchical resources.
 
 #[test]
-fn hierarchical_resource() {
+fn a_hierarchical_resource_conflicts_with_its_ancestors_and_descendants() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
-    let try_now = |name: &str| {
-        run(&mut lock_cmd(
-            daemon.client(),
-            name,
-            &["-o", "0"],
-            &["true"],
-        ))
-    };
+    let try_now = |name: &str| lock_cmd(daemon.client(), name, &["-o", "0"], &["true"]).output();
 
     let apple = Holder::start(daemon.client(), "/apple", &[], dir.path(), "apple");
     check(&try_now("/pear"), 0, "", "", "/pear beside /apple");
@@ -691,7 +569,7 @@ fn hierarchical_resource() {
     let pear = Holder::spawn(daemon.client(), "/apple/pear", &[], dir.path(), "pear");
     pear.assert_waiting();
     check(&apple.release(0), 0, "", "", "/apple");
-    pear.wait_started(START_TIMEOUT);
+    pear.wait_started(CHANGE);
     check(&pear.release(0), 0, "", "", "/apple/pear");
 
     let banana = Holder::start(
@@ -746,13 +624,7 @@ fn sequence_calls(daemon: &Daemon, name: &str, calls: &[(&str, i32)]) -> Vec<Str
                 "true" | "false" | "echo" => vec![*call],
                 script => vec!["sh", "-c", script],
             };
-            let out = run(&mut lock_cmd(
-                daemon.client(),
-                name,
-                &["-i", "1000"],
-                &command,
-            ));
-            assert_eq!(out.status.code(), Some(*code), "{name}: {call}: {out:?}");
+            let out = lock_cmd(daemon.client(), name, &["-i", "1000"], &command).expect_exit(*code);
             assert!(out.stderr.is_empty(), "{name}: {call}: {out:?}");
             stdout_of(&out).trim_end().to_owned()
         })
@@ -761,7 +633,7 @@ fn sequence_calls(daemon: &Daemon, name: &str, calls: &[(&str, i32)]) -> Vec<Str
 }
 
 #[test]
-fn sequences_as_flom_test_suite() {
+fn sequences_give_the_values_flom_s_test_suite_expects() {
     // The suite's thirteen calls: reused rolled-back values for _S_, never for _s_.
     let daemon = Daemon::start(Profile::Debug);
     let calls: Vec<(&str, i32)> = [
@@ -782,10 +654,10 @@ fn sequences_as_flom_test_suite() {
     );
 }
 
-/// Transcripts i1 (`_s_`) and i2 (`_S_`) through the CLI: c1 holds while c2..c5 come and
+/// Sections i1 (`_s_`) and i2 (`_S_`) of tests/data/flom-transcripts.md through the CLI: c1 holds while c2..c5 come and
 /// go (c3 failing), c6 comes after c1 left.
 #[test]
-fn sequences_as_recorded() {
+fn sequences_give_the_recorded_values_through_the_command_line() {
     let daemon = Daemon::start(Profile::Debug);
     for (name, want) in [
         ("_s_seq[3]", ["1", "2", "3", "4", "5", "6"]),
@@ -851,14 +723,15 @@ fn sequences_reuse_rolled_back_values_in_order() {
 // 8. create=no and the incubator.
 
 #[test]
-fn create_no_and_incubator() {
+fn create_no_waits_in_the_incubator_until_another_client_creates_the_resource() {
     let daemon = Daemon::start(Profile::Debug);
-    let out = run(&mut lock_cmd(
+    let out = lock_cmd(
         daemon.client(),
         "/bar",
         &["-e", "n", "-o", "100"],
         &["true"],
-    ));
+    )
+    .output();
     check(
         &out,
         98,
@@ -866,39 +739,30 @@ fn create_no_and_incubator() {
         &timeout_message(100),
         "-e n -o 100 on nothing",
     );
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "/bar",
-        &["-e", "no", "-o", "0"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "/bar", &["-e", "no", "-o", "0"], &["true"]).output();
     check(&out, 96, "", CANT_WAIT, "-e no -o 0 on nothing");
 
-    let out = run(&mut lock_cmd(
+    let out = lock_cmd(
         daemon.client(),
         "/foo",
         &["-e", "y", "-i", "2000"],
         &["true"],
-    ));
+    )
+    .output();
     check(&out, 0, "", "", "-e y -i 2000");
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "/foo",
-        &["-e", "n"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "/foo", &["-e", "n"], &["true"]).output();
     check(&out, 0, "", "", "-e n on the resource kept by -i 2000");
 
-    // Transcript k2: an incubated waiter runs once someone creates the resource.
+    // Section k2 of tests/data/flom-transcripts.md: an incubated waiter runs once someone creates the resource.
     let dir = tempdir();
     let waiter = Holder::spawn(daemon.client(), "later", &["-e", "no"], dir.path(), "w");
     waiter.assert_waiting();
-    wait_state(&daemon, "the waiter is incubated", |s| {
+    daemon.wait_state("the waiter is incubated", |s| {
         s.incubator.iter().any(|e| e.resource_name == "later")
     });
-    let out = run(&mut lock_cmd(daemon.client(), "later", &[], &["true"]));
+    let out = lock_cmd(daemon.client(), "later", &[], &["true"]).output();
     check(&out, 0, "", "", "creator");
-    waiter.wait_started(START_TIMEOUT);
+    waiter.wait_started(CHANGE);
     check(&waiter.release(0), 0, "", "", "incubated waiter");
 }
 
@@ -911,13 +775,13 @@ fn immediate_shutdown_kills_the_daemon_at_once() {
     let dir = tempdir();
     let holder = Holder::start(daemon.client(), "foo", &[], dir.path(), "h");
     let mut waiter_cmd = lock_cmd(daemon.client(), "foo", &[], &["true"]);
-    let waiter = thread::spawn(move || output_within(&mut waiter_cmd, CLIENT_TIMEOUT));
-    wait_state(&daemon, "the waiter is queued", |s| {
+    let waiter = thread::spawn(move || waiter_cmd.output());
+    daemon.wait_state("the waiter is queued", |s| {
         s.lockers.iter().any(|l| !l.waitings.is_empty())
     });
 
     let t = Instant::now();
-    let out = run(daemon.client().arg("-X"));
+    let out = daemon.client().arg("-X").output();
     check(
         &out,
         0,
@@ -953,7 +817,7 @@ fn quiesce_shutdown_lets_the_holder_finish() {
     let mut daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let holder = Holder::start(daemon.client(), "foo", &[], dir.path(), "h");
-    let out = run(daemon.client().arg("-x"));
+    let out = daemon.client().arg("-x").output();
     check(
         &out,
         0,
@@ -968,13 +832,8 @@ fn quiesce_shutdown_lets_the_holder_finish() {
         "-x must not stop the daemon while a lock is held"
     );
     check(&holder.release(0), 0, "", "", "holder after -x");
-    // As recorded (m1): it still serves a new client, then exits by itself when idle.
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "bar",
-        &["-d", "0"],
-        &["true"],
-    ));
+    // As in section m1 of tests/data/flom-transcripts.md: it still serves a new client, then exits by itself when idle.
+    let out = lock_cmd(daemon.client(), "bar", &["-d", "0"], &["true"]).output();
     check(&out, 0, "", "", "a client after -x");
     let exit = daemon.wait_exit_within(Duration::from_secs(8));
     assert!(
@@ -985,17 +844,16 @@ fn quiesce_shutdown_lets_the_holder_finish() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 10. Errors, and the table of exit-codes.md.
+// 10. Errors: FLoM's exit codes and messages.
 
 #[test]
-fn exit_codes_and_messages() {
+fn each_error_exits_with_flom_s_code_and_message() {
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let nosock = dir.path().join("no-daemon");
     let c = || daemon.client();
-    let l = |name: &str, extra: &[&str], command: &[&str]| {
-        run(&mut lock_cmd(c(), name, extra, command))
-    };
+    let l =
+        |name: &str, extra: &[&str], command: &[&str]| lock_cmd(c(), name, extra, command).output();
 
     check(&l("foo", &[], &["true"]), 0, "", "", "true");
     check(&l("foo", &[], &["false"]), 1, "", "", "false");
@@ -1057,7 +915,7 @@ fn exit_codes_and_messages() {
         "reserved name",
     );
     // No -r: the default resource, granted.
-    check(&run(c().args(["--", "true"])), 0, "", "", "no -r");
+    check(&c().args(["--", "true"]).output(), 0, "", "", "no -r");
     // A timestamp format with nothing that changes at least hourly.
     check(
         &l("_t_%Y-%m-%d[1]", &[], &["true"]),
@@ -1067,7 +925,7 @@ fn exit_codes_and_messages() {
         "timestamp without a fast specifier",
     );
     check(
-        &run(c().args(["-r", "foo"])),
+        &c().args(["-r", "foo"]).output(),
         97,
         "",
         "No command to execute!\n",
@@ -1138,7 +996,7 @@ fn exit_codes_and_messages() {
     );
     // -s with -a.
     check(
-        &run(c().args(["-a", "127.0.0.1", "-r", "foo", "--", "true"])),
+        &c().args(["-a", "127.0.0.1", "-r", "foo", "--", "true"]).output(),
         99,
         "ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.\n",
         "Configuration is not valid, cannot go on!\n",
@@ -1146,21 +1004,21 @@ fn exit_codes_and_messages() {
     );
     // No daemon, and none may be started.
     check(
-        &run(client_for(&nosock).args(["-d", "0", "-r", "foo", "--", "true"])),
+        &client_for(&nosock).args(["-d", "0", "-r", "foo", "--", "true"]).output(),
         99,
         "",
         "flom_client_connect: ret_cod=-105 (ERROR: 'connect' function returned an error condition)\n",
         "-d 0 without a daemon",
     );
     check(
-        &run(client_for(&nosock).arg("-x")),
+        &client_for(&nosock).arg("-x").output(),
         99,
         "Starting FLoM daemon quiesce shutdown...\n",
         "",
         "-x without a daemon",
     );
     check(
-        &run(client_for(&nosock).arg("-X")),
+        &client_for(&nosock).arg("-X").output(),
         99,
         "Starting FLoM daemon immediate shutdown...\n",
         "",
@@ -1173,14 +1031,17 @@ fn exit_codes_and_messages() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Auto-start, its idle exit, the flock race, a stale socket (m3).
+// Auto-start, its idle exit, the flock race, a stale socket (section m3 of
+// tests/data/flom-transcripts.md).
 
 #[test]
-fn autostart_then_idle_exit() {
+fn an_auto_started_daemon_serves_then_exits_once_idle_for_its_lifespan() {
     let dir = tempdir();
     let socket = dir.path().join("sock");
     let mut spawned = SpawnedDaemons::new(&socket);
-    let out = run(client_for(&socket).args(["-d", "2000", "-r", "foo", "--", "true"]));
+    let out = client_for(&socket)
+        .args(["-d", "2000", "-r", "foo", "--", "true"])
+        .output();
     check(&out, 0, "", "", "first client, no daemon running");
     let pid = spawned.the_one();
     assert!(
@@ -1191,12 +1052,14 @@ fn autostart_then_idle_exit() {
     let lock = PathBuf::from(format!("{}.lock", socket.display()));
     assert!(lock.exists(), "the start-up lock file {}", lock.display());
     // A second client uses it instead of starting another.
-    let out = run(client_for(&socket).args(["-d", "2000", "-r", "foo", "--", "true"]));
+    let out = client_for(&socket)
+        .args(["-d", "2000", "-r", "foo", "--", "true"])
+        .output();
     check(&out, 0, "", "", "second client");
     assert_eq!(spawned.the_one(), pid);
 
     // Idle: the resource goes (~1.75 s), then the daemon after its lifespan (2 s);
-    // recorded for FLoM: about L + 2 s.
+    // FLoM's was seen to exit after about L + 2 s.
     let left = Instant::now();
     let deadline = left + Duration::from_secs(8);
     while socket.exists() {
@@ -1223,16 +1086,19 @@ fn autostart_then_idle_exit() {
     assert!(lock.exists(), "the .lock file stays, as FLoM's");
 }
 
-/// k1/k4: a daemon that never created a resource exits after about a third of its
-/// lifespan (recorded: L = 3000 -> 1.0 s, L = 300 -> 0.1 s).
+/// Sections k1 and k4 of tests/data/flom-transcripts.md: a daemon that never created a
+/// resource exits after about a third of its lifespan (FLoM's was seen to exit after 1.0 s
+/// with a lifespan of 3000 ms, after 0.1 s with 300 ms).
 #[test]
-fn autostart_idle_exit_without_resources() {
+fn an_auto_started_daemon_without_resources_exits_after_a_third_of_its_lifespan() {
     let dir = tempdir();
     let socket = dir.path().join("sock");
     let mut spawned = SpawnedDaemons::new(&socket);
-    let out = run(client_for(&socket).args([
-        "-d", "3000", "-r", "foo", "-e", "no", "-o", "0", "--", "true",
-    ]));
+    let out = client_for(&socket)
+        .args([
+            "-d", "3000", "-r", "foo", "-e", "no", "-o", "0", "--", "true",
+        ])
+        .output();
     check(&out, 96, "", CANT_WAIT, "-e no -o 0 on a fresh daemon");
     let left = Instant::now();
     // Remembered, to be ended by pid if the test fails.
@@ -1260,7 +1126,7 @@ fn autostart_flock_race_starts_exactly_one_daemon() {
         .map(|i| {
             let mut cmd = client_for(&socket);
             cmd.args(["-d", "3000", "-r", &format!("race{i}"), "--", "true"]);
-            thread::spawn(move || output_within(&mut cmd, CLIENT_TIMEOUT))
+            thread::spawn(move || cmd.output())
         })
         .collect();
     for (i, c) in clients.into_iter().enumerate() {
@@ -1271,7 +1137,9 @@ fn autostart_flock_race_starts_exactly_one_daemon() {
     // And it stays the only one (no late loser binding the socket again).
     thread::sleep(Duration::from_millis(200));
     assert_eq!(spawned.running(), [pid]);
-    let out = run(client_for(&socket).args(["-d", "3000", "-r", "after", "--", "true"]));
+    let out = client_for(&socket)
+        .args(["-d", "3000", "-r", "after", "--", "true"])
+        .output();
     check(&out, 0, "", "", "a client after the race");
     assert_eq!(spawned.running(), [pid]);
 }
@@ -1286,7 +1154,9 @@ fn autostart_replaces_a_stale_socket() {
     let refused = std::os::unix::net::UnixStream::connect(&socket).expect_err("stale");
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     let mut spawned = SpawnedDaemons::new(&socket);
-    let out = run(client_for(&socket).args(["-d", "1000", "-r", "foo", "--", "true"]));
+    let out = client_for(&socket)
+        .args(["-d", "1000", "-r", "foo", "--", "true"])
+        .output();
     check(&out, 0, "", "", "client on a stale socket");
     spawned.the_one();
 }
@@ -1295,48 +1165,42 @@ fn autostart_replaces_a_stale_socket() {
 // TCP, and a holder killed with SIGKILL.
 
 #[test]
-fn tcp_on_loopback() {
-    let daemon = TcpDaemon::start(Profile::Debug);
+fn clients_are_served_over_tcp_on_loopback() {
+    let daemon = DaemonOptions::new(Profile::Debug)
+        .endpoint(Endpoint::TcpLoopback)
+        .start();
     let dir = tempdir();
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "foo",
-        &["-d", "0"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "foo", &["-d", "0"], &["true"]).output();
     check(&out, 0, "", "", "TCP client");
     let holder = Holder::start(daemon.client(), "foo", &["-d", "0"], dir.path(), "h");
-    let out = run(&mut lock_cmd(
-        daemon.client(),
-        "foo",
-        &["-d", "0", "-o", "0"],
-        &["true"],
-    ));
+    let out = lock_cmd(daemon.client(), "foo", &["-d", "0", "-o", "0"], &["true"]).output();
     check(&out, 98, "", BUSY, "TCP busy");
     check(&holder.release(0), 0, "", "", "TCP holder");
-    let out = run(&mut lock_cmd(
+    let out = lock_cmd(
         daemon.client(),
         "red.green",
         &["-d", "0"],
         &["sh", "-c", r#"echo "element=$0""#],
-    ));
+    )
+    .output();
     check(&out, 0, "element=red\n", "", "TCP set element");
 }
 
 #[test]
-fn killed_holder_releases_to_the_waiter() {
+fn a_killed_holder_releases_to_the_waiter() {
     become_subreaper();
     let daemon = Daemon::start(Profile::Debug);
     let dir = tempdir();
     let started = dir.path().join("started");
     let started_text = started.to_str().expect("UTF-8").to_owned();
-    let mut holder = Background::spawn(&mut lock_cmd(
+    let mut holder = lock_cmd(
         daemon.client(),
         "foo",
         &[],
         &["sh", "-c", r#"touch "$0"; exec sleep 30"#, &started_text],
-    ));
-    let deadline = Instant::now() + START_TIMEOUT;
+    )
+    .background();
+    let deadline = Instant::now() + CHANGE;
     while !started.exists() {
         assert!(Instant::now() < deadline, "the holder never got its lock");
         thread::sleep(POLL);
@@ -1345,20 +1209,21 @@ fn killed_holder_releases_to_the_waiter() {
     assert_eq!(sleeper.len(), 1, "the holder's command: {sleeper:?}");
 
     let granted = dir.path().join("granted");
-    let mut waiter = Background::spawn(&mut lock_cmd(
+    let mut waiter = lock_cmd(
         daemon.client(),
         "foo",
         &[],
         &["touch", granted.to_str().expect("UTF-8")],
-    ));
-    wait_state(&daemon, "the waiter is queued", |s| {
+    )
+    .background();
+    daemon.wait_state("the waiter is queued", |s| {
         s.lockers
             .iter()
             .any(|l| l.resource_name == "foo" && l.waitings.len() == 1)
     });
 
-    kill(Pid::from_raw(holder.pid() as i32), Signal::SIGKILL).expect("SIGKILL the holder");
-    let status = holder.wait_within(CLIENT_TIMEOUT);
+    signal(holder.pid(), Signal::SIGKILL);
+    let status = holder.wait_within(CLIENT);
     assert_eq!(status.signal(), Some(9), "holder: {status}");
     let t = Instant::now();
     let status = waiter.wait_within(Duration::from_secs(5));
@@ -1368,7 +1233,7 @@ fn killed_holder_releases_to_the_waiter() {
         t.elapsed() < Duration::from_secs(5),
         "granted at the holder's death, not after its sleep"
     );
-    let s = state(&daemon);
+    let s = daemon.state();
     assert!(
         s.lockers
             .iter()
@@ -1386,27 +1251,34 @@ fn killed_holder_releases_to_the_waiter() {
 #[test]
 fn negative_numbers_as_flom_takes_them() {
     // `latch daemon -d -1` parses and serves.
-    let daemon = Daemon::start_with(Profile::Debug, &["-d", "-1"]);
-    let out = run(daemon
+    let daemon = DaemonOptions::new(Profile::Debug)
+        .args(&["-d", "-1"])
+        .start();
+    let out = daemon
         .client()
-        .args(["-o", "-1", "-i", "-1", "-r", "neg", "--", "true"]));
+        .args(["-o", "-1", "-i", "-1", "-r", "neg", "--", "true"])
+        .output();
     check(&out, 0, "", "", "-o -1 -i -1 against a running daemon");
 
     // The most common flom idiom: a client that starts a daemon that never exits.
     let dir = tempdir();
     let socket = dir.path().join("sock");
     let mut spawned = SpawnedDaemons::new(&socket);
-    let out = run(client_for(&socket).args(["-d", "-1", "-r", "x", "--", "true"]));
+    let out = client_for(&socket)
+        .args(["-d", "-1", "-r", "x", "--", "true"])
+        .output();
     check(&out, 0, "", "", "-d -1 with no daemon running");
     let pid = spawned.the_one();
     // Idle for longer than a lifespan of 300 ms would allow (a third of it without
-    // resources, recorded), it still answers.
+    // resources, as FLoM's was seen to exit), it still answers.
     thread::sleep(Duration::from_millis(1500));
     assert!(
         running(pid),
         "the -d -1 daemon (pid {pid}) exited while idle"
     );
-    let out = run(client_for(&socket).args(["-d", "-1", "-r", "x", "--", "true"]));
+    let out = client_for(&socket)
+        .args(["-d", "-1", "-r", "x", "--", "true"])
+        .output();
     check(&out, 0, "", "", "a second client of the -d -1 daemon");
     assert_eq!(
         spawned.the_one(),

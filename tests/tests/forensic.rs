@@ -6,25 +6,25 @@
 //!
 //! Needs root (ptrace, uprobes, gcore). Every process started is stopped by its pid.
 
-use latch_tests::{
-    latch_bin, output_within, probe_bin, probe_free, wait_for, workspace_root, Background, Daemon,
-    Profile,
-};
+use latch_tests::bins::{latch_bin, probe_bin, workspace_root, Profile};
+use latch_tests::command::TestCommand;
+use latch_tests::coredump::gcore;
+use latch_tests::daemon::Daemon;
+use latch_tests::probe::assert_left_running_and_untraced;
+use latch_tests::timeouts::{CHANGE, FORENSIC};
+use latch_tests::wait::wait_for;
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
-const TIMEOUT: Duration = Duration::from_secs(300);
-
-fn forensic(args: &[&str], out: &Path) -> Output {
-    output_within(
-        Command::new(workspace_root().join("scripts/forensic.sh"))
-            .env("LATCH_PROBE", probe_bin())
-            .env("LATCH", latch_bin(Profile::Debug))
-            .args(args)
-            .arg(out),
-        TIMEOUT,
-    )
+/// `scripts/forensic.sh ARGS OUT`, which exits with its verdict.
+fn forensic(args: &[&str], out: &Path, verdict: i32) -> Output {
+    TestCommand::new(workspace_root().join("scripts/forensic.sh"))
+        .env("LATCH_PROBE", probe_bin())
+        .env("LATCH", latch_bin(Profile::Debug))
+        .args(args)
+        .arg(out)
+        .timeout(FORENSIC)
+        .expect_exit(verdict)
 }
 
 fn report(out: &Path) -> String {
@@ -34,35 +34,25 @@ fn report(out: &Path) -> String {
 #[test]
 fn a_client_holding_forever_is_named_as_the_cause() {
     let mut daemon = Daemon::start(Profile::Debug);
-    let holder = Background::spawn(
-        daemon
-            .client()
-            .args(["-r", "printer", "--", "sleep", "600"]),
-    );
-    wait_for("printer held", Duration::from_secs(30), || {
+    let holder = daemon
+        .client()
+        .args(["-r", "printer", "--", "sleep", "600"])
+        .background();
+    wait_for("printer held", CHANGE, || {
         (daemon.state().lockers.len() == 1).then_some(())
     });
     let _waiters = [
         daemon.holder(&["-r", "printer"]),
         daemon.holder(&["-r", "printer", "-l", "PR"]),
     ];
-    wait_for("two waiters", Duration::from_secs(30), || {
+    wait_for("two waiters", CHANGE, || {
         (daemon.state().lockers.first()?.waitings.len() == 2).then_some(())
     });
     let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("out");
-    let run = forensic(
-        &[
-            "--window",
-            "1",
-            "--max-hold",
-            "0.5",
-            &daemon.pid().to_string(),
-        ],
-        &out,
-    );
+    let pid = daemon.pid().to_string();
+    forensic(&["--window", "1", "--max-hold", "0.5", &pid], &out, 10);
     let text = report(&out);
-    assert_eq!(run.status.code(), Some(10), "{run:?}\n{text}");
     assert!(
         text.contains("**Verdict: client holding too long.**"),
         "{text}"
@@ -88,21 +78,19 @@ fn a_client_holding_forever_is_named_as_the_cause() {
     assert!(std::fs::read_to_string(out.join("wait-for.dot"))
         .expect("dot")
         .contains("->"));
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }
 
 #[test]
 fn a_wedged_daemon_is_reported_live_and_from_its_core() {
-    let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
-    let _holder = daemon.holder(&["-r", "kept"]);
-    let conn = daemon.first_holder(Duration::from_secs(30));
+    let mut daemon = Daemon::start_wedgeable();
+    let (_holder, conn) = daemon.sole_holder(&["-r", "kept"]);
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
-    let _wedger = daemon.wedge("stuck");
+    let _wedger = daemon.wedge();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let out = dir.path().join("live");
-    let run = forensic(&["--window", "1", &daemon.pid().to_string()], &out);
+    forensic(&["--window", "1", &daemon.pid().to_string()], &out, 11);
     let text = report(&out);
-    assert_eq!(run.status.code(), Some(11), "{run:?}\n{text}");
     assert!(text.contains("**Verdict: daemon wedged.**"), "{text}");
     assert!(text.contains("holds the lock table"), "{text}");
     // The full state is there all the same.
@@ -111,23 +99,14 @@ fn a_wedged_daemon_is_reported_live_and_from_its_core() {
             .expect("JSON");
     assert_eq!(state["lockers"][0]["holders"][0]["conn"], conn, "{state:#}");
     assert!(text.contains(&format!("\"conn\": {conn}")), "{text}");
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 
-    let prefix = dir.path().join("core");
-    let gcore = output_within(
-        Command::new("gcore")
-            .arg("-o")
-            .arg(&prefix)
-            .arg(daemon.pid().to_string()),
-        TIMEOUT,
-    );
-    assert!(gcore.status.success(), "gcore: {gcore:?}");
-    let core = format!("{}.{}", prefix.display(), daemon.pid());
+    let core = gcore(daemon.pid(), dir.path());
+    let core = core.to_str().expect("UTF-8").to_owned();
     let exe = daemon.bin().to_str().expect("UTF-8").to_owned();
     let dead = dir.path().join("core-report");
-    let run = forensic(&["--core", &core, "--exe", &exe], &dead);
+    forensic(&["--core", &core, "--exe", &exe], &dead, 11);
     let text = report(&dead);
-    assert_eq!(run.status.code(), Some(11), "{run:?}\n{text}");
     assert!(text.contains(&format!("\"conn\": {conn}")), "{text}");
-    assert!(daemon.is_running() && probe_free(daemon.pid()));
+    assert_left_running_and_untraced(&mut daemon);
 }

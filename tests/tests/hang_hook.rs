@@ -6,16 +6,15 @@
 //! must then read from outside (compared with the state recorded here in a later test).
 
 use latch_probe_common::doc::StateDoc;
-use latch_tests::{output_within, wait_for, Background, Daemon, Profile};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use std::path::PathBuf;
-use std::time::Duration;
+use latch_tests::daemon::{Daemon, EXIT_NOT_ANSWERING, WEDGE_NAME};
+use latch_tests::procs::{signal, task_dir};
+use latch_tests::state::{holding, waiting};
+use latch_tests::timeouts::CHANGE;
+use latch_tests::wait::wait_for;
+use nix::sys::signal::Signal;
 
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What `latch state --timeout-ms` is given once the daemon is wedged.
 const WEDGED_TIMEOUT_MS: u64 = 1000;
-const EXIT_TIMEOUT: i32 = 3;
 
 /// One thread of a process, as /proc shows it.
 #[derive(Debug)]
@@ -31,7 +30,7 @@ struct Task {
 }
 
 fn tasks(pid: u32) -> Vec<Task> {
-    let dir = PathBuf::from(format!("/proc/{pid}/task"));
+    let dir = task_dir(pid);
     let entries =
         std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     let mut tasks: Vec<Task> = entries
@@ -63,9 +62,7 @@ fn in_futex_wait(t: &Task) -> bool {
 }
 
 fn state_json(daemon: &Daemon) -> (StateDoc, String) {
-    let out = output_within(daemon.client().args(["state", "--json"]), CLIENT_TIMEOUT);
-    assert!(out.status.success(), "latch state failed: {}", out.status);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = daemon.client().args(["state", "--json"]).expect_success();
     let doc = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("not a latch.state/1 document ({e}): {text}"));
     (doc, text)
@@ -73,67 +70,55 @@ fn state_json(daemon: &Daemon) -> (StateDoc, String) {
 
 #[test]
 fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
-    let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
+    let mut daemon = Daemon::start_wedgeable();
     let pid = daemon.pid();
 
     // Some state first: a holder and a waiter of `a`, a numeric holder, an incubated client.
     let _a = daemon.holder(&["-r", "a"]);
-    wait_for("a held", CLIENT_TIMEOUT, || {
+    wait_for("a held", CHANGE, || {
         (daemon.state().lockers.len() == 1).then_some(())
     });
     let _a_waiter = daemon.holder(&["-r", "a"]);
     let _num = daemon.holder(&["-r", "num[3]", "-q", "2"]);
     let _incubated = daemon.holder(&["-r", "later", "-e", "no"]);
-    let (before, before_json) = wait_for("the scenario in place", CLIENT_TIMEOUT, || {
+    let (before, before_json) = wait_for("the scenario in place", CHANGE, || {
         let (doc, text) = state_json(&daemon);
-        let waiting: usize = doc.lockers.iter().map(|l| l.waitings.len()).sum();
-        let holding: usize = doc.lockers.iter().map(|l| l.holders.len()).sum();
-        (holding == 2 && waiting == 1 && doc.incubator.len() == 1).then_some((doc, text))
+        (holding(&doc) == 2 && waiting(&doc) == 1 && doc.incubator.len() == 1)
+            .then_some((doc, text))
     });
     assert!(!before.torn, "{before_json}");
     assert_eq!(before.generation % 2, 0, "{before_json}");
 
     // The threads before: the table's owner (the main thread) waits for input in epoll,
     // not on a futex.
-    wait_for(
-        "the main thread idle, not on a futex",
-        CLIENT_TIMEOUT,
-        || {
-            let main = tasks(pid).into_iter().find(|t| t.tid == pid)?;
-            (!in_futex_wait(&main)).then_some(())
-        },
-    );
+    wait_for("the main thread idle, not on a futex", CHANGE, || {
+        let main = tasks(pid).into_iter().find(|t| t.tid == pid)?;
+        (!in_futex_wait(&main)).then_some(())
+    });
 
     // The request that wedges it: its client never gets an answer.
-    let mut stuck = Background::spawn(daemon.client().args(["-r", "stuck", "--", "true"]));
-    let wedged = wait_for("the main thread blocked", CLIENT_TIMEOUT, || {
+    let mut stuck = daemon
+        .client()
+        .args(["-r", WEDGE_NAME, "--", "true"])
+        .background();
+    let wedged = wait_for("the main thread blocked", CHANGE, || {
         let t = tasks(pid).into_iter().find(|t| t.tid == pid)?;
         in_futex_wait(&t).then_some(t)
     });
 
     // The admin API cannot answer: its thread blocks on the table's mutex.
-    let out = output_within(
-        daemon.client().args([
-            "state",
-            "--json",
-            "--timeout-ms",
-            &WEDGED_TIMEOUT_MS.to_string(),
-        ]),
-        CLIENT_TIMEOUT,
-    );
+    let out = daemon
+        .client()
+        .args(["state", "--json", "--timeout-ms"])
+        .arg(WEDGED_TIMEOUT_MS.to_string())
+        .expect_exit(EXIT_NOT_ANSWERING);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(EXIT_TIMEOUT),
-        "latch state on a wedged daemon: {}, stderr {stderr}",
-        out.status
-    );
     assert!(out.stdout.is_empty(), "it printed a state anyway");
     assert!(
         stderr.contains("did not answer"),
         "latch state does not say the daemon did not answer: {stderr}"
     );
-    let admin = wait_for("the admin thread blocked", CLIENT_TIMEOUT, || {
+    let admin = wait_for("the admin thread blocked", CHANGE, || {
         let t = tasks(pid).into_iter().find(|t| t.comm == "latch-admin")?;
         in_futex_wait(&t).then_some(t)
     });
@@ -148,16 +133,10 @@ fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
     assert!(in_futex_wait(&admin), "{admin:?}");
 
     // Still wedged, still alive: the stuck client got nothing, a ping waits too.
-    let out = output_within(
-        daemon.client().args(["ping", "--timeout-ms", "300"]),
-        CLIENT_TIMEOUT,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(EXIT_TIMEOUT),
-        "latch ping: {}",
-        out.status
-    );
+    daemon
+        .client()
+        .args(["ping", "--timeout-ms", "300"])
+        .expect_exit(EXIT_NOT_ANSWERING);
     assert!(
         daemon.is_running(),
         "the daemon died; stderr:\n{}",
@@ -169,11 +148,11 @@ fn hang_on_lock_wedges_the_table_owner_and_the_admin_thread() {
         daemon.stderr()
     );
     // The wedged daemon ignores SIGTERM (its signal pipe is never read): kill it by pid.
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("kill the wedged daemon");
+    signal(pid, Signal::SIGKILL);
     assert!(
-        daemon.wait_exit_within(CLIENT_TIMEOUT).is_some(),
+        daemon.wait_exit_within(CHANGE).is_some(),
         "the daemon survived SIGKILL"
     );
     // Its clients see the connection go.
-    assert!(!stuck.wait_within(CLIENT_TIMEOUT).success());
+    assert!(!stuck.wait_within(CHANGE).success());
 }

@@ -6,27 +6,18 @@
 //!
 //! Needs root (ptrace, gcore). Every process started is stopped by its pid.
 
-use latch_tests::{output_within, probe_bin, wait_for, Daemon, Profile, ValueFixture};
+use latch_tests::background::Background;
+use latch_tests::bins::{probe_bin, Profile};
+use latch_tests::coredump::gcore;
+use latch_tests::daemon::Daemon;
+use latch_tests::fixture::ValueFixture;
+use latch_tests::probe::latch_probe;
+use latch_tests::state::waiting;
+use latch_tests::timeouts::{CHANGE, POLL};
+use latch_tests::wait::wait_for;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::Duration;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn probe(args: &[&str]) -> Output {
-    output_within(Command::new(probe_bin()).args(args), TIMEOUT)
-}
-
-fn stdout_of(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).expect("UTF-8")
-}
+use std::path::Path;
+use std::process::Command;
 
 /// Expressions on the fixture with the text and the JSON they must print.
 fn cases() -> Vec<(&'static str, &'static str, Value)> {
@@ -153,48 +144,45 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
+/// The value fixture, started, and its pid as an argument.
+fn start_fixture() -> (ValueFixture, String) {
+    let fixture = ValueFixture::start(Path::new(env!("CARGO_BIN_EXE_value_fixture")));
+    let pid = fixture.pid().to_string();
+    (fixture, pid)
+}
+
 fn check(target: &[&str], source: &str) {
     for (expr, text, json) in cases() {
         let mut args = vec!["print"];
         args.extend(target);
         args.push(expr);
-        let printed = stdout_of(&probe(&args), &format!("print {expr} ({source})"));
+        let printed = latch_probe(&args).expect_success();
         assert_eq!(printed.trim_end(), text, "print {expr} ({source})");
         args.push("--json");
-        let printed = stdout_of(&probe(&args), &format!("print {expr} --json ({source})"));
-        let got: Value = serde_json::from_str(&printed).expect("JSON");
+        let got: Value = latch_probe(&args).expect_json();
         assert_eq!(got, json, "print {expr} --json ({source})");
     }
 }
 
 #[test]
 fn print_gives_the_fixture_s_values_live_and_from_a_core() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
+    let (fixture, pid) = start_fixture();
     check(&["--pid", &pid], "live");
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let prefix = dir.path().join("core");
-    let gcore = output_within(
-        Command::new("gcore").arg("-o").arg(&prefix).arg(&pid),
-        TIMEOUT,
-    );
-    assert!(
-        gcore.status.success(),
-        "gcore (scripts/setup.sh installs gdb): {gcore:?}"
-    );
-    let core = format!("{}.{pid}", prefix.display());
+    let core = gcore(fixture.pid(), dir.path());
     check(
-        &["--core", &core, "--exe", exe.to_str().expect("UTF-8")],
+        &[
+            "--core",
+            core.to_str().expect("UTF-8"),
+            "--exe",
+            fixture.exe.to_str().expect("UTF-8"),
+        ],
         "core",
     );
 
     // The type's layout, as DWARF gives it.
-    let layout = stdout_of(
-        &probe(&["type", "--pid", &pid, "FIXTURE.Some.0.boxed"]),
-        "type",
-    );
+    let layout = latch_probe(&["type", "--pid", &pid, "FIXTURE.Some.0.boxed"]).expect_success();
     assert!(layout.starts_with("value_fixture::Inner ("), "{layout}");
     assert!(
         layout.contains(" a: u8") && layout.contains(" b: (u16, char)"),
@@ -204,9 +192,7 @@ fn print_gives_the_fixture_s_values_live_and_from_a_core() {
 
 #[test]
 fn bad_expressions_name_the_part_that_failed() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
+    let (_fixture, pid) = start_fixture();
     let failing = [
         ("FIXTURE.Some.0.vec_u32[x]", "column 24", "an index"),
         (
@@ -233,9 +219,8 @@ fn bad_expressions_name_the_part_that_failed() {
 /// and says what.
 fn fails_naming(pid: &str, failing: &[(&str, &str, &str)]) {
     for (expr, place, expected) in failing {
-        let out = probe(&["print", "--pid", pid, expr]);
+        let out = latch_probe(&["print", "--pid", pid, expr]).expect_exit(1);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{expr}: {stderr}");
         assert!(
             stderr.contains(place) && stderr.contains(expected),
             "{expr}: the error should name {place:?} and say {expected:?}: {stderr}"
@@ -248,13 +233,8 @@ fn fails_naming(pid: &str, failing: &[(&str, &str, &str)]) {
 /// value that reads: never a panic, a hang or an allocation of the length it claims.
 #[test]
 fn garbage_pointers_and_lengths_are_errors() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
-    let whole = stdout_of(
-        &probe(&["print", "--pid", &pid, "POINTERS"]),
-        "print POINTERS",
-    );
+    let (_fixture, pid) = start_fixture();
+    let whole = latch_probe(&["print", "--pid", &pid, "POINTERS"]).expect_success();
     for part in [
         "null: 0x0 as *const value_fixture::Inner,",
         "dangling: 0x10 as *const value_fixture::Inner,",
@@ -264,10 +244,7 @@ fn garbage_pointers_and_lengths_are_errors() {
         assert!(whole.contains(part), "{part:?} in:\n{whole}");
     }
     // What the lying `Vec` claims, as it claims it.
-    let len = stdout_of(
-        &probe(&["print", "--pid", &pid, "POINTERS.lying.len()"]),
-        "print POINTERS.lying.len()",
-    );
+    let len = latch_probe(&["print", "--pid", &pid, "POINTERS.lying.len()"]).expect_success();
     assert_eq!(len.trim(), "30433579171840");
     fails_naming(
         &pid,
@@ -301,24 +278,17 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
         daemon.holder(&["-r", "printer", "-l", "PR"]),
     ];
     let _other = daemon.holder(&["-r", "num[3]", "-q", "2"]);
-    let state = wait_for("the scenario", TIMEOUT, || {
+    let state = wait_for("the scenario", CHANGE, || {
         let s = daemon.state();
-        (s.lockers.len() == 2 && s.lockers.iter().map(|l| l.waitings.len()).sum::<usize>() == 2)
-            .then_some(s)
+        (s.lockers.len() == 2 && waiting(&s) == 2).then_some(s)
     });
     let pid = daemon.pid().to_string();
-    let count = stdout_of(
-        &probe(&["print", "--pid", &pid, "LOCK_TABLE.lockers.len()"]),
-        "print lockers.len()",
-    );
+    let count = latch_probe(&["print", "--pid", &pid, "LOCK_TABLE.lockers.len()"]).expect_success();
     assert_eq!(count.trim(), state.lockers.len().to_string());
     // The whole table: each locker's id, name, creation time and its holders' and waiters'
     // connections, in the daemon's order.
-    let table: Value = serde_json::from_str(&stdout_of(
-        &probe(&["print", "--pid", &pid, "LOCK_TABLE.lockers", "--json"]),
-        "print lockers",
-    ))
-    .expect("JSON");
+    let table: Value =
+        latch_probe(&["print", "--pid", &pid, "LOCK_TABLE.lockers", "--json"]).expect_json();
     let conns = |entries: &Value| -> Vec<u64> {
         entries
             .as_array()
@@ -365,11 +335,7 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
         .find(|l| l.resource_name == "printer")
         .expect("the printer's locker");
     let expr = format!("LOCK_TABLE.lockers[{}].waitings", printer.id);
-    let waitings: Value = serde_json::from_str(&stdout_of(
-        &probe(&["print", "--pid", &pid, &expr, "--json"]),
-        "print waitings",
-    ))
-    .expect("JSON");
+    let waitings: Value = latch_probe(&["print", "--pid", &pid, &expr, "--json"]).expect_json();
     let conns: Vec<u64> = waitings
         .as_array()
         .expect("an array")
@@ -392,8 +358,7 @@ fn the_shell_completes_statics_and_fields() {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
 
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
+    let (fixture, _) = start_fixture();
     let pty = openpty(None, None).expect("a pseudo-terminal");
     let slave = std::fs::File::from(pty.slave);
     let mut cmd = Command::new(probe_bin());
@@ -411,7 +376,7 @@ fn the_shell_completes_statics_and_fields() {
                 .map_err(std::io::Error::from)
         });
     }
-    let mut child = latch_tests::Background::spawn_keeping_output(&mut cmd);
+    let mut child = Background::spawn_keeping_output(&mut cmd);
     let mut master = std::fs::File::from(pty.master);
     nix::fcntl::fcntl(
         master.as_raw_fd(),
@@ -420,7 +385,7 @@ fn the_shell_completes_statics_and_fields() {
     .expect("non-blocking");
     let mut seen = String::new();
     let mut read_until = |want: &str, master: &mut std::fs::File| {
-        let deadline = std::time::Instant::now() + TIMEOUT;
+        let deadline = std::time::Instant::now() + CHANGE;
         let mut buf = [0u8; 4096];
         while !seen.contains(want) {
             assert!(
@@ -429,7 +394,7 @@ fn the_shell_completes_statics_and_fields() {
             );
             match master.read(&mut buf) {
                 Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => std::thread::sleep(Duration::from_millis(20)),
+                _ => std::thread::sleep(POLL),
             }
         }
     };
@@ -443,21 +408,19 @@ fn the_shell_completes_statics_and_fields() {
     master.write_all(b".len()\r").expect("type");
     read_until("3\r\n", &mut master);
     master.write_all(b"quit\r").expect("type");
-    assert!(child.wait_within(TIMEOUT).success(), "{seen}");
+    assert!(child.wait_within(CHANGE).success(), "{seen}");
 }
 
 /// A script runs every command and exits 0; a bad line stops it with exit code 1, naming the
 /// line and the part of the expression that failed.
 #[test]
 fn a_shell_script_runs_and_stops_at_the_first_error() {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_value_fixture"));
-    let fixture = ValueFixture::start(&exe);
-    let pid = fixture.pid().to_string();
+    let (_fixture, pid) = start_fixture();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let script = dir.path().join("script");
     let run = |lines: &str| {
         std::fs::write(&script, lines).expect("write the script");
-        probe(&[
+        latch_probe(&[
             "shell",
             "--pid",
             &pid,
@@ -467,14 +430,14 @@ fn a_shell_script_runs_and_stops_at_the_first_error() {
     };
     let out = run(
         "# the fixture's values\nfreeze\nprint FIXTURE.Some.0.vec_u32[2]\nprint GREETING\nthaw\nls FLA\n",
-    );
+    )
+    .expect_success();
     assert_eq!(
-        stdout_of(&out, "shell --script"),
+        out,
         "holding one snapshot; `thaw` lets it go\n3\n\"grüß dich\"\nreading afresh for each command\nvalue_fixture::FLAG\n"
     );
-    let out = run("print GREETING\nprint FIXTURE.Some.0.vec_u32[\nprint FLAG\n");
+    let out = run("print GREETING\nprint FIXTURE.Some.0.vec_u32[\nprint FLAG\n").expect_exit(1);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("line 2") && stderr.contains("expected an index"),
         "{stderr}"

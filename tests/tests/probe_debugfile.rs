@@ -9,16 +9,15 @@
 
 use dwarfpeek::debuginfo::Executable;
 use latch_probe::executable::DEBUG_ROOT_ENV;
-use latch_probe_common::doc::{Source, StateDoc};
-use latch_tests::{latch_bin, output_within, probe_bin, wait_for, Daemon, Profile};
+use latch_probe_common::doc::Source;
+use latch_tests::bins::{latch_bin, Profile};
+use latch_tests::command::TestCommand;
+use latch_tests::daemon::DaemonOptions;
+use latch_tests::probe::{expect_dump, latch_probe, EXIT_NOT_A_LATCH_DAEMON};
+use latch_tests::state::holding;
+use latch_tests::timeouts::{CHANGE, TOOL};
+use latch_tests::wait::wait_for;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
-
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
-const OBJCOPY_TIMEOUT: Duration = Duration::from_secs(120);
-const EXIT_NOT_A_LATCH_DAEMON: i32 = 3;
 
 /// A stripped copy of the debug daemon and its debug file, in a directory of their own.
 struct Stripped {
@@ -31,14 +30,11 @@ struct Stripped {
     build_id: String,
 }
 
-fn objcopy(args: &[&Path]) {
-    let out = output_within(Command::new("objcopy").args(args), OBJCOPY_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "objcopy {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// `objcopy ARGS`, bounded by [`TOOL`].
+fn objcopy() -> TestCommand {
+    let mut cmd = TestCommand::new("objcopy");
+    cmd.timeout(TOOL);
+    cmd
 }
 
 /// `strip` is `--strip-debug` (keeps `.symtab`) or `--strip-all`.
@@ -51,23 +47,21 @@ fn stripped(strip: &str) -> Stripped {
     std::fs::copy(latch_bin(Profile::Debug), &full).expect("copy the daemon");
     let bin = dir.path().join("latch");
     let debug = dir.path().join("latch.debug");
-    objcopy(&[Path::new("--only-keep-debug"), &full, &debug]);
+    objcopy()
+        .arg("--only-keep-debug")
+        .args([&full, &debug])
+        .expect_success();
     // objcopy names the link after the debug file and computes its CRC from it; run in the
     // directory so the link is the bare file name.
-    let out = output_within(
-        Command::new("objcopy").current_dir(dir.path()).args([
+    objcopy()
+        .current_dir(dir.path())
+        .args([
             strip,
             "--add-gnu-debuglink=latch.debug",
             "latch.full",
             "latch",
-        ]),
-        OBJCOPY_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "objcopy {strip} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ])
+        .expect_success();
     std::fs::remove_file(&full).expect("remove the unstripped copy");
     let exe = Executable::open_with_debug_root(&bin, Path::new("/nonexistent"))
         .expect("open the stripped daemon");
@@ -85,42 +79,22 @@ fn stripped(strip: &str) -> Stripped {
 }
 
 /// `latch-probe dump --pid P --json` with the debug root `root`.
-fn probe(pid: u32, root: &Path) -> Output {
-    output_within(
-        Command::new(probe_bin()).env(DEBUG_ROOT_ENV, root).args([
-            "dump",
-            "--pid",
-            &pid.to_string(),
-            "--json",
-        ]),
-        PROBE_TIMEOUT,
-    )
+fn dump(pid: u32, root: &Path) -> TestCommand {
+    let mut cmd = latch_probe(&["dump", "--pid", &pid.to_string(), "--json"]);
+    cmd.env(DEBUG_ROOT_ENV, root);
+    cmd
 }
 
 /// Starts the stripped daemon with a holder, and checks the probe reads what it says.
 fn assert_probe_reads(bin: &Path, root: &Path) {
-    let daemon = Daemon::start_exe(bin.to_owned(), &[]);
+    let daemon = DaemonOptions::exe(bin.to_owned()).start();
     let _holder = daemon.holder(&["-r", "a", "-l", "EX"]);
     let _waiter = daemon.holder(&["-r", "num[3]", "-q", "2"]);
-    let truth = wait_for("the holders in place", CLIENT_TIMEOUT, || {
+    let truth = wait_for("the holders in place", CHANGE, || {
         let doc = daemon.state();
-        (doc.lockers.iter().map(|l| l.holders.len()).sum::<usize>() == 2).then_some(doc)
+        (holding(&doc) == 2).then_some(doc)
     });
-    let out = probe(daemon.pid(), root);
-    assert!(
-        out.status.success(),
-        "latch-probe dump of the stripped daemon failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut probed: StateDoc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "latch-probe dump printed no state ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    assert_eq!(probed.source, Source::Live);
-    probed.source = Source::Daemon;
+    let probed = expect_dump(&mut dump(daemon.pid(), root), Source::Live);
     assert_eq!(probed, truth);
     assert_eq!(daemon.state(), truth, "the state moved while probed");
 }
@@ -163,15 +137,9 @@ fn without_a_debug_file_the_probe_says_where_it_looked() {
     let s = stripped("--strip-debug");
     let root = empty_root();
     std::fs::remove_file(&s.debug).expect("remove the debug file");
-    let daemon = Daemon::start_exe(s.bin.clone(), &[]);
-    let out = probe(daemon.pid(), root.path());
+    let daemon = DaemonOptions::exe(s.bin.clone()).start();
+    let out = dump(daemon.pid(), root.path()).expect_exit(EXIT_NOT_A_LATCH_DAEMON);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(EXIT_NOT_A_LATCH_DAEMON),
-        "latch-probe dump without a debug file: {}, {stderr}",
-        out.status
-    );
     let by_id = root
         .path()
         .join(".build-id")

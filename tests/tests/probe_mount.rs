@@ -6,21 +6,23 @@
 //! Every process is stopped by its pid, and a mount left by a failed test is unmounted by
 //! its guard (fusermount3 -u), never by a name.
 
-use latch_probe_common::doc::{LockerDoc, Source, StateDoc};
+use latch_probe_common::doc::{Source, StateDoc};
 use latch_probe_common::ResourceType;
-use latch_tests::{output_within, probe_bin, wait_for, Background, Daemon, ProbeStream, Profile};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use latch_tests::bins::{probe_bin, Profile};
+use latch_tests::command::TestCommand;
+use latch_tests::coredump::gcore;
+use latch_tests::daemon::Daemon;
+use latch_tests::probe::{as_daemon_doc, latch_probe, ProbeStream, EXIT_NOT_A_LATCH_DAEMON};
+use latch_tests::procs::{end_child, signal, wait_child_within};
+use latch_tests::rng::Rng;
+use latch_tests::state::{holding, locker, now_ns};
+use latch_tests::timeouts::{CHANGE, PROBE};
+use latch_tests::wait::wait_for;
+use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-
-/// The first capture indexes the daemon's DWARF (a few seconds for a debug build).
-const MOUNT_TIMEOUT: Duration = Duration::from_secs(60);
-const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
-const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `latch-probe mount` process and its mount point: dropped, it stops the process by pid
 /// and unmounts whatever is still mounted there.
@@ -49,7 +51,8 @@ impl Mount {
             dir: dir.canonicalize().unwrap(),
             stderr: stderr.to_owned(),
         };
-        wait_for("the tree to be mounted", MOUNT_TIMEOUT, || {
+        // The first capture indexes the daemon's DWARF.
+        wait_for("the tree to be mounted", PROBE, || {
             if let Ok(Some(status)) = mount.child.try_wait() {
                 panic!("latch-probe mount exited ({status}): {}", mount.log());
             }
@@ -63,24 +66,14 @@ impl Mount {
     }
 
     fn terminate(&mut self) -> ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "mount did not exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        signal(self.child.id(), Signal::SIGTERM);
+        wait_child_within(&mut self.child, CHANGE).expect("mount exits on SIGTERM")
     }
 }
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-            let _ = self.child.wait();
-        }
+        end_child(&mut self.child);
         if mount_options(&self.dir).is_some() {
             let _ = Command::new("fusermount3")
                 .args(["-u", "-z"])
@@ -108,41 +101,19 @@ fn mount_options(dir: &Path) -> Option<Vec<String>> {
     })
 }
 
-fn locker<'a>(state: &'a StateDoc, name: &str) -> &'a LockerDoc {
-    state
-        .lockers
-        .iter()
-        .find(|l| l.resource_name == name)
-        .unwrap_or_else(|| panic!("no locker {name} in {state:#?}"))
-}
-
 /// `find DIR` relative to DIR, in its order.
 fn find(dir: &Path) -> Vec<String> {
-    let out = output_within(
-        Command::new("find").arg(".").current_dir(dir),
-        CHANGE_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    TestCommand::new("find")
+        .arg(".")
+        .current_dir(dir)
+        .expect_success()
         .lines()
         .filter_map(|l| l.strip_prefix("./").map(str::to_owned))
         .collect()
 }
 
 fn cat(path: &Path) -> Vec<u8> {
-    let out = output_within(Command::new("cat").arg(path), CHANGE_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "cat {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    TestCommand::new("cat").arg(path).expect_exit(0).stdout
 }
 
 fn mtime_ns(path: &Path) -> u64 {
@@ -153,17 +124,17 @@ fn mtime_ns(path: &Path) -> u64 {
 /// The state as the tree's state.json has it (from `source`), for comparing with the
 /// daemon's own.
 fn tree_state(root: &Path, source: Source) -> StateDoc {
-    let mut doc: StateDoc = serde_json::from_slice(&cat(&root.join("state.json"))).unwrap();
-    assert_eq!(doc.source, source);
-    doc.source = Source::Daemon;
-    doc
+    as_daemon_doc(
+        serde_json::from_slice(&cat(&root.join("state.json"))).unwrap(),
+        source,
+    )
 }
 
 #[test]
 fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
     let daemon = Daemon::start(Profile::Debug);
     let mut foo_holder = daemon.holder(&["-r", "foo"]);
-    wait_for("foo held", CHANGE_TIMEOUT, || {
+    wait_for("foo held", CHANGE, || {
         (!daemon.state().lockers.is_empty()).then_some(())
     });
     let _foo_waiter = daemon.holder(&["-r", "foo"]);
@@ -171,10 +142,10 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
     let num = daemon.holder(&["-r", "num[3]", "-q", "2"]);
     let _seq = daemon.holder(&["-r", "_s_seq[3]"]);
     let _incubated = daemon.holder(&["-r", "later", "-e", "no"]);
-    let state = wait_for("the scenario", CHANGE_TIMEOUT, || {
+    let state = wait_for("the scenario", CHANGE, || {
         let s = daemon.state();
         let ready = s.lockers.len() == 4
-            && s.lockers.iter().map(|l| l.holders.len()).sum::<usize>() == 4
+            && holding(&s) == 4
             && locker(&s, "foo").waitings.len() == 1
             && s.incubator.len() == 1;
         ready.then_some(s)
@@ -323,17 +294,9 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
 
     // `dump --tree` writes the same files, modes, owner and entry times.
     let dumped = work.path().join("dump");
-    let out = output_within(
-        Command::new(probe_bin())
-            .args(["dump", "--pid", &daemon.pid().to_string(), "--tree"])
-            .arg(&dumped),
-        MOUNT_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    latch_probe(&["dump", "--pid", &daemon.pid().to_string(), "--tree"])
+        .arg(&dumped)
+        .expect_success();
     cat(&dir.join(".refresh"));
     compare_trees(&dir, &dumped);
 
@@ -343,8 +306,8 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
         .unwrap()
         .ino();
     foo_holder.close_stdin();
-    foo_holder.wait_within(CHANGE_TIMEOUT);
-    let after = wait_for("the waiter granted", CHANGE_TIMEOUT, || {
+    foo_holder.wait_within(CHANGE);
+    let after = wait_for("the waiter granted", CHANGE, || {
         let s = daemon.state();
         locker(&s, "foo").waitings.is_empty().then_some(s)
     });
@@ -369,7 +332,7 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
     // Another change, and no asking: the interval refresh shows it.
     drop(num);
     let gone = dir.join(format!("status/lockers/{n}/holders/{nh}"));
-    wait_for("the interval refresh", CHANGE_TIMEOUT, || {
+    wait_for("the interval refresh", CHANGE, || {
         (!gone.exists()).then_some(())
     });
 
@@ -416,25 +379,16 @@ fn compare_trees(mounted: &Path, dumped: &Path) {
 fn a_core_file_mounts_as_its_dump_tree() {
     let daemon = Daemon::start(Profile::Debug);
     let _holder = daemon.holder(&["-r", "foo", "-l", "PW"]);
-    wait_for("foo held", CHANGE_TIMEOUT, || {
+    wait_for("foo held", CHANGE, || {
         (!daemon.state().lockers.is_empty()).then_some(())
     });
     let _waiter = daemon.holder(&["-r", "foo"]);
-    let state = wait_for("a holder and a waiter", CHANGE_TIMEOUT, || {
+    let state = wait_for("a holder and a waiter", CHANGE, || {
         let s = daemon.state();
         (s.lockers.len() == 1 && s.lockers[0].waitings.len() == 1).then_some(s)
     });
     let work = tempfile::tempdir().unwrap();
-    let core = work.path().join("core");
-    let out = output_within(
-        Command::new("gcore")
-            .arg("-o")
-            .arg(&core)
-            .arg(daemon.pid().to_string()),
-        MOUNT_TIMEOUT,
-    );
-    assert!(out.status.success(), "gcore: {out:?}");
-    let core = core.with_extension(daemon.pid().to_string());
+    let core = gcore(daemon.pid(), work.path());
     let target = [
         "--core".to_owned(),
         core.to_str().unwrap().to_owned(),
@@ -442,19 +396,11 @@ fn a_core_file_mounts_as_its_dump_tree() {
         daemon.bin().to_str().unwrap().to_owned(),
     ];
     let dumped = work.path().join("dump");
-    let out = output_within(
-        Command::new(probe_bin())
-            .arg("dump")
-            .args(&target)
-            .arg("--tree")
-            .arg(&dumped),
-        MOUNT_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    latch_probe(&["dump"])
+        .args(&target)
+        .arg("--tree")
+        .arg(&dumped)
+        .expect_success();
     let dir = work.path().join("mnt");
     std::fs::create_dir(&dir).unwrap();
     let mut mount = Mount::start(&target, &dir, &work.path().join("mount.stderr"), &[]);
@@ -480,31 +426,14 @@ fn a_core_file_mounts_as_its_dump_tree() {
 
 #[test]
 fn mount_refuses_a_process_that_is_not_a_latch_daemon() {
-    let sleeper = Background::spawn(Command::new("sleep").arg("30"));
+    let sleeper = TestCommand::new("sleep").arg("30").background();
     let work = tempfile::tempdir().unwrap();
-    let out = output_within(
-        Command::new(probe_bin())
-            .args(["mount", "--pid", &sleeper.pid().to_string()])
-            .arg(work.path()),
-        MOUNT_TIMEOUT,
-    );
-    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let out = latch_probe(&["mount", "--pid", &sleeper.pid().to_string()])
+        .arg(work.path())
+        .expect_exit(EXIT_NOT_A_LATCH_DAEMON);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a latch daemon"), "{stderr}");
     assert_eq!(mount_options(&work.path().canonicalize().unwrap()), None);
-}
-
-/// splitmix64, so that a failing workload can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    }
 }
 
 /// `mount --live`, `watch --state-file` and `trace --format merge-patch` follow a random
@@ -532,21 +461,16 @@ fn live_mount_and_watch_follow_a_random_workload() {
     let seed = std::env::var("LATCH_LIVE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+        .unwrap_or_else(now_ns);
     eprintln!("live workload seed {seed} (LATCH_LIVE_SEED={seed} replays it)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Clients told to unlock: they finish once granted, and are stopped by pid at the end.
     let mut finishing = Vec::new();
 
     let daemon = Daemon::start(Profile::Debug);
     // Something held before the snapshot, so the first snapshot is not empty.
     let mut open = vec![daemon.holder(&["-r", "a"])];
-    wait_for("a held", CHANGE_TIMEOUT, || {
+    wait_for("a held", CHANGE, || {
         (!daemon.state().lockers.is_empty()).then_some(())
     });
     let work = tempfile::tempdir().unwrap();
@@ -584,7 +508,7 @@ fn live_mount_and_watch_follow_a_random_workload() {
     let check = |step: usize| {
         wait_for(
             &format!("the live states to equal the daemon's after step {step} (seed {seed})"),
-            Duration::from_secs(30),
+            CHANGE,
             || {
                 let own = daemon.state();
                 cat(&dir.join(".refresh"));

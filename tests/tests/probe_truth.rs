@@ -22,17 +22,22 @@
 //!
 //! Needs root (ptrace). Every process started is stopped by its pid.
 
-use base64::Engine as _;
 use latch_probe::capture::Capture;
 use latch_probe::model::CaptureOptions;
 use latch_probe::target::LiveDaemon;
 use latch_probe_common::doc::{Source, StateDoc};
-use latch_tests::{answer_rc, output_within, probe_bin, Background, Daemon, Profile};
+use latch_tests::background::Background;
+use latch_tests::bins::{latch_bin, Profile};
+use latch_tests::daemon::{Daemon, DaemonOptions};
+use latch_tests::flom::{answer_rc, base64};
+use latch_tests::probe::latch_probe;
+use latch_tests::randomized::randomized_latch_bin;
+use latch_tests::rng::Rng;
+use latch_tests::timeouts::{CHANGE, REPLY};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DEBUG_POINTS: usize = 200;
@@ -43,10 +48,6 @@ const CLI_EVERY: usize = 40;
 const REAL_CLIENT_EVERY: usize = 7;
 /// Open clients at most, so the table stays small and every point cheap.
 const MAX_OPEN: usize = 14;
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a point may take to become quiescent.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The resources a workload asks for: every type, a few of each, some with paths under one
 /// hierarchical locker, tight numeric totals and set sizes so that clients queue.
@@ -64,27 +65,6 @@ const RESOURCES: &[&str] = &[
     "_S_tseq[2]",
     "_t_%H:%M:%S#ffffff[2]",
 ];
-
-/// splitmix64: a small, seedable generator, so a run can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 fn seed() -> u64 {
     match std::env::var("LATCH_TRUTH_SEED") {
@@ -126,7 +106,7 @@ impl Request {
     }
 
     fn wire(&self) -> Vec<u8> {
-        let name = base64::engine::general_purpose::STANDARD.encode(&self.name);
+        let name = base64(self.name.as_bytes());
         let mode = self
             .mode
             .map(|m| format!(" mode=\"{m}\""))
@@ -167,8 +147,8 @@ impl Conn {
     fn lock(socket: &Path, request: &Request) -> Option<Conn> {
         let stream = UnixStream::connect(socket)
             .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_read_timeout(Some(REPLY)).unwrap();
+        stream.set_write_timeout(Some(REPLY)).unwrap();
         let mut conn = Conn {
             stream,
             unread: Vec::new(),
@@ -228,7 +208,7 @@ fn in_table(rc: i32) -> bool {
 /// `{"op":"state"}` on the admin API: what `latch state --json` prints.
 fn daemon_state(socket: &Path) -> StateDoc {
     let mut stream = UnixStream::connect(socket).unwrap();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_read_timeout(Some(REPLY)).unwrap();
     stream.write_all(b"{\"op\":\"state\"}\n").unwrap();
     let mut line = String::new();
     BufReader::new(stream)
@@ -305,7 +285,7 @@ impl<'d> Workload<'d> {
     fn new(daemon: &'d Daemon, seed: u64) -> Self {
         Workload {
             daemon,
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             conns: Vec::new(),
             clients: Vec::new(),
         }
@@ -358,12 +338,12 @@ impl<'d> Workload<'d> {
 /// the workload's open entries and is the same before and after the probe.
 fn quiescent_point<T>(workload: &mut Workload<'_>, mut probe: impl FnMut() -> T) -> (StateDoc, T) {
     let daemon = workload.daemon;
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let deadline = Instant::now() + CHANGE;
     loop {
         let open = workload.open();
         assert!(
             Instant::now() < deadline,
-            "the daemon did not settle on {open} entries within {SETTLE_TIMEOUT:?}: {:?}",
+            "the daemon did not settle on {open} entries within {CHANGE:?}: {:?}",
             daemon_state(daemon.socket())
         );
         let before = daemon_state(daemon.socket());
@@ -407,24 +387,9 @@ fn check_whole(what: &str, seed: u64, point: usize, capture: &Capture) {
 /// `latch-probe dump --pid P --json [extra]`, parsed; a torn or partial state fails it
 /// (exit code 4).
 fn cli_dump(pid: u32, extra: &[&str]) -> StateDoc {
-    let out = output_within(
-        Command::new(probe_bin())
-            .args(["dump", "--pid", &pid.to_string(), "--json"])
-            .args(extra),
-        PROBE_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "latch-probe dump --pid {pid} {extra:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "latch-probe dump printed no state ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    latch_probe(&["dump", "--pid", &pid.to_string(), "--json"])
+        .args(extra)
+        .expect_json()
 }
 
 /// Runs `points` quiescent points against a daemon running `bin`, checking the probe
@@ -432,7 +397,7 @@ fn cli_dump(pid: u32, extra: &[&str]) -> StateDoc {
 fn run(what: &str, bin: PathBuf, points: usize) -> Coverage {
     let seed = seed();
     eprintln!("{what}: seed {seed} (LATCH_TRUTH_SEED={seed} replays this run)");
-    let daemon = Daemon::start_exe(bin, &[]);
+    let daemon = DaemonOptions::exe(bin).start();
     let pid = daemon.pid();
     let started = Instant::now();
     let target = LiveDaemon::open(pid)
@@ -486,25 +451,16 @@ fn run(what: &str, bin: PathBuf, points: usize) -> Coverage {
 
 #[test]
 fn probe_equals_daemon_debug() {
-    run(
-        "debug",
-        latch_tests::latch_bin(Profile::Debug),
-        DEBUG_POINTS,
-    )
-    .assert_complete("debug");
+    run("debug", latch_bin(Profile::Debug), DEBUG_POINTS).assert_complete("debug");
 }
 
 #[test]
 fn probe_equals_daemon_release() {
-    run(
-        "release",
-        latch_tests::latch_bin(Profile::Release),
-        OTHER_POINTS,
-    );
+    run("release", latch_bin(Profile::Release), OTHER_POINTS);
 }
 
 #[test]
 fn probe_equals_daemon_randomized_layout() {
-    let bin = latch_tests::randomized_latch_bin();
+    let bin = randomized_latch_bin();
     run("randomize-layout", bin, OTHER_POINTS);
 }

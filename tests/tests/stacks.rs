@@ -6,30 +6,19 @@
 //!
 //! Needs root (ptrace, gcore). Every process started is stopped by its pid.
 
-use latch_tests::{output_within, probe_bin, wait_for, Background, Daemon, Profile};
+use latch_tests::coredump::gcore;
+use latch_tests::daemon::Daemon;
+use latch_tests::probe::{latch_probe, probe_free};
+use latch_tests::procs::proc_status;
+use latch_tests::timeouts::CHANGE;
+use latch_tests::wait::wait_for;
 use serde_json::Value;
-use std::process::Command;
-use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 const LOCK_TABLE: &str = "latch::table::LOCK_TABLE";
 
 /// `latch-probe stacks ARGS --json`, parsed: the threads.
 fn stacks(args: &[&str]) -> Vec<Value> {
-    let out = output_within(
-        Command::new(probe_bin())
-            .arg("stacks")
-            .args(args)
-            .arg("--json"),
-        TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "latch-probe stacks {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let threads: Value = serde_json::from_slice(&out.stdout).expect("stacks --json is JSON");
+    let threads: Value = latch_probe(&[&["stacks"], args, &["--json"]].concat()).expect_json();
     threads.as_array().cloned().expect("an array of threads")
 }
 
@@ -69,24 +58,18 @@ fn admin_in_futex(pid: u32) -> bool {
     })
 }
 
-fn proc_status(pid: u32, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the daemon runs");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_default()
-}
-
 #[test]
 fn stacks_name_the_wedged_owner_and_the_threads_blocked_on_the_table() {
-    let mut daemon = Daemon::start_with(Profile::Debug, &["--debug-feature", "hang-on-lock=stuck"]);
+    let mut daemon = Daemon::start_wedgeable();
     let pid = daemon.pid();
     // Wedged: the admin API (which needs the table's mutex) no longer answers.
-    let _wedger = daemon.wedge("stuck");
+    let _wedger = daemon.wedge();
     // An admin request that waits: the admin thread takes it and blocks on the table.
-    let _asking = Background::spawn(daemon.client().args(["state", "--timeout-ms", "60000"]));
-    wait_for("the admin thread to block on the table", TIMEOUT, || {
+    let _asking = daemon
+        .client()
+        .args(["state", "--timeout-ms", "60000"])
+        .background();
+    wait_for("the admin thread to block on the table", CHANGE, || {
         admin_in_futex(pid).then_some(())
     });
     let live = stacks(&["--pid", &pid.to_string()]);
@@ -127,10 +110,7 @@ fn stacks_name_the_wedged_owner_and_the_threads_blocked_on_the_table() {
         functions(admin)
     );
     // Left as it was: running (sleeping), traced by nobody.
-    assert!(
-        latch_tests::probe_free(pid),
-        "the probe left the daemon traced"
-    );
+    assert!(probe_free(pid), "the probe left the daemon traced");
     assert!(
         proc_status(pid, "State").starts_with('S'),
         "{}",
@@ -140,20 +120,8 @@ fn stacks_name_the_wedged_owner_and_the_threads_blocked_on_the_table() {
 
     // A core file of the wedged daemon says the same of the same threads.
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let prefix = dir.path().join("core");
-    let out = output_within(
-        Command::new("gcore")
-            .arg("-o")
-            .arg(&prefix)
-            .arg(pid.to_string()),
-        TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "gcore failed (scripts/setup.sh installs gdb): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let core = format!("{}.{pid}", prefix.display());
+    let core = gcore(pid, dir.path());
+    let core = core.to_str().expect("a UTF-8 path").to_owned();
     let exe = daemon.bin().to_str().expect("a UTF-8 path").to_owned();
     let dead = stacks(&["--core", &core, "--exe", &exe]);
     let mut from_live = summary(&live);

@@ -12,26 +12,30 @@
 
 use latch_probe_common::doc::EventDoc;
 use latch_probe_common::{EntryState, EventKind, LockMode};
-use latch_tests::{output_within, Background, Daemon, EventReader, ProbeStream, Profile};
+use latch_tests::background::Background;
+use latch_tests::bins::{latch_bin, Profile};
+use latch_tests::command::TestCommand;
+use latch_tests::daemon::{Daemon, DaemonOptions};
+use latch_tests::events::EventReader;
+use latch_tests::probe::ProbeStream;
+use latch_tests::randomized::randomized_latch_bin;
+use latch_tests::state::now_ns;
+use latch_tests::timeouts::CHANGE;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const TIMEOUT: Duration = Duration::from_secs(20);
 
 #[test]
 fn trace_equals_daemon_events_debug() {
-    truth(latch_tests::latch_bin(Profile::Debug));
+    truth(latch_bin(Profile::Debug));
 }
 
 #[test]
 fn trace_equals_daemon_events_release() {
-    truth(latch_tests::latch_bin(Profile::Release));
+    truth(latch_bin(Profile::Release));
 }
 
 #[test]
 fn trace_equals_daemon_events_randomized_layout() {
-    truth(latch_tests::randomized_latch_bin());
+    truth(randomized_latch_bin());
 }
 
 /// What one event must be. `element`: `None` for none, `Some("*")` for any, else exactly.
@@ -78,13 +82,6 @@ impl Want {
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_nanos() as u64
-}
-
 fn parse(lines: &[String]) -> Vec<EventDoc> {
     lines
         .iter()
@@ -109,8 +106,8 @@ impl Check<'_> {
     fn step(&mut self, what: &str, wants: &[Want]) {
         let what = format!("{what} ({})", self.build);
         let n = wants.len();
-        let traced = parse(&self.trace.stdout.take(self.seen, n, &what, TIMEOUT));
-        let own = parse(&self.own.lines.take(self.seen, n, &what, TIMEOUT));
+        let traced = parse(&self.trace.stdout.take(self.seen, n, &what, CHANGE));
+        let own = parse(&self.own.lines.take(self.seen, n, &what, CHANGE));
         for ((probe, daemon), want) in traced.iter().zip(&own).zip(wants) {
             let summary = (
                 probe.kind,
@@ -171,7 +168,7 @@ fn truth(bin: PathBuf) {
         "this test attaches eBPF uprobes and must run as root"
     );
     let build = bin.display().to_string();
-    let daemon = Daemon::start_exe(bin, &[]);
+    let daemon = DaemonOptions::exe(bin).start();
     let own = EventReader::start(&daemon);
     let t0 = now_ns();
     let trace = ProbeStream::start("trace", daemon.pid(), &["--json"]);
@@ -340,7 +337,7 @@ fn truth(bin: PathBuf) {
     .collect();
     check.step("idle lockers destroyed", &destroyed);
     for client in [a, b, c, e, f, g, t, i, j].iter_mut() {
-        assert!(client.wait_within(TIMEOUT).success());
+        assert!(client.wait_within(CHANGE).success());
     }
     let seen = check.seen;
 
@@ -378,14 +375,11 @@ fn truth(bin: PathBuf) {
 
 /// `bpftool -j ARGS`, parsed.
 fn bpftool(args: &[&str]) -> serde_json::Value {
-    let out = output_within(Command::new("bpftool").arg("-j").args(args), TIMEOUT);
-    assert!(
-        out.status.success(),
-        "bpftool {args:?} failed ({}): {}; scripts/setup.sh installs bpftool",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bpftool printed no JSON: {e}"))
+    // A missing bpftool fails here: scripts/setup.sh installs it.
+    TestCommand::new("bpftool")
+        .arg("-j")
+        .args(args)
+        .expect_json()
 }
 
 /// The ids of the eBPF programs that process `pid` holds open, from its descriptors'

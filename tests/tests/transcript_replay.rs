@@ -2,8 +2,8 @@
 //! (`tests/data/flom-transcripts.md`) are sent to a fresh `latch daemon`, and every answer
 //! is compared with the answer the real daemon gave.
 //!
-//! Each `## <scenario>` section's transcript is walked in order, one Unix (or, for `n`, TCP)
-//! connection per client, opened when the client first appears:
+//! Each `## <section>` section's transcript is walked in order, one Unix (or, for section
+//! `n`, TCP) connection per client, opened when the client first appears:
 //! - `Cn>D: <msg>` is sent byte for byte;
 //! - `D>Cn: <msg>` reads exactly one message (up to `</msg>`, bounded) from Cn and compares
 //!   it with the recording, ignoring only the value of `peerid` (the daemon's machine id)
@@ -20,10 +20,14 @@
 //! timeouts never reach the wire).
 //!
 //! The partial and untraced sections are replayed where that makes sense (see [`FILL_IN`]
-//! and the tests `e2`, `i3`, `l`, `raw`); the rest are listed in [`SKIPPED`] with the reason.
-//! `every_section_is_replayed_or_skipped_by_name` keeps that list honest.
+//! and the tests of the [`DEDICATED`] sections); the rest are listed in [`SKIPPED`] with the
+//! reason. `every_section_is_replayed_or_skipped_by_name` keeps that list honest.
 
-use latch_tests::{Daemon, Profile, TcpDaemon};
+use latch_tests::bins::{latch_bin, Profile};
+use latch_tests::command::TestCommand;
+use latch_tests::daemon::{Daemon, DaemonOptions, Endpoint, LOOPBACK};
+use latch_tests::flom::base64;
+use latch_tests::timeouts::REPLY;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -35,8 +39,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The recordings, vendored (CI has no other copy).
 const TRANSCRIPTS: &str = include_str!("../data/flom-transcripts.md");
 
-/// How long one recorded answer (or EOF) may take to arrive.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long we watch a connection to be sure nothing (no bytes, no EOF) comes.
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -329,8 +331,8 @@ impl Target<'_> {
                 UnixStream::connect(p).unwrap_or_else(|e| panic!("connect({}): {e}", p.display())),
             ),
             Target::Tcp(port) => {
-                let s = TcpStream::connect((TcpDaemon::ADDRESS, *port))
-                    .unwrap_or_else(|e| panic!("connect(127.0.0.1:{port}): {e}"));
+                let s = TcpStream::connect((LOOPBACK, *port))
+                    .unwrap_or_else(|e| panic!("connect({LOOPBACK}:{port}): {e}"));
                 s.set_nodelay(true).expect("TCP_NODELAY");
                 Sock::Tcp(s)
             }
@@ -488,12 +490,6 @@ fn is_timestamp_lock(msg: &str) -> bool {
     attr(msg, "name").is_some_and(|n| n.starts_with("X3Rf"))
 }
 
-/// Standard base64, as the wire carries resource names.
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 // ---------------------------------------------------------------------------------------
 // Replaying
 
@@ -537,7 +533,7 @@ impl<'a> Replay<'a> {
     }
 
     fn expect_eof(&mut self, line: &Line, client: &str) {
-        let got = self.conn(client).read(ANSWER_TIMEOUT);
+        let got = self.conn(client).read(REPLY);
         match got {
             Got::Eof(rest) if rest.is_empty() => {}
             other => self.fail(
@@ -568,13 +564,11 @@ impl<'a> Replay<'a> {
                     }
                 }
                 Step::Expect(c, want) => {
-                    let got = self.conn(c).read(ANSWER_TIMEOUT);
+                    let got = self.conn(c).read(REPLY);
                     let Got::Message(got) = got else {
                         self.fail(
                             line,
-                            &format!(
-                                "expected an answer on {c} within {ANSWER_TIMEOUT:?}, got {got:?}"
-                            ),
+                            &format!("expected an answer on {c} within {REPLY:?}, got {got:?}"),
                         );
                     };
                     let timestamp = self.timestamp_clients.contains(c);
@@ -645,7 +639,7 @@ impl<'a> Replay<'a> {
     fn assert_all_closed(&mut self) {
         let scenario = self.scenario;
         for (client, conn) in &mut self.conns {
-            match conn.read(ANSWER_TIMEOUT) {
+            match conn.read(REPLY) {
                 Got::Eof(rest) if rest.is_empty() => {}
                 other => panic!(
                     "scenario {scenario}: after the immediate shutdown, {client} got {other:?} instead of EOF"
@@ -728,7 +722,7 @@ fn replay_unix(name: &str) {
     if sends_shutdown(&lines, true) {
         replay.assert_all_closed();
         assert!(
-            daemon.wait_exit_within(ANSWER_TIMEOUT).is_some(),
+            daemon.wait_exit_within(REPLY).is_some(),
             "scenario {name}: the daemon did not exit after the immediate shutdown"
         );
         return;
@@ -752,31 +746,59 @@ fn replay_unix(name: &str) {
     );
 }
 
+/// One test per section replayed as a transcript over a Unix socket: `section => test`, the
+/// test named for what the section shows.
 macro_rules! replayed {
-    ($($name:ident),* $(,)?) => {
+    ($($section:ident => $test:ident),* $(,)?) => {
         /// The sections replayed as transcripts over Unix sockets.
-        const REPLAYED: &[&str] = &[$(stringify!($name)),*];
+        const REPLAYED: &[&str] = &[$(stringify!($section)),*];
         $(
+            #[doc = concat!("Section ", stringify!($section), " of tests/data/flom-transcripts.md, replayed.")]
             #[test]
-            fn $name() {
-                replay_unix(stringify!($name));
+            fn $test() {
+                replay_unix(stringify!($section));
             }
         )*
     };
 }
 
 replayed!(
-    a1, a2, b, c, d, e, f, g, g2, h, i1, i2, j, j2, k1, k2, k3, k4, m1, m2, m3, m4, p, extra_wire
+    a1 => a_simple_lock_around_a_succeeding_command_answers_as_recorded,
+    a2 => a_simple_lock_around_a_failing_command_answers_as_recorded,
+    b => a_second_client_is_queued_then_granted_as_recorded,
+    c => a_non_blocking_lock_of_a_busy_resource_is_refused_as_recorded,
+    d => a_lock_times_out_against_a_longer_holder_as_recorded,
+    e => the_lock_modes_answer_as_recorded,
+    f => numeric_quantities_are_granted_queued_and_refused_as_recorded,
+    g => set_elements_are_granted_and_queued_as_recorded,
+    g2 => set_elements_are_chosen_as_recorded_while_one_is_held,
+    h => hierarchical_resources_conflict_as_recorded,
+    i1 => a_non_transactional_sequence_answers_as_recorded,
+    i2 => a_transactional_sequence_answers_as_recorded,
+    j => a_timestamp_resource_answers_as_recorded,
+    j2 => a_timestamp_with_a_one_second_grain_answers_as_recorded,
+    k1 => create_no_on_a_missing_resource_times_out_as_recorded,
+    k2 => a_create_no_waiter_is_granted_after_an_exclusive_creator_as_recorded,
+    k3 => a_create_no_waiter_shares_with_a_compatible_creator_as_recorded,
+    k4 => create_no_without_waiting_on_a_missing_resource_is_refused_as_recorded,
+    m1 => a_quiesce_shutdown_while_a_lock_is_held_answers_as_recorded,
+    m2 => an_immediate_shutdown_while_a_lock_is_held_answers_as_recorded,
+    m3 => the_next_client_after_an_immediate_shutdown_answers_as_recorded,
+    m4 => an_immediate_shutdown_with_a_holder_and_a_waiter_answers_as_recorded,
+    p => a_holder_killed_without_unlock_releases_to_the_waiter_as_recorded,
+    extra_wire => attribute_variations_answer_as_recorded,
 );
 
 /// Sections with dedicated tests below (TCP, or untraced sections rebuilt from their prose).
 const DEDICATED: &[&str] = &["n", "e2", "i3", "l", "raw"];
 
-/// n: the a1 exchange over TCP.
+/// Section n: the a1 exchange over TCP, byte for byte the messages of a1.
 #[test]
-fn n() {
+fn tcp_carries_the_same_exchange_as_the_unix_socket() {
     let lines = lines_of("n");
-    let daemon = TcpDaemon::start(Profile::Debug);
+    let daemon = DaemonOptions::new(Profile::Debug)
+        .endpoint(Endpoint::TcpLoopback)
+        .start();
     let mut replay = Replay::new("n", Target::Tcp(daemon.port()));
     replay.run(&lines, false);
     replay.assert_quiet();
@@ -940,7 +962,7 @@ fn answer_msg(rc: i32) -> String {
 }
 
 fn expect_answer(conn: &mut Conn, want: &str, what: &str) -> String {
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Message(got) => {
             if let Err(diff) = compare(&got, want, false) {
                 panic!("{what}: {diff}");
@@ -952,7 +974,7 @@ fn expect_answer(conn: &mut Conn, want: &str, what: &str) -> String {
 }
 
 fn expect_rc(conn: &mut Conn, rc: i32, what: &str) -> String {
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Message(got) => {
             assert_eq!(
                 attr(&got, "rc"),
@@ -969,7 +991,7 @@ fn expect_rc(conn: &mut Conn, rc: i32, what: &str) -> String {
 /// flom's goodbye: SHUT_WR, then the daemon must close.
 fn goodbye(mut conn: Conn, what: &str) {
     let _ = conn.shutdown_write();
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Eof(rest) if rest.is_empty() => {}
         other => panic!("{what}: after SHUT_WR expected EOF, got {other:?}"),
     }
@@ -986,9 +1008,9 @@ fn assert_serves(target: &Target, name: &str, what: &str) {
     goodbye(conn, what);
 }
 
-/// e2: the mode compatibility matrix (untraced, -o 0 requesters), from its table.
+/// Section e2: the mode compatibility matrix (untraced, -o 0 requesters), from its table.
 #[test]
-fn e2() {
+fn the_mode_compatibility_matrix_is_flom_s() {
     let code = section("e2").code;
     let mut rows = code.iter().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = rows
@@ -1044,11 +1066,11 @@ fn e2() {
     assert_eq!(checked, 36, "e2: the whole 6x6 matrix");
 }
 
-/// i3: a sequence's counter survives short idle gaps and restarts after a long one
-/// (recorded: kept after 0.5, 1 and 1.5 s, reset after 2 s and more; latch keeps an idle
+/// Section i3: a sequence's counter survives short idle gaps and restarts after a long one
+/// (FLoM's was seen kept after 0.5, 1 and 1.5 s, reset after 2 s and more; latch keeps an idle
 /// resource 1.75 s). Gaps well inside each side of that boundary, to stay robust.
 #[test]
-fn i3() {
+fn a_sequence_counter_survives_short_idle_gaps_and_restarts_after_a_long_one() {
     let name = "_s_seq[3]";
     let daemon = Daemon::start(Profile::Debug);
     let target = Target::Unix(daemon.socket());
@@ -1072,10 +1094,11 @@ fn i3() {
     );
 }
 
-/// l: names the client refuses never reach FLoM's daemon; sent anyway, latch answers rc -14
-/// and half-closes as FLoM's does (raw). The names the client sends get their answer.
+/// Section l: names the client refuses never reach FLoM's daemon; sent anyway, latch answers
+/// rc -14 and half-closes as FLoM's does (section raw). The names the client sends get their
+/// answer.
 #[test]
-fn l() {
+fn invalid_resource_names_get_rc_minus_14_and_a_half_close() {
     let daemon = Daemon::start(Profile::Debug);
     let target = Target::Unix(daemon.socket());
     let mut checked = 0;
@@ -1095,7 +1118,7 @@ fn l() {
             goodbye(conn, &what);
         } else if outcome.trim_end().ends_with("not sent") {
             expect_answer(&mut conn, &answer_msg(-14), &what);
-            match conn.read(ANSWER_TIMEOUT) {
+            match conn.read(REPLY) {
                 Got::Eof(rest) if rest.is_empty() => {}
                 other => panic!("{what}: the daemon must half-close after rc -14, got {other:?}"),
             }
@@ -1124,11 +1147,11 @@ fn l() {
     assert_serves(&target, "afterl", "l: daemon alive at the end");
 }
 
-/// raw: the daemon's reaction to malformed input, probe by probe. Where FLoM's daemon died
+/// Section raw: the daemon's reaction to malformed input, probe by probe. Where FLoM's daemon died
 /// (garbage, an unlock as first message, a lock with step 16), latch closes that connection
 /// and serves on (docs/flom-differences.md); everything else is as recorded.
 #[test]
-fn raw() {
+fn malformed_input_is_answered_as_recorded_or_closes_only_its_connection() {
     struct Probe {
         title: String,
         send: String,
@@ -1169,7 +1192,7 @@ fn raw() {
             expect_answer(&mut conn, answer, &what);
         }
         if p.eof {
-            match conn.read(ANSWER_TIMEOUT) {
+            match conn.read(REPLY) {
                 Got::Eof(rest) if rest.is_empty() => {}
                 other => panic!("{what}: expected the daemon to close, got {other:?}"),
             }
@@ -1246,7 +1269,7 @@ impl FakeDaemon {
                     eof: false,
                 };
                 let mut msgs = Vec::new();
-                while let Got::Message(m) = conn.read(ANSWER_TIMEOUT) {
+                while let Got::Message(m) = conn.read(REPLY) {
                     let lock = m.contains("verb=\"1\"");
                     let shutdown = m.contains("verb=\"5\"");
                     msgs.push(m);
@@ -1272,9 +1295,11 @@ impl FakeDaemon {
     /// Runs `latch -s <fake> <args>`; returns its exit code and what the fake received
     /// (None: it never connected).
     fn run(&self, args: &[String]) -> (Option<i32>, Option<Vec<String>>) {
-        let mut cmd = std::process::Command::new(latch_tests::latch_bin(Profile::Debug));
-        cmd.arg("-s").arg(&self.path).args(args);
-        let out = latch_tests::output_within(&mut cmd, Duration::from_secs(15));
+        let out = TestCommand::new(latch_bin(Profile::Debug))
+            .arg("-s")
+            .arg(&self.path)
+            .args(args)
+            .output();
         let got = self.conns.recv_timeout(Duration::from_millis(200)).ok();
         (out.status.code(), got)
     }
@@ -1382,8 +1407,8 @@ fn our_client_reads_lock_modes_as_flom() {
     assert!(checked >= 20, "only {checked} -l spellings");
 }
 
-/// spec.md, unlock 2/8: "a name that does not match the held lock makes the daemon close
-/// the connection (which releases it)".
+/// An unlock of a name that does not match the held lock makes the daemon close the
+/// connection (which releases the lock), as FLoM's daemon does.
 #[test]
 fn unlock_of_another_name_closes_the_connection() {
     let daemon = Daemon::start(Profile::Debug);
@@ -1392,7 +1417,7 @@ fn unlock_of_another_name_closes_the_connection() {
     conn.send(lock_msg("foo", &[]).as_bytes()).expect("send");
     expect_answer(&mut conn, &answer_msg(0), "lock foo");
     conn.send(unlock_msg("bar").as_bytes()).expect("send");
-    match conn.read(ANSWER_TIMEOUT) {
+    match conn.read(REPLY) {
         Got::Eof(rest) if rest.is_empty() => {}
         other => panic!("unlock of bar while holding foo: expected EOF, got {other:?}"),
     }

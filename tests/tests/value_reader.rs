@@ -15,12 +15,17 @@ use dwarfpeek::memory::{
 use dwarfpeek::value::{
     Limits, MapKind, MutexState, SeqKind, SharedKind, Value, ValueError, ValueReader,
 };
-use latch_tests::ValueFixture;
+use latch_tests::bins::workspace_root;
+use latch_tests::command::TestCommand;
+use latch_tests::coredump::gcore;
+use latch_tests::fixture::ValueFixture;
+use latch_tests::procs::{task_ids, thread_states};
+use latch_tests::timeouts::{CHANGE, TOOL};
+use latch_tests::wait::wait_for;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -118,22 +123,15 @@ fn release_fixture() -> PathBuf {
             .tempdir()
             .expect("temporary directory");
         let out = dir.path().join("value_fixture");
-        let source = latch_tests::workspace_root().join("tests/src/bin/value_fixture.rs");
+        let source = workspace_root().join("tests/src/bin/value_fixture.rs");
         let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-        let built = latch_tests::output_within(
-            Command::new(rustc)
-                .args(["--edition", "2021", "--crate-name", "value_fixture"])
-                .args(["-C", "opt-level=3", "-g", "-o"])
-                .arg(&out)
-                .arg(&source),
-            Duration::from_secs(120),
-        );
-        assert!(
-            built.status.success(),
-            "rustc -O -g {} failed:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&built.stderr)
-        );
+        TestCommand::new(rustc)
+            .args(["--edition", "2021", "--crate-name", "value_fixture"])
+            .args(["-C", "opt-level=3", "-g", "-o"])
+            .arg(&out)
+            .arg(&source)
+            .timeout(TOOL)
+            .expect_success();
         (dir, out)
     });
     path.clone()
@@ -617,7 +615,8 @@ fn check_statics(values: &BTreeMap<String, Value>) {
 /// checks both.
 fn fixture_decodes_exactly(path: &Path, program: &Program) {
     let fixture = ValueFixture::start(path);
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     let mappings = maps::read_maps(pid.as_raw()).expect("maps");
     let files: Vec<FileMapping> = mappings.iter().filter_map(|m| m.file()).collect();
     let bias = bias_of(program, &files, &fixture.exe);
@@ -638,27 +637,13 @@ fn fixture_decodes_exactly(path: &Path, program: &Program) {
         .prefix("value-core-")
         .tempdir()
         .expect("temporary directory");
-    let prefix = dir.path().join("core");
     let started = Instant::now();
-    let out = latch_tests::output_within(
-        Command::new("gcore")
-            .arg("-o")
-            .arg(&prefix)
-            .arg(pid.to_string()),
-        Duration::from_secs(60),
-    );
-    let core_path = PathBuf::from(format!("{}.{pid}", prefix.display()));
-    assert!(
-        out.status.success() && core_path.is_file(),
-        "gcore failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let core_path = gcore(id, dir.path());
     eprintln!("gcore took {:?}", started.elapsed());
     let core = CoreFile::open(&core_path).expect("open the core");
     let mut tids: Vec<i32> = core.threads().iter().map(|t| t.tid).collect();
     tids.sort_unstable();
-    assert_eq!(tids, task_ids(pid), "the core's threads are the process's");
+    assert_eq!(tids, task_ids(id), "the core's threads are the process's");
     assert!(core.threads().iter().all(|t| t.pc() != 0 && t.sp() != 0));
     let core_bias = bias_of(program, core.file_mappings(), &fixture.exe);
     assert_eq!(
@@ -671,28 +656,6 @@ fn fixture_decodes_exactly(path: &Path, program: &Program) {
         from_core, live,
         "the core file decodes as the live process did"
     );
-}
-
-fn task_ids(pid: Pid) -> Vec<i32> {
-    let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("task directory")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    tids.sort_unstable();
-    tids
-}
-
-/// The state letter of every thread of `pid`.
-fn thread_states(pid: Pid) -> Vec<char> {
-    task_ids(pid)
-        .into_iter()
-        .map(|tid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
-                .expect("thread stat");
-            let after = stat.rfind(')').expect("comm") + 1;
-            stat[after..].trim_start().chars().next().expect("state")
-        })
-        .collect()
 }
 
 #[test]
@@ -708,23 +671,20 @@ fn release_fixture_decodes_exactly_live_and_from_a_core() {
 #[test]
 fn a_freeze_stops_every_thread_and_lets_them_all_go() {
     let fixture = ValueFixture::start(&debug_fixture());
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     let freeze = Freeze::new(pid).expect("freeze");
     let mut frozen: Vec<i32> = freeze.threads().iter().map(|t| t.as_raw()).collect();
     frozen.sort_unstable();
-    assert_eq!(frozen, task_ids(pid), "every thread is frozen");
+    assert_eq!(frozen, task_ids(id), "every thread is frozen");
     assert!(
-        thread_states(pid).iter().all(|s| *s == 't'),
+        thread_states(id).iter().all(|s| *s == 't'),
         "{:?}",
-        thread_states(pid)
+        thread_states(id)
     );
     assert!(!freeze.was_stopped());
     freeze.resume().expect("resume");
-    assert!(
-        !thread_states(pid).contains(&'t'),
-        "{:?}",
-        thread_states(pid)
-    );
+    assert!(!thread_states(id).contains(&'t'), "{:?}", thread_states(id));
 
     // A panic while frozen lets the process go too.
     let caught = std::panic::catch_unwind(|| {
@@ -732,27 +692,24 @@ fn a_freeze_stops_every_thread_and_lets_them_all_go() {
         panic!("a deliberate panic while frozen (this message is expected)");
     });
     assert!(caught.is_err());
-    assert!(
-        !thread_states(pid).contains(&'t'),
-        "{:?}",
-        thread_states(pid)
-    );
+    assert!(!thread_states(id).contains(&'t'), "{:?}", thread_states(id));
 }
 
 #[test]
 fn a_freeze_catches_threads_born_while_it_stops_the_others() {
     let fixture = ValueFixture::start_with(&debug_fixture(), &["--churn-threads"]);
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     for _ in 0..20 {
         let freeze = Freeze::new(pid).expect("freeze a process that keeps making threads");
         let mut frozen: Vec<i32> = freeze.threads().iter().map(|t| t.as_raw()).collect();
         frozen.sort_unstable();
         // Nothing runs, so nothing can start a thread: the list is what was frozen.
-        assert_eq!(frozen, task_ids(pid), "every thread is frozen");
+        assert_eq!(frozen, task_ids(id), "every thread is frozen");
         assert!(
-            thread_states(pid).iter().all(|s| *s == 't'),
+            thread_states(id).iter().all(|s| *s == 't'),
             "{:?}",
-            thread_states(pid)
+            thread_states(id)
         );
         freeze.resume().expect("resume");
     }
@@ -761,13 +718,12 @@ fn a_freeze_catches_threads_born_while_it_stops_the_others() {
 #[test]
 fn a_stopped_process_stays_stopped_after_a_freeze() {
     let fixture = ValueFixture::start(&debug_fixture());
-    let pid = fixture.pid();
+    let id = fixture.pid();
+    let pid = Pid::from_raw(id as i32);
     kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !thread_states(pid).iter().all(|s| *s == 'T') {
-        assert!(Instant::now() < deadline, "SIGSTOP did not stop {pid}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&format!("SIGSTOP to stop {pid}"), CHANGE, || {
+        thread_states(id).iter().all(|s| *s == 'T').then_some(())
+    });
     let freeze = Freeze::new(pid).expect("freeze a stopped process");
     assert!(freeze.was_stopped());
     let (snap, _) = {
@@ -778,9 +734,9 @@ fn a_stopped_process_stays_stopped_after_a_freeze() {
     };
     assert!(snap.total_bytes() > 0);
     assert!(
-        thread_states(pid).iter().all(|s| *s == 'T'),
+        thread_states(id).iter().all(|s| *s == 'T'),
         "{:?}",
-        thread_states(pid)
+        thread_states(id)
     );
     kill(pid, Signal::SIGCONT).expect("SIGCONT");
 }

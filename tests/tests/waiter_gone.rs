@@ -6,26 +6,22 @@
 //!
 //! Raw FLoM connections from this process, so both closes land in one epoll batch.
 
-use base64::Engine as _;
-use latch_tests::{answer_rc, output_within, Daemon, Profile};
+use latch_tests::bins::Profile;
+use latch_tests::daemon::Daemon;
+use latch_tests::flom::{answer_rc, base64, lock_request};
+use latch_tests::timeouts::REPLY;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
 
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const ROUNDS: usize = 20;
 
 /// A lock of `name` on a new connection; the first answer's rc.
 fn lock(socket: &Path, name: &str) -> (UnixStream, i32) {
     let mut stream = UnixStream::connect(socket).expect("connect");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let name = base64::engine::general_purpose::STANDARD.encode(name);
-    let msg = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><msg level=\"3\" verb=\"1\" step=\"8\">\
-         <session peerid=\"waiter-gone\"/><resource name=\"{name}\" mode=\"5\" wait=\"1\" \
-         create=\"1\" lifespan=\"0\"/></msg>"
-    );
+    stream.set_read_timeout(Some(REPLY)).unwrap();
+    let name = base64(name.as_bytes());
+    let msg = lock_request(&name, "waiter-gone");
     stream.write_all(msg.as_bytes()).unwrap();
     let mut answer = Vec::new();
     let mut buf = [0u8; 256];
@@ -50,10 +46,10 @@ fn a_holder_and_its_waiter_leaving_together_do_not_wedge_the_daemon() {
         assert_eq!((granted, queued), (0, 1), "round {round}");
         drop(waiter);
         drop(holder);
-        let out = output_within(
-            daemon.client().args(["ping", "--timeout-ms", "3000"]),
-            IO_TIMEOUT,
-        );
+        let out = daemon
+            .client()
+            .args(["ping", "--timeout-ms", "3000"])
+            .output();
         assert!(
             out.status.success(),
             "round {round}: the daemon stopped answering ({}); stderr:\n{}",

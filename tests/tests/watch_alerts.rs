@@ -5,10 +5,12 @@
 //! Needs root (uprobes, ptrace). Every process started is stopped by its pid.
 
 use latch_probe_common::doc::{AlertDoc, AlertKind};
-use latch_tests::{wait_for, Daemon, ProbeStream, Profile};
+use latch_tests::bins::Profile;
+use latch_tests::daemon::Daemon;
+use latch_tests::probe::ProbeStream;
+use latch_tests::timeouts::CHANGE;
+use latch_tests::wait::wait_for;
 use std::time::Duration;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[test]
 fn one_alert_per_late_holder_and_waiter() {
@@ -24,7 +26,7 @@ fn one_alert_per_late_holder_and_waiter() {
     let _waiter = daemon.holder(&["-r", "foo"]);
     // Held briefly, well within --max-hold: no alert.
     let mut brief = daemon.holder(&["-r", "bar"]);
-    let state = wait_for("foo held and waited for, bar held", TIMEOUT, || {
+    let state = wait_for("foo held and waited for, bar held", CHANGE, || {
         let s = daemon.state();
         let ready = s.lockers.len() == 2
             && s.lockers
@@ -33,7 +35,7 @@ fn one_alert_per_late_holder_and_waiter() {
         ready.then_some(s)
     });
     brief.close_stdin();
-    assert!(brief.wait_within(TIMEOUT).success());
+    assert!(brief.wait_within(CHANGE).success());
     let foo = state
         .lockers
         .iter()
@@ -43,7 +45,7 @@ fn one_alert_per_late_holder_and_waiter() {
     let waiter_conn = foo.waitings[0].conn;
 
     let said: Vec<AlertDoc> = alerts
-        .take(0, 2, "two alerts", TIMEOUT)
+        .take(0, 2, "two alerts", CHANGE)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an alert ({e}): {l}")))
         .collect();
