@@ -90,7 +90,7 @@ fn lock_and_run(job: &LockJob) -> i32 {
     let mut stream = match connect_or_start(endpoint, &start) {
         Ok(s) => s,
         Err(e) => {
-            log::info!("cannot connect to {endpoint}: {e}");
+            tracing::info!("cannot connect to {endpoint}: {e}");
             eprintln!("flom_client_connect: ret_cod=-105 (ERROR: 'connect' function returned an error condition)");
             return exit::ERROR;
         }
@@ -99,7 +99,7 @@ fn lock_and_run(job: &LockJob) -> i32 {
         eprintln!("latch: cannot set TCP keepalive ({keepalive:?}) on the connection to {endpoint}: {e}; give valid --tcp-keepalive-* values");
         return exit::ERROR;
     }
-    log::info!("connected to {endpoint}; locking {:?}", msg.name);
+    tracing::info!("connected to {endpoint}; locking {:?}", msg.name);
     let element = match lock(&mut stream, msg, *timeout_ms) {
         Ok(element) => element,
         Err(code) => {
@@ -107,9 +107,9 @@ fn lock_and_run(job: &LockJob) -> i32 {
             return code;
         }
     };
-    log::info!("granted {:?}, element {element:?}", msg.name);
+    tracing::info!("granted {:?}, element {element:?}", msg.name);
     let (status, rollback) = run_command(command, element.as_deref(), ignored_signals);
-    log::info!("command exited with {status}; unlocking (rollback {rollback})");
+    tracing::info!("command exited with {status}; unlocking (rollback {rollback})");
     if stream
         .send_message(&format_unlock(&msg.name, rollback))
         .is_err()

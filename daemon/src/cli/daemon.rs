@@ -68,13 +68,13 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
     if args.spawned {
         autostart::report_ready();
     }
-    log::info!(
+    tracing::info!(
         "latch {VERSION} listening on {endpoint}, pid {}",
         std::process::id()
     );
     match server.run() {
         Ok(why) => {
-            log::info!("exiting: {why:?}");
+            tracing::info!("exiting: {why:?}");
             0
         }
         Err(e) => {
