@@ -7,8 +7,7 @@ mod cli;
 use clap::Parser;
 use cli::admin_client::{self, Op};
 use cli::args::{Cli, Sub};
-use cli::{bench, daemon, options};
-use cli::{client, exit};
+use cli::{bench, daemon, exit, flom};
 use latch::table::VERSION;
 use std::process::ExitCode;
 
@@ -26,8 +25,7 @@ fn main() -> ExitCode {
         return exit_status(0);
     }
     let Some(sub) = &cli.sub else {
-        let job = options::lower(&cli.endpoint, &cli.lock, &cli.command);
-        return exit_status(job.map_or_else(|code| code, client::run));
+        return exit_status(flom::run(&cli));
     };
     let endpoint = match cli.endpoint.endpoint() {
         Ok(endpoint) => endpoint,

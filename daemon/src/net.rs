@@ -38,9 +38,49 @@ impl Endpoint {
     }
 }
 
+/// TCP keepalive as flom sets it on a connection: seconds idle before the first probe,
+/// seconds between probes, probes before the connection is dropped (flom's
+/// `--tcp-keepalive-time`, `-intvl`, `-probes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub time: i32,
+    pub intvl: i32,
+    pub probes: i32,
+}
+
+impl Default for Keepalive {
+    /// flom's defaults.
+    fn default() -> Keepalive {
+        Keepalive {
+            time: 60,
+            intvl: 10,
+            probes: 6,
+        }
+    }
+}
+
+impl Keepalive {
+    /// SO_KEEPALIVE with these values on a TCP socket; the kernel refuses values out of
+    /// its range (a negative one, say) with EINVAL.
+    pub fn apply(&self, socket: &impl AsFd) -> io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let fd = socket.as_fd();
+        setsockopt(&fd, sockopt::KeepAlive, &true)?;
+        let negative = || io::Error::from(io::ErrorKind::InvalidInput);
+        let time = u32::try_from(self.time).map_err(|_| negative())?;
+        let intvl = u32::try_from(self.intvl).map_err(|_| negative())?;
+        let probes = u32::try_from(self.probes).map_err(|_| negative())?;
+        setsockopt(&fd, sockopt::TcpKeepIdle, &time)?;
+        setsockopt(&fd, sockopt::TcpKeepInterval, &intvl)?;
+        setsockopt(&fd, sockopt::TcpKeepCount, &probes)?;
+        Ok(())
+    }
+}
+
 pub enum Listener {
     Unix(UnixListener),
-    Tcp(TcpListener),
+    /// With the keepalive every accepted connection gets.
+    Tcp(TcpListener, Keepalive),
 }
 
 pub enum Stream {
@@ -60,9 +100,10 @@ impl Listener {
                 }
                 Ok(Listener::Unix(UnixListener::bind(path)?))
             }
-            Endpoint::Tcp(addr, port) => Ok(Listener::Tcp(TcpListener::bind(
-                Endpoint::socket_addr(addr, *port)?,
-            )?)),
+            Endpoint::Tcp(addr, port) => Ok(Listener::Tcp(
+                TcpListener::bind(Endpoint::socket_addr(addr, *port)?)?,
+                Keepalive::default(),
+            )),
         }
     }
 
@@ -74,9 +115,9 @@ impl Listener {
                 let fd = l.as_fd().try_clone_to_owned()?;
                 Listener::Unix(UnixListener::from_std(fd.into()))
             }
-            Listener::Tcp(l) => {
+            Listener::Tcp(l, keepalive) => {
                 let fd = l.as_fd().try_clone_to_owned()?;
-                Listener::Tcp(TcpListener::from_std(fd.into()))
+                Listener::Tcp(TcpListener::from_std(fd.into()), *keepalive)
             }
         })
     }
@@ -126,7 +167,14 @@ impl Listener {
     fn raw_fd(&self) -> RawFd {
         match self {
             Listener::Unix(l) => l.as_raw_fd(),
-            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Tcp(l, _) => l.as_raw_fd(),
+        }
+    }
+
+    /// The keepalive for the TCP connections accepted from now on (none for Unix sockets).
+    pub fn set_keepalive(&mut self, keepalive: Keepalive) {
+        if let Listener::Tcp(_, k) = self {
+            *k = keepalive;
         }
     }
 
@@ -148,14 +196,10 @@ impl Listener {
                 };
                 Ok((Stream::Unix(s), peer))
             }
-            Listener::Tcp(l) => {
+            Listener::Tcp(l, keepalive) => {
                 let (s, addr) = l.accept()?;
                 s.set_nodelay(true)?;
-                nix::sys::socket::setsockopt(
-                    &s.as_fd(),
-                    nix::sys::socket::sockopt::KeepAlive,
-                    &true,
-                )?;
+                keepalive.apply(&s)?;
                 let peer = Peer {
                     fd: s.as_raw_fd(),
                     name: format!("{}/{}", addr.ip(), addr.port()),

@@ -8,15 +8,14 @@
 
 #![forbid(unsafe_code)]
 
+use super::config::{
+    DEFAULT_PORT, DEFAULT_TCP_KEEPALIVE_INTVL, DEFAULT_TCP_KEEPALIVE_PROBES,
+    DEFAULT_TCP_KEEPALIVE_TIME,
+};
 use clap::{Args, Parser, Subcommand};
 use latch::net::Endpoint;
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-/// The default TCP port, as FLoM's.
-pub const DEFAULT_PORT: u16 = 28015;
-/// flom's default daemon lifespan for an auto-started daemon, in ms.
-pub const DEFAULT_LIFESPAN_MS: i64 = 5000;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,7 +26,8 @@ pub const DEFAULT_LIFESPAN_MS: i64 = 5000;
         latch -r RESOURCE [-l MODE] [-q N] [-o MS] -- command args...\n\n\
         The first client starts a daemon if none answers on the socket (unless -d 0); \
         `latch daemon` runs one in the foreground. The daemon's state is visible with \
-        `latch state` and, from outside, with latch-probe.",
+        `latch state` and, from outside, with latch-probe. Options may also come from \
+        /etc/flom.conf, ~/.flom and -c FILE, as flom's.",
     disable_version_flag = true,
     allow_negative_numbers = true,
     after_help = "Exit status: the command's own; 96 the requester can't wait; 97 the command \
@@ -40,7 +40,10 @@ pub struct Cli {
     #[command(flatten)]
     pub lock: LockArgs,
 
-    /// Print the version and exit.
+    #[command(flatten)]
+    pub flom: FlomArgs,
+
+    /// Print latch's version (one line) and exit; -v prints the package info as flom's.
     #[arg(long)]
     pub version: bool,
 
@@ -61,9 +64,9 @@ pub struct EndpointArgs {
     /// TCP address of the daemon (instead of a Unix socket).
     #[arg(short = 'a', long = "unicast-address", global = true)]
     pub address: Option<String>,
-    /// TCP port of the daemon.
+    /// TCP port of the daemon [default: 28015].
     #[arg(short = 'p', long = "unicast-port", global = true)]
-    pub port: Option<u16>,
+    pub port: Option<i32>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -77,25 +80,106 @@ pub struct LockArgs {
     pub mode: Option<String>,
     /// Units of a numeric resource to take.
     #[arg(short = 'q', long = "resource-quantity")]
-    pub quantity: Option<i64>,
-    /// How long to wait for the lock, ms: -1 forever, 0 do not wait.
-    #[arg(short = 'o', long = "resource-timeout", default_value_t = -1)]
-    pub timeout_ms: i64,
+    pub quantity: Option<i32>,
+    /// How long to wait for the lock, ms: -1 forever (the default), 0 do not wait.
+    #[arg(short = 'o', long = "resource-timeout")]
+    pub timeout_ms: Option<i32>,
     /// Create the resource if it does not exist (yes/no); with no, wait until someone does.
     #[arg(short = 'e', long = "resource-create")]
     pub create: Option<String>,
-    /// How long the resource outlives its last client, ms.
-    #[arg(short = 'i', long = "resource-idle-lifespan", default_value_t = 0)]
-    pub resource_lifespan_ms: i64,
-    /// Lifespan of an auto-started daemon, ms: 0 never start one, negative run forever.
-    #[arg(short = 'd', long = "daemon-lifespan", default_value_t = DEFAULT_LIFESPAN_MS)]
-    pub daemon_lifespan_ms: i64,
+    /// How long the resource outlives its last client, ms [default: 0].
+    #[arg(short = 'i', long = "resource-idle-lifespan")]
+    pub resource_lifespan_ms: Option<i32>,
+    /// Lifespan of an auto-started daemon, ms: 0 never start one, negative run forever
+    /// [default: 5000].
+    #[arg(short = 'd', long = "daemon-lifespan")]
+    pub daemon_lifespan_ms: Option<i32>,
     /// Ask the daemon to shut down when idle (quiesce).
     #[arg(short = 'x', long = "quiesce-exit")]
     pub quiesce: bool,
     /// Ask the daemon to exit at once (immediate).
     #[arg(short = 'X', long = "immediate-exit")]
     pub immediate: bool,
+}
+
+/// The rest of flom 1.7.2's options: configuration, information, tracing, signals, TCP
+/// keepalive, and the ones latch reads but does not implement yet (multicast discovery,
+/// TLS, the VFS, the client's debug features).
+#[derive(Args, Debug, Clone, Default)]
+pub struct FlomArgs {
+    /// Print the package info (as flom's) and exit.
+    #[arg(short = 'v')]
+    pub package_info: bool,
+    /// Print the effective configuration before running.
+    #[arg(short = 'V', long = "verbose")]
+    pub verbose: bool,
+    /// A configuration file read after /etc/flom.conf and ~/.flom.
+    #[arg(short = 'c', long = "config-file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Print the unique id (the machine id the client puts in its messages) and exit.
+    #[arg(long = "unique-id")]
+    pub unique_id: bool,
+    /// Print the signals --ignore-signal accepts and exit.
+    #[arg(long = "signal-list")]
+    pub signal_list: bool,
+    /// Ignore this signal (name or number) while the command runs; repeatable.
+    #[arg(long = "ignore-signal", value_name = "SIGNAL")]
+    pub ignore_signal: Vec<String>,
+    /// The daemon's trace file (absolute path), for a daemon this client starts.
+    #[arg(short = 't', long = "daemon-trace-file", value_name = "FILE")]
+    pub daemon_trace_file: Option<String>,
+    /// This command's trace file (absolute path).
+    #[arg(short = 'T', long = "command-trace-file", value_name = "FILE")]
+    pub command_trace_file: Option<String>,
+    /// Append to the trace files instead of truncating them (yes/no).
+    #[arg(long = "append-trace-file", value_name = "YES/NO")]
+    pub append_trace_file: Option<String>,
+    /// TCP keepalive: idle seconds before the first probe (TCP_KEEPIDLE).
+    #[arg(long = "tcp-keepalive-time", value_name = "SECONDS")]
+    pub tcp_keepalive_time: Option<i32>,
+    /// TCP keepalive: seconds between probes (TCP_KEEPINTVL).
+    #[arg(long = "tcp-keepalive-intvl", value_name = "SECONDS")]
+    pub tcp_keepalive_intvl: Option<i32>,
+    /// TCP keepalive: probes before the connection is dropped (TCP_KEEPCNT).
+    #[arg(long = "tcp-keepalive-probes", value_name = "COUNT")]
+    pub tcp_keepalive_probes: Option<i32>,
+    /// Multicast discovery address (not implemented yet in latch).
+    #[arg(short = 'A', long = "multicast-address")]
+    pub multicast_address: Option<String>,
+    /// Multicast discovery port (not implemented yet in latch).
+    #[arg(short = 'P', long = "multicast-port")]
+    pub multicast_port: Option<i32>,
+    /// Mount point of the daemon's virtual file system (not implemented yet in latch).
+    #[arg(short = 'm', long = "mount-point-vfs")]
+    pub mount_point_vfs: Option<String>,
+    /// Network interface for IPv6 link-local addresses (not implemented yet in latch).
+    #[arg(short = 'n', long = "network-interface")]
+    pub network_interface: Option<String>,
+    /// Multicast discovery: requests to send (not implemented yet in latch).
+    #[arg(short = 'D', long = "discovery-attempts")]
+    pub discovery_attempts: Option<i32>,
+    /// Multicast discovery: ms to wait for an answer (not implemented yet in latch).
+    #[arg(short = 'I', long = "discovery-timeout")]
+    pub discovery_timeout: Option<i32>,
+    /// Multicast discovery: hop limit (not implemented yet in latch).
+    #[arg(long = "discovery-ttl")]
+    pub discovery_ttl: Option<i32>,
+    /// TLS: this peer's X.509 certificate file (not implemented yet in latch).
+    #[arg(long = "tls-certificate", value_name = "FILE")]
+    pub tls_certificate: Option<String>,
+    /// TLS: this peer's private key file (not implemented yet in latch).
+    #[arg(long = "tls-private-key", value_name = "FILE")]
+    pub tls_private_key: Option<String>,
+    /// TLS: the certification authority's certificate file (not implemented yet in latch).
+    #[arg(long = "tls-ca-certificate", value_name = "FILE")]
+    pub tls_ca_certificate: Option<String>,
+    /// TLS: check the peer's unique id, yes/no (not implemented yet in latch).
+    #[arg(long = "tls-check-peer-id", value_name = "YES/NO")]
+    pub tls_check_peer_id: Option<String>,
+    /// The client's debug features, as flom's (not implemented yet in latch; `latch daemon
+    /// --debug-feature` has latch's own test hooks).
+    #[arg(long = "debug-feature", value_name = "FEATURE")]
+    pub debug_feature: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +213,21 @@ pub struct DaemonArgs {
     /// Internal: started by a client; detach and report readiness on stdout.
     #[arg(long, hide = true)]
     pub spawned: bool,
+    /// Write the log to this file instead of stderr (a client's -t).
+    #[arg(long = "trace-file", value_name = "FILE")]
+    pub trace_file: Option<PathBuf>,
+    /// Append to --trace-file instead of truncating it.
+    #[arg(long = "append-trace-file", requires = "trace_file")]
+    pub append_trace_file: bool,
+    /// TCP keepalive of accepted connections: idle seconds before the first probe.
+    #[arg(long = "tcp-keepalive-time", default_value_t = DEFAULT_TCP_KEEPALIVE_TIME)]
+    pub tcp_keepalive_time: i32,
+    /// TCP keepalive of accepted connections: seconds between probes.
+    #[arg(long = "tcp-keepalive-intvl", default_value_t = DEFAULT_TCP_KEEPALIVE_INTVL)]
+    pub tcp_keepalive_intvl: i32,
+    /// TCP keepalive of accepted connections: probes before the connection is dropped.
+    #[arg(long = "tcp-keepalive-probes", default_value_t = DEFAULT_TCP_KEEPALIVE_PROBES)]
+    pub tcp_keepalive_probes: i32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -171,23 +270,40 @@ pub struct AdminArgs {
 impl EndpointArgs {
     /// Where to talk: TCP if an address was given, else the Unix socket (flom's default
     /// path). Refuses both at once, as flom does.
-    pub fn endpoint(&self) -> Result<Endpoint, EndpointConflict> {
-        match (&self.socket, &self.address) {
-            (Some(_), Some(_)) => Err(EndpointConflict),
-            (None, Some(addr)) => Ok(Endpoint::Tcp(
-                addr.clone(),
-                self.port.unwrap_or(DEFAULT_PORT),
-            )),
-            (Some(path), None) => Ok(Endpoint::Unix(path.clone())),
-            (None, None) => Ok(Endpoint::Unix(default_socket())),
-        }
+    pub fn endpoint(&self) -> Result<Endpoint, EndpointError> {
+        resolve_endpoint(
+            self.socket.clone(),
+            self.address.clone(),
+            self.port.unwrap_or(DEFAULT_PORT),
+        )
     }
 }
 
-/// `-s` together with `-a`.
+/// The endpoint a socket path, a TCP address and a port mean, as flom reads them.
+pub fn resolve_endpoint(
+    socket: Option<PathBuf>,
+    address: Option<String>,
+    port: i32,
+) -> Result<Endpoint, EndpointError> {
+    match (socket, address) {
+        (Some(_), Some(_)) => Err(EndpointError::Conflict),
+        (None, Some(addr)) => {
+            let port = u16::try_from(port).map_err(|_| EndpointError::Port(port))?;
+            Ok(Endpoint::Tcp(addr, port))
+        }
+        (Some(path), None) => Ok(Endpoint::Unix(path)),
+        (None, None) => Ok(Endpoint::Unix(default_socket())),
+    }
+}
+
+/// An endpoint that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("-s (Unix socket) and -a (TCP address) cannot be used together")]
-pub struct EndpointConflict;
+pub enum EndpointError {
+    #[error("-s (Unix socket) and -a (TCP address) cannot be used together")]
+    Conflict,
+    #[error("unicast port {0} is not a TCP port (0 to 65535); give another -p")]
+    Port(i32),
+}
 
 /// flom's default socket: `/tmp/flom-<login>`.
 pub fn default_socket() -> PathBuf {

@@ -6,8 +6,9 @@
 //!
 //! Starts and detaches; what the started daemon does is [`latch::server`]'s.
 
+use super::client::Trace;
 use super::stream::{connect, ClientStream};
-use latch::net::Endpoint;
+use latch::net::{Endpoint, Keepalive};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -19,13 +20,23 @@ use std::time::{Duration, Instant};
 /// How long a client keeps retrying while a daemon it (or a rival) started comes up.
 const START_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Connects to `endpoint`; if nobody listens and `lifespan_ms` ≠ 0, starts a daemon with
-/// that lifespan and connects to it.
-pub fn connect_or_start(endpoint: &Endpoint, lifespan_ms: i64) -> io::Result<ClientStream> {
+/// What a daemon started by a client is given.
+pub struct Start {
+    /// Its lifespan, ms (`-d`): 0 starts none, negative runs forever.
+    pub lifespan_ms: i64,
+    /// For the TCP connections it accepts.
+    pub keepalive: Keepalive,
+    /// Where it writes its log (`-t`), if anywhere.
+    pub trace: Option<Trace>,
+}
+
+/// Connects to `endpoint`; if nobody listens and the lifespan is not 0, starts a daemon
+/// as `start` says and connects to it.
+pub fn connect_or_start(endpoint: &Endpoint, start: &Start) -> io::Result<ClientStream> {
     match connect(endpoint) {
         Ok(s) => Ok(s),
-        Err(e) if lifespan_ms != 0 && nobody_listens(&e) => {
-            start_daemon(endpoint, lifespan_ms)?;
+        Err(e) if start.lifespan_ms != 0 && nobody_listens(&e) => {
+            start_daemon(endpoint, start)?;
             let deadline = Instant::now() + START_PATIENCE;
             loop {
                 match connect(endpoint) {
@@ -49,13 +60,27 @@ fn nobody_listens(e: &io::Error) -> bool {
 }
 
 /// Runs `latch daemon --spawned` and waits until it reports (ready, or lost the race).
-fn start_daemon(endpoint: &Endpoint, lifespan_ms: i64) -> io::Result<()> {
+fn start_daemon(endpoint: &Endpoint, start: &Start) -> io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
+    let Keepalive {
+        time,
+        intvl,
+        probes,
+    } = start.keepalive;
     cmd.arg("daemon")
         .arg("--spawned")
         .arg("-d")
-        .arg(lifespan_ms.to_string());
+        .arg(start.lifespan_ms.to_string())
+        .arg(format!("--tcp-keepalive-time={time}"))
+        .arg(format!("--tcp-keepalive-intvl={intvl}"))
+        .arg(format!("--tcp-keepalive-probes={probes}"));
+    if let Some(trace) = &start.trace {
+        cmd.arg("--trace-file").arg(&trace.path);
+        if trace.append {
+            cmd.arg("--append-trace-file");
+        }
+    }
     match endpoint {
         Endpoint::Unix(p) => cmd.arg("-s").arg(p),
         Endpoint::Tcp(a, p) => cmd.arg("-a").arg(a).arg("-p").arg(p.to_string()),

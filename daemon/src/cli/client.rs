@@ -9,11 +9,12 @@
 
 #![forbid(unsafe_code)]
 
-use super::autostart::connect_or_start;
+use super::autostart::{connect_or_start, Start};
 use super::exit;
 use super::session::machine_id;
+use super::signals;
 use super::stream::{self, ClientStream};
-use latch::net::Endpoint;
+use latch::net::{Endpoint, Keepalive};
 use latch::timefmt;
 use latch::wire::framer::Framer;
 use latch::wire::write::{format_lock, format_shutdown, format_unlock};
@@ -43,6 +44,19 @@ pub struct LockJob {
     pub daemon_lifespan_ms: i64,
     /// Not empty; the granted element, if any, is appended.
     pub command: Vec<OsString>,
+    /// Signal numbers this process ignores while the command runs (`--ignore-signal`).
+    pub ignored_signals: Vec<i32>,
+    /// For the TCP connection, and for a daemon this client starts.
+    pub keepalive: Keepalive,
+    /// Where a daemon this client starts writes its log (`-t`).
+    pub daemon_trace: Option<Trace>,
+}
+
+/// A trace file (`-t`, `-T`) and whether to append to it (`--append-trace-file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    pub path: std::path::PathBuf,
+    pub append: bool,
 }
 
 /// Runs the client as flom does; returns the process exit status.
@@ -64,14 +78,28 @@ fn lock_and_run(job: &LockJob) -> i32 {
         timeout_ms,
         daemon_lifespan_ms,
         command,
+        ignored_signals,
+        keepalive,
+        daemon_trace,
     } = job;
-    let mut stream = match connect_or_start(endpoint, *daemon_lifespan_ms) {
+    let start = Start {
+        lifespan_ms: *daemon_lifespan_ms,
+        keepalive: *keepalive,
+        trace: daemon_trace.clone(),
+    };
+    let mut stream = match connect_or_start(endpoint, &start) {
         Ok(s) => s,
-        Err(_) => {
+        Err(e) => {
+            tracing::info!("cannot connect to {endpoint}: {e}");
             eprintln!("flom_client_connect: ret_cod=-105 (ERROR: 'connect' function returned an error condition)");
             return exit::ERROR;
         }
     };
+    if let Err(e) = stream.set_keepalive(keepalive) {
+        eprintln!("latch: cannot set TCP keepalive ({keepalive:?}) on the connection to {endpoint}: {e}; give valid --tcp-keepalive-* values");
+        return exit::ERROR;
+    }
+    tracing::info!("connected to {endpoint}; locking {:?}", msg.name);
     let element = match lock(&mut stream, msg, *timeout_ms) {
         Ok(element) => element,
         Err(code) => {
@@ -79,7 +107,9 @@ fn lock_and_run(job: &LockJob) -> i32 {
             return code;
         }
     };
-    let (status, rollback) = run_command(command, element.as_deref());
+    tracing::info!("granted {:?}, element {element:?}", msg.name);
+    let (status, rollback) = run_command(command, element.as_deref(), ignored_signals);
+    tracing::info!("command exited with {status}; unlocking (rollback {rollback})");
     if stream
         .send_message(&format_unlock(&msg.name, rollback))
         .is_err()
@@ -189,13 +219,18 @@ fn read_message(
 }
 
 /// Runs the command with the element appended; returns (exit status, rollback).
-fn run_command(command: &[OsString], element: Option<&str>) -> (i32, bool) {
+/// The signals in `ignored` are ignored by this process, not the command, while it runs.
+fn run_command(command: &[OsString], element: Option<&str>, ignored: &[i32]) -> (i32, bool) {
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
     if let Some(e) = element {
         cmd.arg(e);
     }
-    match cmd.status() {
+    let status = cmd.spawn().and_then(|mut child| {
+        let _ignored = signals::ignore(ignored);
+        child.wait()
+    });
+    match status {
         Ok(status) => match (status.code(), status.signal()) {
             (Some(code), _) => (code, code != 0),
             // flom reports a signalled command as success (exit 0, no rollback); a command

@@ -9,7 +9,8 @@ use super::args::DaemonArgs;
 use super::autostart;
 use super::exit;
 use super::session::machine_id;
-use latch::net::{raise_fd_limit, Endpoint};
+use super::trace;
+use latch::net::{raise_fd_limit, Endpoint, Keepalive};
 use latch::server::{Config, Server};
 use latch::table::VERSION;
 
@@ -41,13 +42,21 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
     } else {
         None
     };
-    init_logging(args.spawned);
+    if let Err(e) = init_logging(args) {
+        eprintln!("latch daemon: {e}");
+        return exit::ERROR;
+    }
     raise_fd_limit();
     let config = Config {
         endpoint: endpoint.clone(),
         lifespan_ms: args.lifespan_ms,
         hang_on_lock,
         peerid: machine_id(),
+        tcp_keepalive: Keepalive {
+            time: args.tcp_keepalive_time,
+            intvl: args.tcp_keepalive_intvl,
+            probes: args.tcp_keepalive_probes,
+        },
     };
     let server = match Server::bind(config) {
         Ok(s) => s,
@@ -59,13 +68,13 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
     if args.spawned {
         autostart::report_ready();
     }
-    log::info!(
+    tracing::info!(
         "latch {VERSION} listening on {endpoint}, pid {}",
         std::process::id()
     );
     match server.run() {
         Ok(why) => {
-            log::info!("exiting: {why:?}");
+            tracing::info!("exiting: {why:?}");
             0
         }
         Err(e) => {
@@ -75,13 +84,14 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
     }
 }
 
-/// Logs to stderr; `LATCH_LOG` sets the level (error, warn, info, debug). A client-started
-/// daemon has no stderr to speak of, so it stays quiet unless asked.
-fn init_logging(spawned: bool) {
-    let default = if spawned { "off" } else { "warn" };
-    let level = std::env::var("LATCH_LOG").unwrap_or_else(|_| default.to_owned());
-    env_logger::Builder::new()
-        .parse_filters(&level)
-        .format_timestamp_millis()
-        .init();
+/// Logs to stderr, or to `--trace-file`; `LATCH_LOG` sets the level (error, warn, info,
+/// debug). A client-started daemon has no stderr to speak of, so it stays quiet unless
+/// asked (a trace file is asking: info).
+fn init_logging(args: &DaemonArgs) -> Result<(), trace::TraceError> {
+    let default = match (&args.trace_file, args.spawned) {
+        (Some(_), _) => "info",
+        (None, true) => "off",
+        (None, false) => "warn",
+    };
+    trace::init(args.trace_file.as_deref(), args.append_trace_file, default)
 }

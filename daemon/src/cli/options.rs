@@ -1,153 +1,261 @@
-//! The flom client's options as flom reads them (`-l`, `-e` by substring, the reserved and
-//! invalid resource names, a negative quantity), lowered from clap's arguments to the plain
-//! [`Job`] the client runs.
+//! flom's command line as flom reads it: the configuration files first, then each option
+//! over them, in flom's order and with flom's messages (`-l` and `-e` by substring, the
+//! reserved and invalid resource names, a negative quantity); then the check of the whole
+//! and its lowering to the plain [`Job`] the client runs.
 //!
 //! Interprets and reports bad values; talks to no daemon.
 
 #![forbid(unsafe_code)]
 
-use super::args::{EndpointArgs, LockArgs};
-use super::client::{Job, LockJob};
+use super::args::{resolve_endpoint, EndpointArgs, FlomArgs, LockArgs};
+use super::client::{Job, LockJob, Trace};
+use super::config::{self, parse_bool, parse_mode, Settings};
 use super::exit;
+use super::signals;
+use latch::net::Keepalive;
 use latch::wire::LockMsg;
-use latch_probe_common::resource::{self, DEFAULT_RESOURCE};
-use latch_probe_common::LockMode;
+use latch_probe_common::resource;
 use std::ffi::OsString;
+use std::path::PathBuf;
 
-/// flom's options as flom reads them; `Err` is the exit status, its message printed (the
-/// checks, their messages and their order are flom's).
-pub fn lower(endpoint: &EndpointArgs, args: &LockArgs, command: &[OsString]) -> Result<Job, i32> {
-    let mode = match args.mode.as_deref().map(|m| (m, parse_mode(m))) {
-        Some((text, None)) => {
-            eprintln!("lock-mode: '{text}' is an invalid value");
+/// The effective configuration: flom's files, then the command line over them; `Err` is
+/// the exit status, its message printed (the checks, their messages and their order are
+/// flom's).
+pub fn settings(
+    endpoint: &EndpointArgs,
+    lock: &LockArgs,
+    flom: &FlomArgs,
+) -> Result<Settings, i32> {
+    let mut s = match Settings::load(flom.config_file.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("latch: {e}");
             return Err(exit::ERROR);
         }
-        Some((_, Some(m))) => m,
-        None => LockMode::EX,
     };
-    let create = match args.create.as_deref().map(|c| (c, parse_create(c))) {
-        Some((text, None)) => {
-            println!("resource-create: '{text}' is an invalid value");
-            return Err(exit::ERROR);
-        }
-        Some((_, Some(c))) => c,
-        None => true,
-    };
-    let name = match args.resource.as_deref() {
-        Some(DEFAULT_RESOURCE) => {
-            println!("ERROR: '{DEFAULT_RESOURCE}' is a reserved resource name and can not be set by user");
+    if let Some(file) = &flom.daemon_trace_file {
+        s.daemon_trace_file = Some(file.clone());
+    }
+    if let Some(file) = &flom.command_trace_file {
+        s.command_trace_file = Some(file.clone());
+    }
+    if flom.verbose {
+        s.verbose = true;
+    }
+    if let Some(name) = &lock.resource {
+        if name == resource::DEFAULT_RESOURCE {
+            println!("ERROR: '{name}' is a reserved resource name and can not be set by user");
             eprintln!("flom_config_set_resource_name: ret_cod=-14");
             return Err(exit::ERROR);
         }
-        Some(n) => n.to_owned(),
-        None => DEFAULT_RESOURCE.to_owned(),
-    };
-    let Some(spec) = resource::classify(&name) else {
-        println!("ERROR: '{name}' is not a valid name for a resource");
-        eprintln!("flom_config_set_resource_name: ret_cod=-14");
-        return Err(exit::ERROR);
-    };
-    let Ok(endpoint) = endpoint.endpoint() else {
+        if !config::valid_resource_name(name) {
+            println!("ERROR: '{name}' is not a valid name for a resource");
+            eprintln!("flom_config_set_resource_name: ret_cod=-14");
+            return Err(exit::ERROR);
+        }
+        s.resource_name = name.clone();
+    }
+    match lock.quantity {
+        Some(q) if q < 0 => {
+            eprintln!("Resource quantity ignored because negative values ({q}) are meaningless")
+        }
+        // flom reads -q 0 as "not given".
+        Some(q) if q > 0 => s.resource_quantity = q,
+        _ => {}
+    }
+    if let Some(t) = lock.timeout_ms {
+        s.resource_timeout = t;
+    }
+    if let Some(text) = &lock.mode {
+        let Some(mode) = parse_mode(text) else {
+            eprintln!("lock-mode: '{text}' is an invalid value");
+            return Err(exit::ERROR);
+        };
+        s.lock_mode = mode;
+    }
+    if let Some(text) = &lock.create {
+        let Some(create) = parse_bool(text) else {
+            println!("resource-create: '{text}' is an invalid value");
+            return Err(exit::ERROR);
+        };
+        s.resource_create = create;
+    }
+    if let Some(i) = lock.resource_lifespan_ms {
+        s.resource_idle_lifespan = i;
+    }
+    if let Some(socket) = &endpoint.socket {
+        let text = socket.to_string_lossy();
+        if !config::valid_socket_name(&text) {
+            eprintln!("socket-name: '{text}' is an invalid value");
+            return Err(exit::ERROR);
+        }
+        s.socket_name = Some(text.into_owned());
+    }
+    if let Some(d) = lock.daemon_lifespan_ms {
+        s.daemon_lifespan = d;
+    }
+    if let Some(a) = &endpoint.address {
+        s.unicast_address = Some(a.clone());
+    }
+    if let Some(p) = endpoint.port {
+        s.unicast_port = p;
+    }
+    lay_not_implemented(&mut s, flom);
+    if let Some(v) = flom.tcp_keepalive_time {
+        s.tcp_keepalive_time = v;
+    }
+    if let Some(v) = flom.tcp_keepalive_intvl {
+        s.tcp_keepalive_intvl = v;
+    }
+    if let Some(v) = flom.tcp_keepalive_probes {
+        s.tcp_keepalive_probes = v;
+    }
+    if !flom.ignore_signal.is_empty() {
+        s.ignored_signals = signals::parse_set(&flom.ignore_signal);
+    }
+    if let Some(text) = &flom.append_trace_file {
+        let Some(append) = parse_bool(text) else {
+            eprintln!("append-trace-file: '{text}' is an invalid value");
+            return Err(exit::ERROR);
+        };
+        s.append_trace_file = append;
+    }
+    Ok(s)
+}
+
+/// The options latch reads (and `-V` shows) but does not implement yet.
+fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
+    let mut given = |option: &str| s.not_implemented.push(option.to_owned());
+    let strings = [
+        ("-A/--multicast-address", &flom.multicast_address),
+        ("-m/--mount-point-vfs", &flom.mount_point_vfs),
+        ("-n/--network-interface", &flom.network_interface),
+        ("--tls-certificate", &flom.tls_certificate),
+        ("--tls-private-key", &flom.tls_private_key),
+        ("--tls-ca-certificate", &flom.tls_ca_certificate),
+        ("--tls-check-peer-id", &flom.tls_check_peer_id),
+        ("--debug-feature", &flom.debug_feature),
+    ];
+    let numbers = [
+        ("-P/--multicast-port", flom.multicast_port),
+        ("-D/--discovery-attempts", flom.discovery_attempts),
+        ("-I/--discovery-timeout", flom.discovery_timeout),
+        ("--discovery-ttl", flom.discovery_ttl),
+    ];
+    for (option, value) in strings {
+        if value.is_some() {
+            given(option);
+        }
+    }
+    for (option, value) in numbers {
+        if value.is_some() {
+            given(option);
+        }
+    }
+    if let Some(v) = &flom.multicast_address {
+        s.multicast_address = Some(v.clone());
+    }
+    if let Some(v) = &flom.mount_point_vfs {
+        s.mount_point_vfs = Some(v.clone());
+    }
+    if let Some(v) = &flom.network_interface {
+        s.network_interface = Some(v.clone());
+    }
+    if let Some(v) = flom.multicast_port {
+        s.multicast_port = v;
+    }
+    if let Some(v) = flom.discovery_attempts {
+        s.discovery_attempts = v;
+    }
+    if let Some(v) = flom.discovery_timeout {
+        s.discovery_timeout = v;
+    }
+    if let Some(v) = flom.discovery_ttl {
+        s.discovery_ttl = v;
+    }
+    if let Some(v) = &flom.tls_certificate {
+        s.tls_certificate = Some(v.clone());
+    }
+    if let Some(v) = &flom.tls_private_key {
+        s.tls_private_key = Some(v.clone());
+    }
+    if let Some(v) = &flom.tls_ca_certificate {
+        s.tls_ca_certificate = Some(v.clone());
+    }
+    if let Some(v) = &flom.tls_check_peer_id {
+        // flom's own check of the value comes with TLS; any text is shown as given.
+        s.tls_check_peer_id = parse_bool(v).unwrap_or(false);
+    }
+}
+
+/// flom's check of the whole configuration (`flom_config_check`), then the [`Job`]; `Err`
+/// is the exit status, its message printed.
+pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job, i32> {
+    if s.socket_name.is_some() && (s.unicast_address.is_some() || s.multicast_address.is_some()) {
         println!("ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.");
         eprintln!("Configuration is not valid, cannot go on!");
         return Err(exit::ERROR);
+    }
+    if let Some(option) = s.not_implemented.first() {
+        eprintln!("latch: not implemented yet in latch: {option}; leave it out (latch speaks to one daemon by -s or -a/-p, without TLS)");
+        return Err(exit::ERROR);
+    }
+    let endpoint = match resolve_endpoint(
+        s.socket_name.as_ref().map(PathBuf::from),
+        s.unicast_address.clone(),
+        s.unicast_port,
+    ) {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("latch: {e}");
+            return Err(exit::ERROR);
+        }
     };
-    if args.quiesce || args.immediate {
+    if lock.quiesce || lock.immediate {
         return Ok(Job::Shutdown {
             endpoint,
-            immediate: args.immediate,
+            immediate: lock.immediate,
         });
     }
     if command.is_empty() {
         eprintln!("No command to execute!");
         return Err(exit::CANT_EXEC);
     }
-    let resource_type = spec.resource_type();
-    let quantity = match args.quantity {
-        Some(q) if q < 0 => {
-            eprintln!("Resource quantity ignored because negative values ({q}) are meaningless");
-            1
-        }
-        Some(q) => q,
-        None => 1,
+    let Some(spec) = resource::classify(&s.resource_name) else {
+        // Both the files and the command line checked the name; the default is valid.
+        println!(
+            "ERROR: '{}' is not a valid name for a resource",
+            s.resource_name
+        );
+        return Err(exit::ERROR);
     };
+    let resource_type = spec.resource_type();
     let msg = LockMsg {
-        name,
-        mode: resource_type.has_mode().then_some(mode.wire()),
-        wait: args.timeout_ms != 0,
-        quantity: resource_type.has_quantity().then_some(quantity),
-        create,
-        lifespan_ms: args.resource_lifespan_ms,
+        name: s.resource_name.clone(),
+        mode: resource_type.has_mode().then_some(s.lock_mode.wire()),
+        wait: s.resource_timeout != 0,
+        quantity: resource_type
+            .has_quantity()
+            .then_some(i64::from(s.resource_quantity)),
+        create: s.resource_create,
+        lifespan_ms: i64::from(s.resource_idle_lifespan),
     };
     Ok(Job::Lock(LockJob {
         endpoint,
         msg,
-        timeout_ms: args.timeout_ms,
-        daemon_lifespan_ms: args.daemon_lifespan_ms,
+        timeout_ms: i64::from(s.resource_timeout),
+        daemon_lifespan_ms: i64::from(s.daemon_lifespan),
         command: command.to_vec(),
+        ignored_signals: s.ignored_signals.clone(),
+        keepalive: Keepalive {
+            time: s.tcp_keepalive_time,
+            intvl: s.tcp_keepalive_intvl,
+            probes: s.tcp_keepalive_probes,
+        },
+        // Absolute, as flom asks: the daemon changes directory to / before opening it.
+        daemon_trace: s.daemon_trace_file.as_ref().map(|path| Trace {
+            path: std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
+            append: s.append_trace_file,
+        }),
     }))
-}
-
-/// flom's `-l`: a case-insensitive substring search, long then short name, in the order
-/// NL CR CW PW PR EX (tests/data/flom-transcripts.md, e).
-pub fn parse_mode(text: &str) -> Option<LockMode> {
-    let lower = text.to_ascii_lowercase();
-    [
-        LockMode::NL,
-        LockMode::CR,
-        LockMode::CW,
-        LockMode::PW,
-        LockMode::PR,
-        LockMode::EX,
-    ]
-    .into_iter()
-    .find(|m| {
-        lower.contains(&m.long_name().to_ascii_lowercase())
-            || lower.contains(&m.short_name().to_ascii_lowercase())
-    })
-}
-
-/// flom's `-e`: any text containing "no", "yes", "n" or "y" (case-insensitive, in that
-/// order) means no/yes/no/yes; anything else is refused.
-pub fn parse_create(text: &str) -> Option<bool> {
-    let lower = text.to_ascii_lowercase();
-    [("no", false), ("yes", true), ("n", false), ("y", true)]
-        .into_iter()
-        .find(|(word, _)| lower.contains(word))
-        .map(|(_, v)| v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modes_as_flom_reads_them() {
-        for (text, mode) in [
-            ("NL", LockMode::NL),
-            ("ConcurrentRead", LockMode::CR),
-            ("cw", LockMode::CW),
-            ("ProtectedRead", LockMode::PR),
-            ("pw", LockMode::PW),
-            ("Ex", LockMode::EX),
-            ("EXCL", LockMode::EX),
-            ("exclusive", LockMode::EX),
-        ] {
-            assert_eq!(parse_mode(text), Some(mode), "{text}");
-        }
-        assert_eq!(parse_mode("xx"), None);
-        assert_eq!(parse_mode(""), None);
-    }
-
-    #[test]
-    fn create_as_flom_reads_it() {
-        assert_eq!(parse_create("no"), Some(false));
-        assert_eq!(parse_create("yes"), Some(true));
-        assert_eq!(parse_create("maybe"), Some(true));
-        assert_eq!(parse_create("xyz"), Some(true));
-        assert_eq!(parse_create("n"), Some(false));
-        for bad in ["1", "0", "true", "false", ""] {
-            assert_eq!(parse_create(bad), None, "{bad}");
-        }
-    }
 }

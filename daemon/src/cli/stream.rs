@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use latch::net::Endpoint;
+use latch::net::{Endpoint, Keepalive};
 use std::io;
 use std::time::Duration;
 
@@ -62,6 +62,14 @@ impl ClientStream {
         match self {
             ClientStream::Unix(s) => s.shutdown(how),
             ClientStream::Tcp(s) => s.shutdown(how),
+        }
+    }
+
+    /// TCP keepalive on a TCP connection (a Unix socket has none).
+    pub fn set_keepalive(&self, keepalive: &Keepalive) -> io::Result<()> {
+        match self {
+            ClientStream::Unix(_) => Ok(()),
+            ClientStream::Tcp(s) => keepalive.apply(s),
         }
     }
 

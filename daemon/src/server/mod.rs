@@ -19,7 +19,7 @@ use crate::admin::{self, AdminHandle, DaemonInfo, Returned, ServerHandle};
 use crate::engine::{self, Effects};
 use crate::hub::Hub;
 use crate::journal::Journal;
-use crate::net::{Endpoint, Listener};
+use crate::net::{Endpoint, Keepalive, Listener};
 use crate::table::{LockTable, LOCK_TABLE};
 use crate::timefmt::now_ns;
 use crate::wire::STEP_LATER_ANSWER;
@@ -61,6 +61,8 @@ pub struct Config {
     pub hang_on_lock: Option<String>,
     /// The session id put in first answers (FLoM uses the machine id).
     pub peerid: String,
+    /// Set on every accepted TCP connection.
+    pub tcp_keepalive: Keepalive,
 }
 
 /// Why [`Server::run`] returned.
@@ -112,7 +114,8 @@ impl Server {
     /// Binds the endpoint, starts the admin thread and installs the signal handlers.
     pub fn bind(config: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let listener = Listener::bind(&config.endpoint)?;
+        let mut listener = Listener::bind(&config.endpoint)?;
+        listener.set_keepalive(config.tcp_keepalive);
         listener.register_level_triggered(poll.registry(), LISTENER)?;
         let (read_end, write_end) = std::os::unix::net::UnixStream::pair()?;
         read_end.set_nonblocking(true)?;
