@@ -132,6 +132,15 @@ impl Drop for Nested {
 }
 
 /// The deadlocks of a `latch.report/1` document: each as the set of its parties' pids.
+/// That `report` finds one deadlock, whose parties are `pids`.
+fn assert_sole_cycle(report: &Value, pids: &BTreeSet<u64>, seen: &str) {
+    assert_eq!(
+        cycles(report).as_slice(),
+        std::slice::from_ref(pids),
+        "{seen}: {report}"
+    );
+}
+
 fn cycles(report: &Value) -> Vec<BTreeSet<u64>> {
     report["deadlocks"]
         .as_array()
@@ -200,7 +209,7 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
         &["--pid", &pid, "--save", path(&saved), "--dot", path(&dot)],
         DEADLOCK,
     );
-    assert_eq!(cycles(&live), [pids.clone()], "live: {live}");
+    assert_sole_cycle(&live, pids, "live");
     let dot = std::fs::read_to_string(&dot).expect("the dot file");
     for p in pids {
         assert!(
@@ -221,7 +230,7 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
         ],
         DEADLOCK,
     );
-    assert_eq!(cycles(&files), [pids.clone()], "from files: {files}");
+    assert_sole_cycle(&files, pids, "from files");
 
     // The daemon's own view of the same state gives the same verdict.
     let own = dir.path().join("daemon-state.json");
@@ -234,11 +243,7 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
         &["--state", path(&own), "--processes", path(&processes)],
         DEADLOCK,
     );
-    assert_eq!(
-        cycles(&ours),
-        [pids.clone()],
-        "the daemon's own state: {ours}"
-    );
+    assert_sole_cycle(&ours, pids, "the daemon's own state");
 
     let core = gcore(daemon.pid(), dir.path());
     let latch = latch_bin(Profile::Debug);
@@ -253,7 +258,7 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
         ],
         DEADLOCK,
     );
-    assert_eq!(cycles(&dead), [pids.clone()], "from a core: {dead}");
+    assert_sole_cycle(&dead, pids, "from a core");
     live
 }
 
