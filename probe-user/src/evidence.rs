@@ -8,9 +8,9 @@
 
 use crate::analysis::{Input, ProcessTable};
 use crate::error::ProbeError;
-use crate::model::{self, CaptureOptions, DaemonImage};
+use crate::model::{self, CaptureOptions};
 use crate::stacks::{self, table_holder, WEDGE_LOOK};
-use crate::target::LiveDaemon;
+use crate::target::{self, LiveDaemon};
 use dwarfpeek::stacks::ThreadStack;
 use latch_probe_common::doc::StateDoc;
 use serde::de::DeserializeOwned;
@@ -120,7 +120,7 @@ impl Evidence {
                 processes,
             } => {
                 let capture = model::capture_core(core, exe)?;
-                let threads = stacks::core(&DaemonImage::open(exe)?, core)?;
+                let threads = target::core_stacks(core, exe)?;
                 // A core is one moment: an owner in it never let go.
                 let wedged = stacks::held_throughout(std::slice::from_ref(&threads)).map(|owner| {
                     format!("thread {owner} held the lock table when the core was taken")

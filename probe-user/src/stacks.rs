@@ -2,13 +2,12 @@
 //! a thread with the lock table's guard (`MutexGuard<latch::table::LockTable>`, as DWARF
 //! names its type: docs/contract.md) in scope holds [`LOCK_TABLE`].
 //!
-//! Interpretation only: the unwinding and naming are dwarfpeek's, the opening is
-//! [`crate::target`]'s.
+//! Interpretation only: the unwinding and naming are dwarfpeek's, the opening of a process
+//! or a core is [`crate::target`]'s, which calls this.
 
 use crate::error::ProbeError;
 use crate::model::{DaemonImage, LOCK_TABLE};
-use crate::target;
-use crate::target::LiveDaemon;
+use dwarfpeek::memory::CoreFile;
 use dwarfpeek::stacks::{self, Guarded, Program, ThreadStack};
 use std::path::Path;
 use std::time::Duration;
@@ -33,10 +32,9 @@ pub(crate) fn live(
     Ok(stacks::live(program(image, mapped), pid, GUARDED)?)
 }
 
-/// The threads of the daemon a core file holds.
-pub fn core(image: &DaemonImage, core_path: &Path) -> Result<Vec<ThreadStack>, ProbeError> {
-    let core = target::open_core(core_path)?;
-    Ok(stacks::core(program(image, image.path()), &core, GUARDED))
+/// The threads of the daemon `core` holds, which ran `image`'s executable.
+pub(crate) fn core(image: &DaemonImage, core: &CoreFile) -> Vec<ThreadStack> {
+    stacks::core(program(image, image.path()), core, GUARDED)
 }
 
 /// The thread that holds the lock table, if one does.
@@ -44,21 +42,6 @@ pub fn table_holder(threads: &[ThreadStack]) -> Option<&ThreadStack> {
     threads
         .iter()
         .find(|t| t.holds.iter().any(|l| l == LOCK_TABLE))
-}
-
-/// The thread (`tid (name)`) that holds the lock table in two looks [`WEDGE_LOOK`] apart,
-/// if one does.
-pub fn wedged_owner(daemon: &LiveDaemon) -> Result<Option<String>, ProbeError> {
-    let holder = || -> Result<Option<(u32, String)>, ProbeError> {
-        Ok(table_holder(&daemon.stacks()?).map(|t| (t.tid, t.name.clone())))
-    };
-    let Some(first) = holder()? else {
-        return Ok(None);
-    };
-    std::thread::sleep(WEDGE_LOOK);
-    Ok(holder()?
-        .filter(|second| *second == first)
-        .map(|(tid, name)| format!("{tid} ({name})")))
 }
 
 /// The thread (`tid (name)`) that holds the lock table in every one of `looks` (saved

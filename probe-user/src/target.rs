@@ -75,6 +75,21 @@ impl LiveDaemon {
     pub fn stacks(&self) -> Result<Vec<ThreadStack>, ProbeError> {
         stacks::live(&self.image, self.pid, &self.mapped)
     }
+
+    /// The thread (`tid (name)`) that holds the lock table in two looks
+    /// [`stacks::WEDGE_LOOK`] apart, if one does.
+    pub fn wedged_owner(&self) -> Result<Option<String>, ProbeError> {
+        let holder = || -> Result<Option<(u32, String)>, ProbeError> {
+            Ok(stacks::table_holder(&self.stacks()?).map(|t| (t.tid, t.name.clone())))
+        };
+        let Some(first) = holder()? else {
+            return Ok(None);
+        };
+        std::thread::sleep(stacks::WEDGE_LOOK);
+        Ok(holder()?
+            .filter(|second| *second == first)
+            .map(|(tid, name)| format!("{tid} ({name})")))
+    }
 }
 
 /// Opens the daemon `pid` and captures it once (`dump`, the shell's `state`): its
@@ -121,6 +136,12 @@ pub fn inspect_live(pid: u32) -> Result<Inspected, ProbeError> {
 pub fn inspect_core(core_path: &Path, exe_path: &Path) -> Result<Inspected, ProbeError> {
     let exe = executable::open(exe_path).map_err(ProbeError::DebugInfo)?;
     Ok(Inspected::core(core_path, exe)?)
+}
+
+/// Every thread's stack in the daemon the core file `core_path` holds, which ran `exe_path`.
+pub fn core_stacks(core_path: &Path, exe_path: &Path) -> Result<Vec<ThreadStack>, ProbeError> {
+    let image = DaemonImage::open(exe_path)?;
+    Ok(stacks::core(&image, &open_core(core_path)?))
 }
 
 /// The core file `core_path`, opened.

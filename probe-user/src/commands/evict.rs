@@ -9,7 +9,7 @@ use dwarfpeek::process::command_line;
 use latch_probe::error::exit_code;
 use latch_probe::evict;
 use latch_probe::model::CaptureOptions;
-use latch_probe::stacks::{wedged_owner, WEDGE_LOOK};
+use latch_probe::stacks::WEDGE_LOOK;
 use latch_probe::target::LiveDaemon;
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ pub fn run(args: &EvictArgs) -> Result<u8> {
         );
     };
 
-    if let Some(owner) = wedged_owner(&daemon)? {
+    if let Some(owner) = daemon.wedged_owner()? {
         let why = format!(
             "the lock table is held by thread {owner}, which has not let go for {WEDGE_LOOK:?}: \
              the daemon is wedged and would not act on a closed connection \

@@ -12,9 +12,8 @@ use dwarfpeek::inspect::expr::Expr;
 use dwarfpeek::inspect::Inspected;
 use latch_probe::capture::Capture;
 use latch_probe::error::exit_code;
-use latch_probe::model::{self, CaptureOptions, DaemonImage};
+use latch_probe::model::{self, CaptureOptions};
 use latch_probe::render::tree::write_tree;
-use latch_probe::stacks;
 use latch_probe::target::{self, LiveDaemon};
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -115,7 +114,7 @@ impl Session<'_> {
             Line::Stacks => {
                 let threads = match self.target.target() {
                     Target::Live(pid) => LiveDaemon::open(pid)?.stacks()?,
-                    Target::Core { core, exe } => stacks::core(&DaemonImage::open(exe)?, core)?,
+                    Target::Core { core, exe } => target::core_stacks(core, exe)?,
                 };
                 threads
                     .iter()

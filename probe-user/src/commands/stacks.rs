@@ -7,9 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use dwarfpeek::stacks::ThreadStack;
 use latch_probe::error::exit_code;
-use latch_probe::model::DaemonImage;
-use latch_probe::stacks;
-use latch_probe::target::LiveDaemon;
+use latch_probe::target::{self, LiveDaemon};
 use std::io::Write;
 
 #[derive(Args)]
@@ -34,7 +32,7 @@ pub struct StacksArgs {
 pub fn run(args: &StacksArgs) -> Result<u8> {
     let threads = match args.target.target() {
         Target::Live(pid) => LiveDaemon::open(pid)?.stacks()?,
-        Target::Core { core, exe } => stacks::core(&DaemonImage::open(exe)?, core)?,
+        Target::Core { core, exe } => target::core_stacks(core, exe)?,
     };
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -1,7 +1,8 @@
 //! Evicting one client of a running daemon from outside: its entry found in the decoded
-//! state, a refusal when the thread that holds the lock table is wedged (the daemon could
-//! not act on a closed connection), the connection severed ([`sever`]), and a wait, without
-//! stopping the daemon again, for the daemon to let the client go.
+//! state, the connection severed ([`sever`]), and a wait, without stopping the daemon
+//! again, for the daemon to let the client go. Whether the daemon can act on a closed
+//! connection at all (not when the lock table's owner is wedged) is for the caller to ask
+//! first ([`LiveDaemon::wedged_owner`]).
 //!
 //! It reads the daemon (frozen only for the state and stack copies, never left stopped)
 //! and shuts down one socket; it writes nothing else and prints nothing.
