@@ -2,6 +2,8 @@
 # Lock+unlock throughput of the latch daemon, side by side with the floor (a do-nothing
 # server of ours that only does the exchange: daemon/examples/floor_server.rs), in one run.
 # Usage: scripts/bench-daemon.sh [ROUNDS] [OPS]
+# With BASELINE_LATCH=/path/to/an/older/latch, that daemon runs beside and is timed in each
+# round too (for "unchanged or better" across a change): its ops/s and latch's ratio to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -28,6 +30,12 @@ for t in "${floor_threads[@]}"; do
     socks+=("$dir/floor$t.sock")
 done
 "$bin" daemon -s "$dir/latch.sock" & pids+=($!)
+baseline=${BASELINE_LATCH:-}
+if [ -n "$baseline" ]; then
+    cp "$baseline" "$dir/baseline"
+    "$dir/baseline" daemon -s "$dir/baseline.sock" & pids+=($!)
+    socks+=("$dir/baseline.sock")
+fi
 for _ in $(seq 100); do
     missing=0
     for s in "${socks[@]}"; do [ -S "$s" ] || missing=1; done
@@ -44,11 +52,17 @@ rate() { # socket clients extra-args...
 # ratios are taken per round. The floor is the pool size whose median is higher (per-round
 # maxima of two floors would add noise to the floor and so bias the ratio down); the ratio
 # is the median of latch's per-round ratios to that floor.
-summary() { # clients floor4-rates floor8-rates distinct-rates shared-rates (comma-separated)
+summary() { # clients floor4 floor8 distinct shared [baseline-distinct baseline-shared] (comma-separated rates)
     python3 - "$@" <<'PY'
 import statistics as st, sys
-clients, f4, f8, distinct, shared = sys.argv[1:]
+clients, f4, f8, distinct, shared = sys.argv[1:6]
 parse = lambda s: [float(x) for x in s.split(",")]
+if len(sys.argv) > 6:
+    for what, ours, base in (("distinct", distinct, sys.argv[6]), ("one shared (EX)", shared, sys.argv[7])):
+        ratio = st.median(r / b for r, b in zip(parse(ours), parse(base)))
+        with open(sys.argv[8], "a") as rows:
+            print(f"| {clients} | {what} | {round(st.median(parse(base)))} | "
+                  f"{round(st.median(parse(ours)))} | {ratio:.2f} |", file=rows)
 floors = {4: parse(f4), 8: parse(f8)}
 threads = max(floors, key=lambda t: st.median(floors[t]))
 floor = floors[threads]
@@ -62,12 +76,23 @@ echo "| clients | resources | floor ops/s | latch ops/s | latch / floor (median 
 echo "|---|---|---|---|---|"
 join() { local IFS=,; echo "$*"; }
 for clients in 1 8 32; do
-    f4=(); f8=(); l=(); s=()
+    f4=(); f8=(); l=(); s=(); bl=(); bs=()
     for _ in $(seq "$rounds"); do
+        if [ -n "$baseline" ]; then
+            bl+=("$(rate "$dir/baseline.sock" "$clients")")
+            bs+=("$(rate "$dir/baseline.sock" "$clients" --same-resource)")
+        fi
         f4+=("$(rate "$dir/floor4.sock" "$clients")")
         f8+=("$(rate "$dir/floor8.sock" "$clients")")
         l+=("$(rate "$dir/latch.sock" "$clients")")
         s+=("$(rate "$dir/latch.sock" "$clients" --same-resource)")
     done
-    summary "$clients" "$(join "${f4[@]}")" "$(join "${f8[@]}")" "$(join "${l[@]}")" "$(join "${s[@]}")"
+    summary "$clients" "$(join "${f4[@]}")" "$(join "${f8[@]}")" "$(join "${l[@]}")" "$(join "${s[@]}")" \
+        ${baseline:+"$(join "${bl[@]}")" "$(join "${bs[@]}")" "$dir/baseline.rows"}
 done
+if [ -n "$baseline" ]; then
+    echo
+    echo "| clients | resources | baseline ops/s | latch ops/s | latch / baseline (median of per-round ratios) |"
+    echo "|---|---|---|---|---|"
+    cat "$dir/baseline.rows"
+fi
