@@ -17,7 +17,13 @@ fn workspace_dependencies(package: &str) -> BTreeSet<String> {
     // This machine's platform only: the others' crates may not have been fetched.
     let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let metadata: Value = TestCommand::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
         .arg(&host)
         .current_dir(workspace_root())
         .expect_json();
@@ -35,7 +41,10 @@ fn workspace_dependencies(package: &str) -> BTreeSet<String> {
         .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
         .collect();
     let deps_of = |id: &str| -> Vec<String> {
-        let node = nodes.iter().find(|n| n["id"] == id).expect("a resolved node");
+        let node = nodes
+            .iter()
+            .find(|n| n["id"] == id)
+            .expect("a resolved node");
         node["deps"]
             .as_array()
             .unwrap()
@@ -208,9 +217,15 @@ fn no_crate_has_modules_importing_each_other_in_a_circle() {
         ("tests", "latch_tests"),
     ] {
         let graph = module_graph(&root.join(dir).join("src"), name);
-        assert!(!graph.is_empty() || dir == "probe-common", "{dir}: no imports seen");
+        assert!(
+            !graph.is_empty() || dir == "probe-common",
+            "{dir}: no imports seen"
+        );
         if let Some(found) = circle(&graph) {
-            panic!("{dir}: modules import each other in a circle: {}", found.join(" -> "));
+            panic!(
+                "{dir}: modules import each other in a circle: {}",
+                found.join(" -> ")
+            );
         }
     }
 }
