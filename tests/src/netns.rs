@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `d0`'s IPv4 address; the multicast range is routed to `d0`.
 pub const IPV4: &str = "10.199.0.1";
-/// `d0`'s IPv6 address (no duplicate address detection, so it is usable at once).
+/// `d0`'s IPv6 addresses, global and link-local (no duplicate address detection, so they
+/// are usable at once).
 pub const IPV6: &str = "fd00:1a7c::1";
+pub const LINK_LOCAL: &str = "fe80::1a7c";
 
 /// A network namespace of this test's, deleted (with everything still running in it)
 /// when dropped.
@@ -45,15 +47,17 @@ impl NetNs {
         ns.ip(&["link", "set", "d0", "multicast", "on", "up"]);
         ns.ip(&["addr", "add", &format!("{IPV4}/24"), "dev", "d0"]);
         ns.ip(&["route", "add", "224.0.0.0/4", "dev", "d0"]);
-        ns.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{IPV6}/64"),
-            "dev",
-            "d0",
-            "nodad",
-        ]);
+        for address in [IPV6, LINK_LOCAL] {
+            let address = format!("{address}/64");
+            ns.ip(&["-6", "addr", "add", &address, "dev", "d0", "nodad"]);
+        }
+        let addresses = ns.try_ip(&["addr", "show", "d0"]).unwrap_or_default();
+        for address in [IPV4, IPV6, LINK_LOCAL] {
+            assert!(
+                addresses.contains(&format!("{address}/")),
+                "d0 lacks {address}:\n{addresses}"
+            );
+        }
         ns
     }
 

@@ -11,7 +11,7 @@
 use latch_tests::background::Background;
 use latch_tests::bins::{latch_bin, Profile};
 use latch_tests::command::TestCommand;
-use latch_tests::netns::{NetNs, IPV4};
+use latch_tests::netns::{NetNs, IPV4, LINK_LOCAL};
 use latch_tests::timeouts::{CHANGE, DAEMON_START, STOP};
 use latch_tests::wait::wait_for;
 use std::path::Path;
@@ -119,20 +119,46 @@ fn a_client_finds_the_daemon_by_ipv6_multicast() {
     finds_locks_and_contends("ff01::1", "28015");
 }
 
-#[test]
-fn a_daemon_with_a_unicast_address_names_it_in_its_answer() {
+/// FLoM's usecase-dist scenario: a client with a unicast address and a group starts a
+/// daemon that lives on (`-d -1`); a client with the unicast address reaches it directly,
+/// and one with the group alone discovers it, its answer naming the address.
+fn a_daemon_started_with_a_unicast_address_names_it(unicast: &[&str], address: &str, port: &str) {
     let ns = NetNs::create();
-    let _daemon = daemon(&ns, "224.0.0.1", "28016", &["-a", IPV4, "-p", "28017"]);
-    let out = latch(&ns, &group("224.0.0.1", "28016"))
-        .args(["-V", "-d", "0", "-r", "named", "--", "echo", "locked"])
+    let tcp = ["-p", "28021"];
+    latch(&ns, unicast)
+        .args(tcp)
+        .args(group(address, port))
+        .args(["-d", "-1", "-r", "named", "--", "true"])
+        .expect_success();
+    latch(&ns, unicast)
+        .args(tcp)
+        .args(["-d", "0", "-o", "0", "-r", "named", "--", "echo", "direct"])
+        .expect_success();
+    let out = latch(&ns, &group(address, port))
+        .args(["-V", "-d", "0", "-r", "named", "--", "echo", "discovered"])
         .expect_success();
     assert!(
         out.contains(&format!(
-            "<network address=\"{IPV4}\" port=\"28017\"/></msg>'"
+            "<network address=\"{}\" port=\"28021\"/></msg>'",
+            unicast[1]
         )),
         "{out}"
     );
-    assert!(out.ends_with("locked\n"), "{out}");
+    assert!(out.ends_with("discovered\n"), "{out}");
+}
+
+#[test]
+fn a_daemon_with_an_ipv4_unicast_address_answers_discovery_naming_it() {
+    a_daemon_started_with_a_unicast_address_names_it(&["-a", IPV4], "224.0.0.1", "28020");
+}
+
+#[test]
+fn a_daemon_on_an_ipv6_link_local_address_answers_discovery_naming_it() {
+    a_daemon_started_with_a_unicast_address_names_it(
+        &["-a", LINK_LOCAL, "-n", "d0"],
+        "ff01::1",
+        "28020",
+    );
 }
 
 /// `-D attempts -I ms -d 0` with nobody answering: how long the client took, its output.

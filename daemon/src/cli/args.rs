@@ -306,6 +306,15 @@ pub fn resolve_endpoint(
     }
 }
 
+/// A TCP address with the interface `-n` names as its scope, when it is an IPv6 address
+/// without one (FLoM's `sin6_scope_id`, which a link-local address needs).
+pub fn scoped(address: String, interface: Option<&str>) -> String {
+    match interface {
+        Some(i) if address.parse::<std::net::Ipv6Addr>().is_ok() => format!("{address}%{i}"),
+        _ => address,
+    }
+}
+
 /// An endpoint that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {

@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::args::{DaemonArgs, EndpointArgs, EndpointError};
+use super::args::{scoped, DaemonArgs, EndpointArgs, EndpointError};
 use super::autostart;
 use super::discover::{self, Multicast};
 use super::exit;
@@ -15,8 +15,8 @@ use latch::net::{raise_fd_limit, Endpoint, Keepalive};
 use latch::server::{Config, Server};
 use latch::table::VERSION;
 
-/// Where the daemon listens: as `-s`, `-a` and `-p` say, or, with `-A` and neither `-s`
-/// nor `-a`, on TCP on every address of the group's family, on a port the kernel chooses
+/// Where the daemon listens: as `-s`, `-a` (scoped by `-n`) and `-p` say, or, with `-A`
+/// and neither `-s` nor `-a`, on TCP on every address of the group's family, on a port the kernel chooses
 /// (FLoM's `flom_listen_tcp_automatic`).
 pub fn endpoint(given: &EndpointArgs, args: &DaemonArgs) -> Result<Endpoint, EndpointError> {
     match (&args.multicast_address, &given.socket, &given.address) {
@@ -26,7 +26,10 @@ pub fn endpoint(given: &EndpointArgs, args: &DaemonArgs) -> Result<Endpoint, End
                 .is_some_and(|g| g.address.is_ipv6());
             Ok(Endpoint::Tcp(if v6 { "::" } else { "0.0.0.0" }.into(), 0))
         }
-        _ => given.endpoint(),
+        _ => Ok(match given.endpoint()? {
+            Endpoint::Tcp(a, p) => Endpoint::Tcp(scoped(a, args.network_interface.as_deref()), p),
+            unix => unix,
+        }),
     }
 }
 

@@ -200,10 +200,17 @@ fn endpoint(answer: &[u8], from: SocketAddr) -> Result<Endpoint, Failure> {
         tracing::info!("discovery: bad answer from {from}: {e}");
         Failure::Receive
     })?;
-    let address = answer.address.unwrap_or_else(|| match from {
-        SocketAddr::V6(a) if a.scope_id() != 0 => format!("{}%{}", a.ip(), a.scope_id()),
-        a => a.ip().to_string(),
-    });
+    // An IPv6 address (named, or the source's) takes the scope the answer came with, as
+    // FLoM's `flom_config_set_sin6_scope_id` does: a link-local one needs it.
+    let scope = match from {
+        SocketAddr::V6(a) if a.scope_id() != 0 => Some(a.scope_id()),
+        _ => None,
+    };
+    let address = answer.address.unwrap_or_else(|| from.ip().to_string());
+    let address = match scope {
+        Some(id) if address.parse::<Ipv6Addr>().is_ok() => format!("{address}%{id}"),
+        _ => address,
+    };
     tracing::info!("discovery: {from} answered: {address} port {}", answer.port);
     Ok(Endpoint::Tcp(address, answer.port))
 }

@@ -7,7 +7,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::args::{resolve_endpoint, EndpointArgs, FlomArgs, LockArgs};
+use super::args::{resolve_endpoint, scoped, EndpointArgs, FlomArgs, LockArgs};
 use super::autostart::Route;
 use super::client::{Job, LockJob, Trace};
 use super::config::{self, parse_bool, parse_mode, Settings};
@@ -210,7 +210,9 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         }),
         _ => match resolve_endpoint(
             s.socket_name.as_ref().map(PathBuf::from),
-            s.unicast_address.clone(),
+            s.unicast_address
+                .clone()
+                .map(|a| scoped(a, s.network_interface.as_deref())),
             s.unicast_port,
         ) {
             Ok(endpoint) => Route::Direct(endpoint),

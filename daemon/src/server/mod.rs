@@ -402,8 +402,11 @@ fn listening(endpoint: &Endpoint, listener: &Listener) -> io::Result<Listening> 
             "multicast discovery needs a TCP endpoint (-a, or none with -A), not a Unix socket",
         ));
     };
+    // Without the scope of a link-local address (`-n`'s): FLoM sends the address alone,
+    // the client takes the scope from the answer's source.
+    let unscoped = address.split('%').next().unwrap_or_default();
     Ok(Listening {
-        address: (!bound.ip().is_unspecified()).then(|| address.clone()),
+        address: (!bound.ip().is_unspecified()).then(|| unscoped.to_owned()),
         port: bound.port(),
     })
 }
