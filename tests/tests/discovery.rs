@@ -207,6 +207,18 @@ fn with_nobody_answering_the_client_gives_up_after_attempts_times_timeout() {
 }
 
 #[test]
+fn a_negative_discovery_timeout_is_refused_as_flom_refuses_it() {
+    let ns = NetNs::create();
+    let out = latch(&ns, &group("224.0.0.1", "28018"))
+        .args(["-I", "-1", "-d", "0", "-r", "nobody", "--", "true"])
+        .expect_exit(99);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "flom_client_connect: ret_cod=-133 (ERROR: 'setsockopt' function returned an error condition)\n"
+    );
+}
+
+#[test]
 fn clients_with_nobody_answering_start_one_daemon_and_take_turns() {
     let ns = NetNs::create();
     let dir = tempfile::tempdir().unwrap();
