@@ -50,6 +50,8 @@ pub enum Failure {
     SetSockOpt,
     Send,
     Receive,
+    /// The answer is not a discovery answer.
+    BadAnswer,
     /// Every attempt went unanswered.
     NoAnswer,
 }
@@ -62,6 +64,7 @@ impl Failure {
             Failure::SetSockOpt => -133,
             Failure::Send => -131,
             Failure::Receive => -127,
+            Failure::BadAnswer => -206,
             Failure::NoAnswer => 7,
         }
     }
@@ -73,6 +76,9 @@ impl Failure {
             Failure::SetSockOpt => "ERROR: 'setsockopt' function returned an error condition",
             Failure::Send => "ERROR: 'sendto' function returned an error condition",
             Failure::Receive => "ERROR: 'recvfrom' function returned an error condition",
+            Failure::BadAnswer => {
+                "ERROR: 'g_markup_parse_context_parse' function returned an error condition"
+            }
             Failure::NoAnswer => "WARNING: peer is not ready to accept a connection",
         }
     }
@@ -198,7 +204,7 @@ fn open(group: &Group, ttl: i32) -> std::io::Result<UdpSocket> {
 fn endpoint(answer: &[u8], from: SocketAddr) -> Result<Endpoint, Failure> {
     let answer = parse_discover_answer(answer).map_err(|e| {
         tracing::info!("discovery: bad answer from {from}: {e}");
-        Failure::Receive
+        Failure::BadAnswer
     })?;
     // An IPv6 address (named, or the source's) takes the scope the answer came with, as
     // FLoM's `flom_config_set_sin6_scope_id` does: a link-local one needs it.
@@ -220,4 +226,56 @@ fn say(line: &str) {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latch::wire::write::format_discover_answer;
+
+    fn multicast(address: &str, port: i32, interface: Option<&str>) -> Multicast {
+        Multicast {
+            address: address.into(),
+            port,
+            interface: interface.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_group_resolves_as_flom_s_hints_say() {
+        let v6 = resolve(&multicast("ff01::1", 28015, None)).unwrap();
+        assert_eq!(
+            (v6.address, v6.port, v6.interface),
+            ("ff01::1".parse().unwrap(), 28015, 0)
+        );
+        let lo = resolve(&multicast("ff01::1", 1, Some("lo"))).unwrap();
+        assert_ne!(lo.interface, 0);
+        // An interface asks for IPv6 only.
+        let e = resolve(&multicast("224.0.0.1", 1, Some("lo"))).unwrap_err();
+        assert!(e.contains("no usable address"), "{e}");
+        let e = resolve(&multicast("224.0.0.1", 70000, None)).unwrap_err();
+        assert!(e.contains("70000"), "{e}");
+        let e = resolve(&multicast("ff01::1", 1, Some("no-such-if0"))).unwrap_err();
+        assert!(e.contains("no-such-if0"), "{e}");
+    }
+
+    #[test]
+    fn the_answer_says_where_to_connect() {
+        let from4: SocketAddr = "10.0.0.9:28015".parse().unwrap();
+        let from6 = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::9".parse().unwrap(),
+            28015,
+            0,
+            3,
+        ));
+        let anonymous = format_discover_answer(None, 4242);
+        let named = format_discover_answer(Some("fe80::7"), 4242);
+        let named4 = format_discover_answer(Some("10.0.0.7"), 4242);
+        let tcp = |a: &str| Ok(Endpoint::Tcp(a.into(), 4242));
+        assert_eq!(endpoint(&anonymous, from4), tcp("10.0.0.9"));
+        assert_eq!(endpoint(&anonymous, from6), tcp("fe80::9%3"));
+        assert_eq!(endpoint(&named, from6), tcp("fe80::7%3"));
+        assert_eq!(endpoint(&named4, from6), tcp("10.0.0.7"));
+        assert_eq!(endpoint(b"<msg", from4), Err(Failure::BadAnswer));
+    }
 }
