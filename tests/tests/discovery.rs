@@ -254,12 +254,15 @@ fn clients_with_nobody_answering_start_one_daemon_and_take_turns() {
                 .collect()
         })
         .collect();
-    let answering = ["-A", "224.0.0.1", "-P", "28019"];
-    assert!(
-        matches!(&left[..], [daemon] if daemon.get(1..3) == Some(&["daemon".to_owned(), "--spawned".to_owned()][..])
-            && daemon.windows(4).any(|w| w == answering)),
-        "not one daemon answering on the group: {left:?}"
+    let [daemon] = &left[..] else {
+        panic!("not one process left in the namespace: {left:?}")
+    };
+    assert_eq!(
+        daemon.get(1..3),
+        Some(&["daemon".into(), "--spawned".into()][..])
     );
+    let answering = ["-A", "224.0.0.1", "-P", "28019"];
+    assert!(daemon.windows(4).any(|w| w == answering), "{daemon:?}");
     // It answers discovery: a client that may not start one finds it.
     latch(&ns, &group("224.0.0.1", "28019"))
         .args(["-d", "0", "-r", "turns", "--", "true"])

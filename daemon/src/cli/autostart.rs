@@ -85,7 +85,8 @@ fn discover_or_start(d: &Discovery, start: &Start) -> Result<ClientStream, Failu
     let found = match discover::find(d) {
         Err(Failure::NoAnswer) if start.lifespan_ms == 0 => return Err(Failure::Connect),
         Err(Failure::NoAnswer) => {
-            start_daemon(&discovery_args(&d.multicast), start).map_err(|e| {
+            // No endpoint of its own: `start.multicast` is the group it answers on.
+            start_daemon(&[], start).map_err(|e| {
                 tracing::info!("cannot start a daemon: {e}");
                 Failure::Connect
             })?;
@@ -156,8 +157,8 @@ fn discovery_args(m: &Multicast) -> Vec<String> {
     args
 }
 
-/// Runs `latch daemon --spawned` where `place` says and waits until it reports (ready, or
-/// lost the race).
+/// Runs `latch daemon --spawned` where `place` says (none: on an ephemeral port, found by
+/// discovery) and waits until it reports (ready, or lost the race).
 fn start_daemon(place: &[String], start: &Start) -> io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
@@ -180,12 +181,8 @@ fn start_daemon(place: &[String], start: &Start) -> io::Result<()> {
         }
     }
     cmd.args(place);
-    // A daemon at a known endpoint answers discovery too when a group is configured.
-    if let Some(m) = start
-        .multicast
-        .as_ref()
-        .filter(|_| !place.contains(&"-A".into()))
-    {
+    // With a group configured it answers discovery, at a known endpoint too (FLoM's).
+    if let Some(m) = &start.multicast {
         cmd.args(discovery_args(m));
     }
     let mut child = cmd

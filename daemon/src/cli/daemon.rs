@@ -16,8 +16,8 @@ use latch::server::{Config, Server};
 use latch::table::VERSION;
 
 /// Where the daemon listens: as `-s`, `-a` (scoped by `-n`) and `-p` say, or, with `-A`
-/// and neither `-s` nor `-a`, on TCP on every address of the group's family, on a port the kernel chooses
-/// (FLoM's `flom_listen_tcp_automatic`).
+/// and neither `-s` nor `-a`, on TCP on every address of the group's family, on a port the
+/// kernel chooses (FLoM's `flom_listen_tcp_automatic`).
 pub fn endpoint(given: &EndpointArgs, args: &DaemonArgs) -> Result<Endpoint, EndpointError> {
     match (&args.multicast_address, &given.socket, &given.address) {
         (Some(_), None, None) => {
