@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod change;
+pub mod discovery;
 pub mod engine;
 pub mod hub;
 pub mod journal;

@@ -27,7 +27,11 @@ fn main() -> ExitCode {
     let Some(sub) = &cli.sub else {
         return exit_status(flom::run(&cli));
     };
-    let endpoint = match cli.endpoint.endpoint() {
+    let endpoint = match sub {
+        Sub::Daemon(args) => daemon::endpoint(&cli.endpoint, args),
+        _ => cli.endpoint.endpoint(),
+    };
+    let endpoint = match endpoint {
         Ok(endpoint) => endpoint,
         Err(e) => {
             eprintln!("latch: {e}");

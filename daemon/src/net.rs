@@ -171,6 +171,14 @@ impl Listener {
         }
     }
 
+    /// The address a TCP listener is bound to (its real port when it was asked for 0).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Unix(_) => None,
+            Listener::Tcp(l, _) => l.local_addr().ok(),
+        }
+    }
+
     /// The keepalive for the TCP connections accepted from now on (none for Unix sockets).
     pub fn set_keepalive(&mut self, keepalive: Keepalive) {
         if let Listener::Tcp(_, k) = self {

@@ -14,6 +14,7 @@ pub mod events;
 pub mod fixture;
 pub mod flom;
 pub mod lines;
+pub mod netns;
 pub mod probe;
 pub mod procs;
 pub mod randomized;

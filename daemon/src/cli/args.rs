@@ -103,8 +103,8 @@ pub struct LockArgs {
 }
 
 /// The rest of flom 1.7.2's options: configuration, information, tracing, signals, TCP
-/// keepalive, and the ones latch reads but does not implement yet (multicast discovery,
-/// TLS, the VFS, the client's debug features).
+/// keepalive, multicast discovery, and the ones latch reads but does not implement yet
+/// (TLS, the VFS, the client's debug features).
 #[derive(Args, Debug, Clone, Default)]
 pub struct FlomArgs {
     /// Print the package info (as flom's) and exit.
@@ -143,25 +143,25 @@ pub struct FlomArgs {
     /// TCP keepalive: probes before the connection is dropped (TCP_KEEPCNT).
     #[arg(long = "tcp-keepalive-probes", value_name = "COUNT")]
     pub tcp_keepalive_probes: Option<i32>,
-    /// Multicast discovery address (not implemented yet in latch).
+    /// Find the daemon by multicast discovery on this group (without -a).
     #[arg(short = 'A', long = "multicast-address")]
     pub multicast_address: Option<String>,
-    /// Multicast discovery port (not implemented yet in latch).
+    /// Multicast discovery: the group's UDP port [default: 28015].
     #[arg(short = 'P', long = "multicast-port")]
     pub multicast_port: Option<i32>,
     /// Mount point of the daemon's virtual file system (not implemented yet in latch).
     #[arg(short = 'm', long = "mount-point-vfs")]
     pub mount_point_vfs: Option<String>,
-    /// Network interface for IPv6 link-local addresses (not implemented yet in latch).
+    /// Network interface for IPv6 discovery (and its link-local addresses).
     #[arg(short = 'n', long = "network-interface")]
     pub network_interface: Option<String>,
-    /// Multicast discovery: requests to send (not implemented yet in latch).
+    /// Multicast discovery: requests to send [default: 2].
     #[arg(short = 'D', long = "discovery-attempts")]
     pub discovery_attempts: Option<i32>,
-    /// Multicast discovery: ms to wait for an answer (not implemented yet in latch).
+    /// Multicast discovery: ms to wait for an answer to each [default: 500].
     #[arg(short = 'I', long = "discovery-timeout")]
     pub discovery_timeout: Option<i32>,
-    /// Multicast discovery: hop limit (not implemented yet in latch).
+    /// Multicast discovery: hop limit of the requests [default: 1].
     #[arg(long = "discovery-ttl")]
     pub discovery_ttl: Option<i32>,
     /// TLS: this peer's X.509 certificate file (not implemented yet in latch).
@@ -210,6 +210,16 @@ pub struct DaemonArgs {
     /// owns the lock table block forever, holding it, when a lock for NAME arrives.
     #[arg(long = "debug-feature", value_name = "FEATURE")]
     pub debug_feature: Vec<String>,
+    /// Answer multicast discovery on this group (flom's -A); without -a or -s the daemon
+    /// listens on TCP on every address, on a port the kernel chooses, as flom's.
+    #[arg(short = 'A', long = "multicast-address")]
+    pub multicast_address: Option<String>,
+    /// The discovery group's UDP port.
+    #[arg(short = 'P', long = "multicast-port", default_value_t = DEFAULT_PORT)]
+    pub multicast_port: i32,
+    /// The interface to join an IPv6 discovery group on.
+    #[arg(short = 'n', long = "network-interface")]
+    pub network_interface: Option<String>,
     /// Internal: started by a client; detach and report readiness on stdout.
     #[arg(long, hide = true)]
     pub spawned: bool,
@@ -293,6 +303,15 @@ pub fn resolve_endpoint(
         }
         (Some(path), None) => Ok(Endpoint::Unix(path)),
         (None, None) => Ok(Endpoint::Unix(default_socket())),
+    }
+}
+
+/// A TCP address with the interface `-n` names as its scope, when it is an IPv6 address
+/// without one (FLoM's `sin6_scope_id`, which a link-local address needs).
+pub fn scoped(address: String, interface: Option<&str>) -> String {
+    match interface {
+        Some(i) if address.parse::<std::net::Ipv6Addr>().is_ok() => format!("{address}%{i}"),
+        _ => address,
     }
 }
 

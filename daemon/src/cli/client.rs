@@ -9,12 +9,13 @@
 
 #![forbid(unsafe_code)]
 
-use super::autostart::{connect_or_start, Start};
+use super::autostart::{connect_only, connect_route, Route, Start};
+use super::discover::Multicast;
 use super::exit;
 use super::session::machine_id;
 use super::signals;
-use super::stream::{self, ClientStream};
-use latch::net::{Endpoint, Keepalive};
+use super::stream::ClientStream;
+use latch::net::Keepalive;
 use latch::timefmt;
 use latch::wire::framer::Framer;
 use latch::wire::write::{format_lock, format_shutdown, format_unlock};
@@ -29,13 +30,15 @@ use std::time::{Duration, Instant};
 /// What the client was asked to do, in plain values (see [`super::options`]).
 pub enum Job {
     /// Lock, run the command while holding the lock, unlock.
-    Lock(LockJob),
+    Lock(Box<LockJob>),
     /// `-x` (quiesce) or `-X` (immediate): ask the daemon to shut down.
-    Shutdown { endpoint: Endpoint, immediate: bool },
+    Shutdown { route: Route, immediate: bool },
 }
 
 pub struct LockJob {
-    pub endpoint: Endpoint,
+    pub route: Route,
+    /// The discovery group (`-A`), which a daemon this client starts answers on.
+    pub multicast: Option<Multicast>,
     /// The request, as sent.
     pub msg: LockMsg,
     /// How long to wait for the grant, ms (`-o`): negative forever, 0 not at all.
@@ -63,17 +66,15 @@ pub struct Trace {
 pub fn run(job: Job) -> i32 {
     match job {
         Job::Lock(job) => lock_and_run(&job),
-        Job::Shutdown {
-            endpoint,
-            immediate,
-        } => shutdown(&endpoint, immediate),
+        Job::Shutdown { route, immediate } => shutdown(&route, immediate),
     }
 }
 
 /// Locks, runs the command holding the lock, unlocks (rolling back if it failed).
 fn lock_and_run(job: &LockJob) -> i32 {
     let LockJob {
-        endpoint,
+        route,
+        multicast,
         msg,
         timeout_ms,
         daemon_lifespan_ms,
@@ -86,20 +87,24 @@ fn lock_and_run(job: &LockJob) -> i32 {
         lifespan_ms: *daemon_lifespan_ms,
         keepalive: *keepalive,
         trace: daemon_trace.clone(),
+        multicast: multicast.clone(),
     };
-    let mut stream = match connect_or_start(endpoint, &start) {
+    let mut stream = match connect_route(route, &start) {
         Ok(s) => s,
-        Err(e) => {
-            tracing::info!("cannot connect to {endpoint}: {e}");
-            eprintln!("flom_client_connect: ret_cod=-105 (ERROR: 'connect' function returned an error condition)");
+        Err(failure) => {
+            eprintln!(
+                "flom_client_connect: ret_cod={} ({})",
+                failure.rc(),
+                failure.text()
+            );
             return exit::ERROR;
         }
     };
     if let Err(e) = stream.set_keepalive(keepalive) {
-        eprintln!("latch: cannot set TCP keepalive ({keepalive:?}) on the connection to {endpoint}: {e}; give valid --tcp-keepalive-* values");
+        eprintln!("latch: cannot set TCP keepalive ({keepalive:?}) on the connection to {route}: {e}; give valid --tcp-keepalive-* values");
         return exit::ERROR;
     }
-    tracing::info!("connected to {endpoint}; locking {:?}", msg.name);
+    tracing::info!("connected to {route}; locking {:?}", msg.name);
     let element = match lock(&mut stream, msg, *timeout_ms) {
         Ok(element) => element,
         Err(code) => {
@@ -263,11 +268,11 @@ fn disconnect(stream: &mut ClientStream) {
 }
 
 /// `-x` / `-X`: ask the daemon to shut down.
-fn shutdown(endpoint: &Endpoint, immediate: bool) -> i32 {
+fn shutdown(route: &Route, immediate: bool) -> i32 {
     let what = if immediate { "immediate" } else { "quiesce" };
     println!("Starting FLoM daemon {what} shutdown...");
     let _ = io::stdout().flush();
-    let Ok(mut stream) = stream::connect(endpoint) else {
+    let Ok(mut stream) = connect_only(route) else {
         return exit::ERROR;
     };
     if stream

@@ -66,8 +66,8 @@ pub struct Settings {
     pub tls_private_key: Option<String>,
     pub tls_ca_certificate: Option<String>,
     pub tls_check_peer_id: bool,
-    /// Options and keys given that latch does not implement yet (multicast discovery,
-    /// TLS, the VFS), each as the user wrote it; refused after `-V`'s print-out.
+    /// Options and keys given that latch does not implement yet (TLS, the VFS), each as
+    /// the user wrote it; refused after `-V`'s print-out.
     pub not_implemented: Vec<String>,
 }
 
@@ -277,11 +277,9 @@ impl Settings {
             self.unicast_port = v;
         }
         if let Some(v) = reader.string("Daemon", "MulticastAddress")? {
-            self.not_yet(path, "Daemon", "MulticastAddress");
             self.multicast_address = Some(v.value);
         }
         if let Some(v) = reader.integer("Daemon", "MulticastPort")? {
-            self.not_yet(path, "Daemon", "MulticastPort");
             self.multicast_port = v;
         }
         if let Some(v) = reader.string("Daemon", "MountPointVFS")? {
@@ -296,7 +294,6 @@ impl Settings {
             self.ignored_signals = signals::parse_set(&v.value);
         }
         if let Some(v) = reader.string("Network", "NetworkInterface")? {
-            self.not_yet(path, "Network", "NetworkInterface");
             self.network_interface = Some(v.value);
         }
         for (key, field) in [
@@ -306,7 +303,6 @@ impl Settings {
         ] {
             if let Some(v) = reader.integer("Network", key)? {
                 *field = v;
-                self.not_implemented.push(not_yet_key(path, "Network", key));
             }
         }
         if let Some(v) = reader.integer("Network", "TcpKeepaliveTime")? {
@@ -540,11 +536,9 @@ mod tests {
             (1, -1, 3, 4)
         );
         assert!(s.tls_check_peer_id);
-        assert_eq!(s.not_implemented.len(), 11);
-        assert_eq!(
-            s.not_implemented[0],
-            "[Daemon] MulticastAddress (in /f.conf)"
-        );
+        // Discovery's keys are implemented: the VFS's and TLS's remain.
+        assert_eq!(s.not_implemented.len(), 5, "{:?}", s.not_implemented);
+        assert_eq!(s.not_implemented[0], "[Daemon] MountPointVFS (in /f.conf)");
     }
 
     #[test]

@@ -5,14 +5,41 @@
 
 #![forbid(unsafe_code)]
 
-use super::args::DaemonArgs;
+use super::args::{scoped, DaemonArgs, EndpointArgs, EndpointError};
 use super::autostart;
+use super::discover::{self, Multicast};
 use super::exit;
 use super::session::machine_id;
 use super::trace;
 use latch::net::{raise_fd_limit, Endpoint, Keepalive};
 use latch::server::{Config, Server};
 use latch::table::VERSION;
+
+/// Where the daemon listens: as `-s`, `-a` (scoped by `-n`) and `-p` say, or, with `-A`
+/// and neither `-s` nor `-a`, on TCP on every address of the group's family, on a port the
+/// kernel chooses (FLoM's `flom_listen_tcp_automatic`).
+pub fn endpoint(given: &EndpointArgs, args: &DaemonArgs) -> Result<Endpoint, EndpointError> {
+    match (&args.multicast_address, &given.socket, &given.address) {
+        (Some(_), None, None) => {
+            let v6 = multicast(args)
+                .and_then(|m| discover::resolve(&m).ok())
+                .is_some_and(|g| g.address.is_ipv6());
+            Ok(Endpoint::Tcp(if v6 { "::" } else { "0.0.0.0" }.into(), 0))
+        }
+        _ => Ok(match given.endpoint()? {
+            Endpoint::Tcp(a, p) => Endpoint::Tcp(scoped(a, args.network_interface.as_deref()), p),
+            unix => unix,
+        }),
+    }
+}
+
+fn multicast(args: &DaemonArgs) -> Option<Multicast> {
+    args.multicast_address.as_ref().map(|address| Multicast {
+        address: address.clone(),
+        port: args.multicast_port,
+        interface: args.network_interface.clone(),
+    })
+}
 
 /// Runs a daemon on `endpoint` until it exits; returns the process exit status.
 pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
@@ -28,10 +55,17 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             }
         }
     }
+    let discovery = match multicast(args).map(|m| discover::resolve(&m)).transpose() {
+        Ok(group) => group,
+        Err(e) => {
+            eprintln!("latch daemon: {e}");
+            return exit::ERROR;
+        }
+    };
     // A client-started daemon detaches first, while it has no threads, and gives way if
     // another starter holds the start-up lock.
     let _startup_lock = if args.spawned {
-        match autostart::detach_and_lock(&endpoint) {
+        match autostart::detach_and_lock(&autostart::lock_path(&endpoint, discovery.as_ref())) {
             Ok(Some(lock)) => Some(lock),
             Ok(None) => return 0,
             Err(e) => {
@@ -57,6 +91,7 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             intvl: args.tcp_keepalive_intvl,
             probes: args.tcp_keepalive_probes,
         },
+        discovery: discovery.clone(),
     };
     let server = match Server::bind(config) {
         Ok(s) => s,
@@ -68,10 +103,21 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
     if args.spawned {
         autostart::report_ready();
     }
-    tracing::info!(
-        "latch {VERSION} listening on {endpoint}, pid {}",
-        std::process::id()
-    );
+    let listening = server
+        .tcp_addr()
+        .map_or_else(|| endpoint.to_string(), |a| a.to_string());
+    match &discovery {
+        Some(g) => tracing::info!(
+            "latch {VERSION} listening on {listening}, answering discovery on {}/{}, pid {}",
+            g.address,
+            g.port,
+            std::process::id()
+        ),
+        None => tracing::info!(
+            "latch {VERSION} listening on {listening}, pid {}",
+            std::process::id()
+        ),
+    }
     match server.run() {
         Ok(why) => {
             tracing::info!("exiting: {why:?}");

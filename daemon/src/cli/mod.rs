@@ -13,6 +13,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod discover;
 pub mod exit;
 pub mod flom;
 pub mod keyfile;

@@ -7,9 +7,11 @@
 
 #![forbid(unsafe_code)]
 
-use super::args::{resolve_endpoint, EndpointArgs, FlomArgs, LockArgs};
+use super::args::{resolve_endpoint, scoped, EndpointArgs, FlomArgs, LockArgs};
+use super::autostart::Route;
 use super::client::{Job, LockJob, Trace};
 use super::config::{self, parse_bool, parse_mode, Settings};
+use super::discover::{Discovery, Multicast};
 use super::exit;
 use super::signals;
 use latch::net::Keepalive;
@@ -100,6 +102,7 @@ pub fn settings(
     if let Some(p) = endpoint.port {
         s.unicast_port = p;
     }
+    lay_discovery(&mut s, flom);
     lay_not_implemented(&mut s, flom);
     if let Some(v) = flom.tcp_keepalive_time {
         s.tcp_keepalive_time = v;
@@ -123,46 +126,16 @@ pub fn settings(
     Ok(s)
 }
 
-/// The options latch reads (and `-V` shows) but does not implement yet.
-fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
-    let mut given = |option: &str| s.not_implemented.push(option.to_owned());
-    let strings = [
-        ("-A/--multicast-address", &flom.multicast_address),
-        ("-m/--mount-point-vfs", &flom.mount_point_vfs),
-        ("-n/--network-interface", &flom.network_interface),
-        ("--tls-certificate", &flom.tls_certificate),
-        ("--tls-private-key", &flom.tls_private_key),
-        ("--tls-ca-certificate", &flom.tls_ca_certificate),
-        ("--tls-check-peer-id", &flom.tls_check_peer_id),
-        ("--debug-feature", &flom.debug_feature),
-    ];
-    let numbers = [
-        ("-P/--multicast-port", flom.multicast_port),
-        ("-D/--discovery-attempts", flom.discovery_attempts),
-        ("-I/--discovery-timeout", flom.discovery_timeout),
-        ("--discovery-ttl", flom.discovery_ttl),
-    ];
-    for (option, value) in strings {
-        if value.is_some() {
-            given(option);
-        }
-    }
-    for (option, value) in numbers {
-        if value.is_some() {
-            given(option);
-        }
-    }
+/// Multicast discovery's options over the files.
+fn lay_discovery(s: &mut Settings, flom: &FlomArgs) {
     if let Some(v) = &flom.multicast_address {
         s.multicast_address = Some(v.clone());
     }
-    if let Some(v) = &flom.mount_point_vfs {
-        s.mount_point_vfs = Some(v.clone());
+    if let Some(v) = flom.multicast_port {
+        s.multicast_port = v;
     }
     if let Some(v) = &flom.network_interface {
         s.network_interface = Some(v.clone());
-    }
-    if let Some(v) = flom.multicast_port {
-        s.multicast_port = v;
     }
     if let Some(v) = flom.discovery_attempts {
         s.discovery_attempts = v;
@@ -172,6 +145,27 @@ fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
     }
     if let Some(v) = flom.discovery_ttl {
         s.discovery_ttl = v;
+    }
+}
+
+/// The options latch reads (and `-V` shows) but does not implement yet.
+fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
+    let mut given = |option: &str| s.not_implemented.push(option.to_owned());
+    let strings = [
+        ("-m/--mount-point-vfs", &flom.mount_point_vfs),
+        ("--tls-certificate", &flom.tls_certificate),
+        ("--tls-private-key", &flom.tls_private_key),
+        ("--tls-ca-certificate", &flom.tls_ca_certificate),
+        ("--tls-check-peer-id", &flom.tls_check_peer_id),
+        ("--debug-feature", &flom.debug_feature),
+    ];
+    for (option, value) in strings {
+        if value.is_some() {
+            given(option);
+        }
+    }
+    if let Some(v) = &flom.mount_point_vfs {
+        s.mount_point_vfs = Some(v.clone());
     }
     if let Some(v) = &flom.tls_certificate {
         s.tls_certificate = Some(v.clone());
@@ -197,23 +191,40 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         return Err(exit::ERROR);
     }
     if let Some(option) = s.not_implemented.first() {
-        eprintln!("latch: not implemented yet in latch: {option}; leave it out (latch speaks to one daemon by -s or -a/-p, without TLS)");
+        eprintln!("latch: not implemented yet in latch: {option}; leave it out (latch speaks to its daemon by -s, -a/-p or -A discovery, without TLS)");
         return Err(exit::ERROR);
     }
-    let endpoint = match resolve_endpoint(
-        s.socket_name.as_ref().map(PathBuf::from),
-        s.unicast_address.clone(),
-        s.unicast_port,
-    ) {
-        Ok(endpoint) => endpoint,
-        Err(e) => {
-            eprintln!("latch: {e}");
-            return Err(exit::ERROR);
-        }
+    let multicast = s.multicast_address.as_ref().map(|address| Multicast {
+        address: address.clone(),
+        port: s.multicast_port,
+        interface: s.network_interface.clone(),
+    });
+    let route = match (&multicast, &s.socket_name, &s.unicast_address) {
+        // FLoM's order: a socket, else a unicast address, else discovery.
+        (Some(m), None, None) => Route::Discover(Discovery {
+            multicast: m.clone(),
+            attempts: s.discovery_attempts,
+            timeout_ms: s.discovery_timeout,
+            ttl: s.discovery_ttl,
+            verbose: s.verbose,
+        }),
+        _ => match resolve_endpoint(
+            s.socket_name.as_ref().map(PathBuf::from),
+            s.unicast_address
+                .clone()
+                .map(|a| scoped(a, s.network_interface.as_deref())),
+            s.unicast_port,
+        ) {
+            Ok(endpoint) => Route::Direct(endpoint),
+            Err(e) => {
+                eprintln!("latch: {e}");
+                return Err(exit::ERROR);
+            }
+        },
     };
     if lock.quiesce || lock.immediate {
         return Ok(Job::Shutdown {
-            endpoint,
+            route,
             immediate: lock.immediate,
         });
     }
@@ -240,8 +251,9 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         create: s.resource_create,
         lifespan_ms: i64::from(s.resource_idle_lifespan),
     };
-    Ok(Job::Lock(LockJob {
-        endpoint,
+    Ok(Job::Lock(Box::new(LockJob {
+        route,
+        multicast,
         msg,
         timeout_ms: i64::from(s.resource_timeout),
         daemon_lifespan_ms: i64::from(s.daemon_lifespan),
@@ -257,5 +269,5 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
             path: std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
             append: s.append_trace_file,
         }),
-    }))
+    })))
 }

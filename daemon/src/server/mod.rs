@@ -16,6 +16,7 @@ mod conn;
 mod timers;
 
 use crate::admin::{self, AdminHandle, DaemonInfo, Returned, ServerHandle};
+use crate::discovery::{self, Group, Listening};
 use crate::engine::{self, Effects};
 use crate::hub::Hub;
 use crate::journal::Journal;
@@ -63,6 +64,8 @@ pub struct Config {
     pub peerid: String,
     /// Set on every accepted TCP connection.
     pub tcp_keepalive: Keepalive,
+    /// The multicast group to answer discovery on (TCP endpoints only).
+    pub discovery: Option<Group>,
 }
 
 /// Why [`Server::run`] returned.
@@ -117,6 +120,9 @@ impl Server {
         let mut listener = Listener::bind(&config.endpoint)?;
         listener.set_keepalive(config.tcp_keepalive);
         listener.register_level_triggered(poll.registry(), LISTENER)?;
+        if let Some(group) = &config.discovery {
+            discovery::spawn(group, &listening(&config.endpoint, &listener)?)?;
+        }
         let (read_end, write_end) = std::os::unix::net::UnixStream::pair()?;
         read_end.set_nonblocking(true)?;
         write_end.set_nonblocking(true)?;
@@ -165,6 +171,11 @@ impl Server {
             hub,
             info,
         })
+    }
+
+    /// Where the daemon listens on TCP, its real port (asked for 0, the kernel chose one).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.tcp_addr()
     }
 
     /// Serves until idle past the lifespan, shut down, or signalled; removes a Unix socket.
@@ -380,6 +391,24 @@ impl Server {
             .flatten()
             .min()
     }
+}
+
+/// What discovery answers say about `listener`: the address as configured, unless it is
+/// every address (FLoM sends none then), and the real port.
+fn listening(endpoint: &Endpoint, listener: &Listener) -> io::Result<Listening> {
+    let (Endpoint::Tcp(address, _), Some(bound)) = (endpoint, listener.tcp_addr()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "multicast discovery needs a TCP endpoint (-a, or none with -A), not a Unix socket",
+        ));
+    };
+    // Without the scope of a link-local address (`-n`'s): FLoM sends the address alone,
+    // the client takes the scope from the answer's source.
+    let unscoped = address.split('%').next().unwrap_or_default();
+    Ok(Listening {
+        address: (!bound.ip().is_unspecified()).then(|| unscoped.to_owned()),
+        port: bound.port(),
+    })
 }
 
 /// A map keyed by the daemon's own counters (tokens, ids): no client chooses them, so the

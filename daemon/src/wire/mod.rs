@@ -35,6 +35,9 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Verbs and steps.
 pub const VERB_LOCK: u32 = 1;
 pub const VERB_UNLOCK: u32 = 2;
+/// Multicast discovery: a request (step 8) in a UDP datagram, answered (step 16) with
+/// where the daemon listens on TCP.
+pub const VERB_DISCOVER: u32 = 4;
 pub const VERB_MNGMNT: u32 = 5;
 pub const STEP_REQUEST: u32 = 8;
 pub const STEP_FIRST_ANSWER: u32 = 16;
@@ -120,6 +123,14 @@ pub struct AnswerMsg {
     pub element: Option<String>,
 }
 
+/// A discovery answer: where the daemon listens on TCP. No address means "the address
+/// the answer came from" (a daemon listening on every address says none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoverAnswer {
+    pub address: Option<String>,
+    pub port: u16,
+}
+
 /// What a message says, gathered in one pass over it without keeping the XML: numbers are
 /// parsed in place, the two texts (name, element) borrowed from the message when they can be.
 #[derive(Debug, Default, PartialEq)]
@@ -138,6 +149,9 @@ struct Fields<'a> {
     immediate: Option<bool>,
     rc: Option<i32>,
     element: Option<Cow<'a, str>>,
+    network: bool,
+    address: Option<Cow<'a, str>>,
+    port: Option<u16>,
 }
 
 /// What a message says: the fast path's reading if it has one, quick-xml's otherwise.
@@ -198,6 +212,39 @@ pub fn parse_client(bytes: &[u8]) -> Result<ClientMessage, WireError> {
     }
 }
 
+/// The level, verb and step of a message, its level checked.
+fn envelope(f: &Fields) -> Result<(u32, u32), WireError> {
+    let (level, verb, step) = f.envelope.ok_or_else(|| malformed("no <msg> element"))?;
+    if level != LEVEL {
+        return Err(WireError::Level(level));
+    }
+    Ok((verb, step))
+}
+
+/// Checks that a datagram is a discovery request (as the daemon's responder does).
+pub fn parse_discover_request(bytes: &[u8]) -> Result<(), WireError> {
+    match envelope(&fields(bytes)?)? {
+        (VERB_DISCOVER, STEP_REQUEST) => Ok(()),
+        (verb, step) => Err(WireError::UnexpectedVerb { verb, step }),
+    }
+}
+
+/// Parses a discovery answer (as a client does); an empty address is none.
+pub fn parse_discover_answer(bytes: &[u8]) -> Result<DiscoverAnswer, WireError> {
+    let f = fields(bytes)?;
+    match envelope(&f)? {
+        (VERB_DISCOVER, STEP_FIRST_ANSWER) => {}
+        (verb, step) => return Err(WireError::UnexpectedVerb { verb, step }),
+    }
+    match (f.network, f.port) {
+        (true, Some(port)) => Ok(DiscoverAnswer {
+            address: f.address.filter(|a| !a.is_empty()).map(Cow::into_owned),
+            port,
+        }),
+        _ => Err(malformed("discovery answer without <network port=...>")),
+    }
+}
+
 /// Parses one whole answer from the daemon (as a client does).
 pub fn parse_answer(bytes: &[u8]) -> Result<AnswerMsg, WireError> {
     let f = fields(bytes)?;
@@ -221,9 +268,60 @@ pub fn parse_answer(bytes: &[u8]) -> Result<AnswerMsg, WireError> {
 #[cfg(test)]
 mod tests {
     use super::fast::{decode_canonical, parse_flom};
-    use super::write::{format_lock, format_shutdown, format_unlock, write_answer};
+    use super::write::{
+        format_discover_answer, format_discover_request, format_lock, format_shutdown,
+        format_unlock, write_answer,
+    };
     use super::xml::parse_xml;
     use super::*;
+
+    // As flom_msg_serialize prints them (flom_client_discover_udp, flom_accept_discover_reply).
+    const DISCOVER: &str =
+        r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="4" step="8"></msg>"#;
+    const DISCOVERED: &str = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="4" step="16"><network address="" port="41234"/></msg>"#;
+
+    #[test]
+    fn discovery_messages_are_flom_s_bytes() {
+        assert_eq!(format_discover_request(), DISCOVER.as_bytes());
+        assert_eq!(parse_discover_request(DISCOVER.as_bytes()), Ok(()));
+        assert_eq!(format_discover_answer(None, 41234), DISCOVERED.as_bytes());
+        assert_eq!(
+            parse_discover_answer(DISCOVERED.as_bytes()),
+            Ok(DiscoverAnswer {
+                address: None,
+                port: 41234
+            })
+        );
+        let named = format_discover_answer(Some("10.0.0.7"), 28015);
+        assert_eq!(
+            parse_discover_answer(&named),
+            Ok(DiscoverAnswer {
+                address: Some("10.0.0.7".into()),
+                port: 28015
+            })
+        );
+    }
+
+    #[test]
+    fn discovery_refuses_other_messages() {
+        assert_eq!(
+            parse_discover_request(LOCK.as_bytes()),
+            Err(WireError::UnexpectedVerb { verb: 1, step: 8 })
+        );
+        assert_eq!(
+            parse_discover_request(br#"<msg level="2" verb="4" step="8"></msg>"#),
+            Err(WireError::Level(2))
+        );
+        assert!(parse_discover_answer(DISCOVER.as_bytes()).is_err());
+        assert!(parse_discover_answer(
+            br#"<msg level="3" verb="4" step="16"><network address=""/></msg>"#
+        )
+        .is_err());
+        assert!(parse_discover_answer(
+            br#"<msg level="3" verb="4" step="16"><network port="70000"/></msg>"#
+        )
+        .is_err());
+    }
 
     const LOCK: &str = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="8"><session peerid="3d1219c7c4c5404aaa1f6d2a48adfda4"/><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#;
 

@@ -1,11 +1,12 @@
 //! Printing messages byte for byte as flom's client and daemon send them: the daemon's
-//! answers and the client's lock, unlock and shutdown requests.
+//! answers and the client's lock, unlock and shutdown requests, and both sides of
+//! multicast discovery.
 //!
 //! Appends to or returns a buffer; writes to no socket.
 
 use super::{
-    LockMsg, Rc, LEVEL, STEP_FIRST_ANSWER, STEP_REQUEST, VERB_LOCK, VERB_MNGMNT, VERB_UNLOCK,
-    XML_DECL,
+    LockMsg, Rc, LEVEL, STEP_FIRST_ANSWER, STEP_REQUEST, VERB_DISCOVER, VERB_LOCK, VERB_MNGMNT,
+    VERB_UNLOCK, XML_DECL,
 };
 use base64::Engine as _;
 
@@ -123,6 +124,28 @@ pub fn format_shutdown(peerid: &str, immediate: bool) -> Vec<u8> {
     push_session(&mut out, peerid);
     out.extend_from_slice(b"<shutdown");
     push_int_attribute(&mut out, "immediate", immediate.into());
+    out.extend_from_slice(b"/></msg>");
+    out
+}
+
+/// A discovery request, byte for byte as the flom client multicasts it (an empty body).
+pub fn format_discover_request() -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    push_envelope(&mut out, VERB_DISCOVER, STEP_REQUEST);
+    out.extend_from_slice(b"</msg>");
+    out
+}
+
+/// A discovery answer, byte for byte as flom's daemon sends it: `address` empty when the
+/// daemon listens on every address (the client then connects to where the answer came
+/// from).
+pub fn format_discover_answer(address: Option<&str>, port: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    push_envelope(&mut out, VERB_DISCOVER, STEP_FIRST_ANSWER);
+    out.extend_from_slice(b"<network address=\"");
+    push_escaped(&mut out, address.unwrap_or_default());
+    out.push(b'"');
+    push_int_attribute(&mut out, "port", port.into());
     out.extend_from_slice(b"/></msg>");
     out
 }

@@ -93,6 +93,17 @@ pub(super) fn parse_xml(bytes: &[u8]) -> Result<Fields<'static>, WireError> {
                         Ok(())
                     })?;
                 }
+                b"network" => {
+                    f.network = true;
+                    each_attr(&e, |k, v| {
+                        match k {
+                            b"address" => f.address = Some(Cow::Owned(v.to_owned())),
+                            b"port" => f.port = Some(number(k, v)?),
+                            _ => {}
+                        }
+                        Ok(())
+                    })?;
+                }
                 // <session> (whose peer id nobody needs) and anything unknown.
                 _ => each_attr(&e, |_, _| Ok(()))?,
             },
