@@ -13,6 +13,8 @@ command -v bpftool >/dev/null 2>&1 || need_apt+=(bpftool)
 command -v bpftrace >/dev/null 2>&1 || need_apt+=(bpftrace)
 dpkg -s pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# `ip` makes the discovery tests' network namespaces.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
