@@ -18,9 +18,9 @@ use latch_tests::bins::{latch_bin, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::daemon::{Daemon, DaemonOptions, Endpoint};
 use latch_tests::procs::{become_subreaper, children_of, end_pid, reap, running, signal};
+use latch_tests::spawned::SpawnedDaemons;
 use latch_tests::timeouts::{CHANGE, CLIENT, POLL};
 use nix::sys::signal::Signal;
-use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -211,103 +211,6 @@ fn client_for(socket: &Path) -> TestCommand {
     let mut cmd = TestCommand::new(latch_bin(Profile::Debug));
     cmd.arg("-s").arg(socket);
     cmd
-}
-
-// ---------------------------------------------------------------------------------------
-// Processes not started by us directly: auto-started daemons and orphans
-
-/// The daemons auto-started for one socket: found by /proc (our latch executable, argv with
-/// `daemon --spawned` and the socket path), remembered, and ended by pid on drop.
-struct SpawnedDaemons {
-    exe: PathBuf,
-    socket: PathBuf,
-    seen: BTreeSet<i32>,
-}
-
-impl SpawnedDaemons {
-    fn new(socket: &Path) -> SpawnedDaemons {
-        become_subreaper();
-        let exe = latch_bin(Profile::Debug)
-            .canonicalize()
-            .expect("the latch binary exists");
-        SpawnedDaemons {
-            exe,
-            socket: socket.to_owned(),
-            seen: BTreeSet::new(),
-        }
-    }
-
-    /// The running ones now.
-    fn running(&mut self) -> Vec<i32> {
-        let mut found = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return found;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if !running(pid) {
-                continue;
-            }
-            let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
-                continue;
-            };
-            let exe = exe.to_string_lossy();
-            let ours = self.exe.to_string_lossy();
-            if exe != ours && exe != format!("{ours} (deleted)") {
-                continue;
-            }
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let has = |a: &[u8]| args.contains(&a);
-            if has(b"daemon")
-                && has(b"--spawned")
-                && has(self.socket.as_os_str().as_encoded_bytes())
-            {
-                found.push(pid);
-            }
-        }
-        self.seen.extend(&found);
-        found
-    }
-
-    /// Waits (bounded) until exactly one runs, and returns it.
-    #[track_caller]
-    fn the_one(&mut self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let now = self.running();
-            if now.len() == 1 {
-                return now[0];
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected exactly one auto-started daemon for {}, found {now:?}",
-                self.socket.display()
-            );
-            thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for SpawnedDaemons {
-    fn drop(&mut self) {
-        // Only what still is one of our daemons gets a signal (a pid seen earlier may have
-        // exited, and in theory been reused); the exited ones are reaped.
-        for pid in self.running() {
-            end_pid(pid);
-        }
-        for &pid in &self.seen {
-            reap(pid);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
