@@ -329,6 +329,7 @@ fn every_key(user: &User) -> (String, Vec<String>) {
          [Resource]\nName=every\nTimeout=250\nQuantity=3\nLockMode=PR\nCreate=no\n\
          IdleLifespan=1234\n\
          [Daemon]\nLifespan=-1\nUnicastAddress=127.0.0.1\nUnicastPort=4242\n\
+         MountPointVFS=/mnt/flom\n\
          [Monitor]\nIgnoredSignals=SIGTERM;2\n\
          [Network]\nTcpKeepaliveTime=11\nTcpKeepaliveIntvl=5\nTcpKeepaliveProbes=2\n"
     );
@@ -347,6 +348,7 @@ fn every_key(user: &User) -> (String, Vec<String>) {
             ("[Daemon]/Lifespan", "-1"),
             ("[Daemon]/UnicastAddress", "'127.0.0.1'"),
             ("[Daemon]/UnicastPort", "4242"),
+            ("[Daemon]/MountPointVFS", "'/mnt/flom'"),
             ("[Monitor]/IgnoredSignals", "'SIGINT;SIGTERM'"),
             ("[Network]/TcpKeepaliveTime", "11"),
             ("[Network]/TcpKeepaliveIntvl", "5"),

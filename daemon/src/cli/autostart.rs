@@ -28,6 +28,8 @@ pub struct Start {
     pub keepalive: Keepalive,
     /// Where it writes its log (`-t`), if anywhere.
     pub trace: Option<Trace>,
+    /// Where it serves FLoM's VFS (`-m`), if anywhere.
+    pub vfs: Option<PathBuf>,
 }
 
 /// Connects to `endpoint`; if nobody listens and the lifespan is not 0, starts a daemon
@@ -80,6 +82,9 @@ fn start_daemon(endpoint: &Endpoint, start: &Start) -> io::Result<()> {
         if trace.append {
             cmd.arg("--append-trace-file");
         }
+    }
+    if let Some(dir) = &start.vfs {
+        cmd.arg("--mount-point-vfs").arg(dir);
     }
     match endpoint {
         Endpoint::Unix(p) => cmd.arg("-s").arg(p),

@@ -285,7 +285,6 @@ impl Settings {
             self.multicast_port = v;
         }
         if let Some(v) = reader.string("Daemon", "MountPointVFS")? {
-            self.not_yet(path, "Daemon", "MountPointVFS");
             self.mount_point_vfs = Some(v.value);
         }
         if let Some(v) = reader
@@ -540,7 +539,7 @@ mod tests {
             (1, -1, 3, 4)
         );
         assert!(s.tls_check_peer_id);
-        assert_eq!(s.not_implemented.len(), 11);
+        assert_eq!(s.not_implemented.len(), 10);
         assert_eq!(
             s.not_implemented[0],
             "[Daemon] MulticastAddress (in /f.conf)"

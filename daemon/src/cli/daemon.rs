@@ -10,6 +10,7 @@ use super::autostart;
 use super::exit;
 use super::session::machine_id;
 use super::trace;
+use super::vfs::{self, Vfs};
 use latch::net::{raise_fd_limit, Endpoint, Keepalive};
 use latch::server::{Config, Server};
 use latch::table::VERSION;
@@ -26,6 +27,13 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
                 );
                 return exit::ERROR;
             }
+        }
+    }
+    // Before anything is bound or started: a daemon that cannot serve -m does not start.
+    if args.mount_point_vfs.is_some() {
+        if let Err(e) = vfs::find_probe() {
+            eprintln!("latch daemon: {e}");
+            return exit::ERROR;
         }
     }
     // A client-started daemon detaches first, while it has no threads, and gives way if
@@ -65,6 +73,18 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             return exit::ERROR;
         }
     };
+    // After the bind, so that a daemon that cannot listen leaves no probe behind.
+    let vfs = match &args.mount_point_vfs {
+        Some(dir) => match Vfs::start(dir) {
+            Ok(vfs) => Some(vfs),
+            Err(e) => {
+                eprintln!("latch daemon: {e}");
+                tracing::error!("{e}");
+                return exit::ERROR;
+            }
+        },
+        None => None,
+    };
     if args.spawned {
         autostart::report_ready();
     }
@@ -72,7 +92,12 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
         "latch {VERSION} listening on {endpoint}, pid {}",
         std::process::id()
     );
-    match server.run() {
+    let ran = server.run();
+    // The tree goes before the daemon does, however the daemon ends.
+    if let Some(vfs) = vfs {
+        vfs.stop();
+    }
+    match ran {
         Ok(why) => {
             tracing::info!("exiting: {why:?}");
             0

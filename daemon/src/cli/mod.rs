@@ -21,3 +21,4 @@ pub mod session;
 pub mod signals;
 pub mod stream;
 pub mod trace;
+pub mod vfs;

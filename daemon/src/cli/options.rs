@@ -12,6 +12,7 @@ use super::client::{Job, LockJob, Trace};
 use super::config::{self, parse_bool, parse_mode, Settings};
 use super::exit;
 use super::signals;
+use super::vfs;
 use latch::net::Keepalive;
 use latch::wire::LockMsg;
 use latch_probe_common::resource;
@@ -100,6 +101,9 @@ pub fn settings(
     if let Some(p) = endpoint.port {
         s.unicast_port = p;
     }
+    if let Some(dir) = &flom.mount_point_vfs {
+        s.mount_point_vfs = Some(dir.clone());
+    }
     lay_not_implemented(&mut s, flom);
     if let Some(v) = flom.tcp_keepalive_time {
         s.tcp_keepalive_time = v;
@@ -128,7 +132,6 @@ fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
     let mut given = |option: &str| s.not_implemented.push(option.to_owned());
     let strings = [
         ("-A/--multicast-address", &flom.multicast_address),
-        ("-m/--mount-point-vfs", &flom.mount_point_vfs),
         ("-n/--network-interface", &flom.network_interface),
         ("--tls-certificate", &flom.tls_certificate),
         ("--tls-private-key", &flom.tls_private_key),
@@ -154,9 +157,6 @@ fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
     }
     if let Some(v) = &flom.multicast_address {
         s.multicast_address = Some(v.clone());
-    }
-    if let Some(v) = &flom.mount_point_vfs {
-        s.mount_point_vfs = Some(v.clone());
     }
     if let Some(v) = &flom.network_interface {
         s.network_interface = Some(v.clone());
@@ -230,6 +230,14 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         return Err(exit::ERROR);
     };
     let resource_type = spec.resource_type();
+    // Checked here, where it can be said: the daemon this client may start has no stderr.
+    let vfs = s.mount_point_vfs.as_deref().map(absolute);
+    if vfs.is_some() {
+        if let Err(e) = vfs::find_probe() {
+            eprintln!("latch: {e}");
+            return Err(exit::ERROR);
+        }
+    }
     let msg = LockMsg {
         name: s.resource_name.clone(),
         mode: resource_type.has_mode().then_some(s.lock_mode.wire()),
@@ -254,8 +262,14 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         },
         // Absolute, as flom asks: the daemon changes directory to / before opening it.
         daemon_trace: s.daemon_trace_file.as_ref().map(|path| Trace {
-            path: std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
+            path: absolute(path),
             append: s.append_trace_file,
         }),
+        vfs,
     }))
+}
+
+/// Absolute, as flom asks of its paths: a client-started daemon changes directory to /.
+fn absolute(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
 }
