@@ -972,3 +972,141 @@ fn each_bad_configuration_names_its_file_line_and_key_and_exits_99() {
         stderr(&out)
     );
 }
+
+/// cmdopt.at.in, one AT_SETUP per option ("Resource name: -r, --resource-name" …): each option
+/// latch implements, in its short and its long `--name=value` form, shows in `-V`'s print-out;
+/// "Help: -h, --help" and "Invalid option: -Z, --ZZZ-ZZZ" exit 0 and 99.
+#[test]
+fn each_option_in_its_short_and_long_form_shows_in_dash_capital_v_as_cmdopt() {
+    let user = User::new();
+    let trace = user.text("c.trace");
+    // (short form, long form, the -V line it makes)
+    let options: [(&[&str], String, String); 17] = [
+        (
+            &["-t", "/tmp/d.trc"],
+            "--daemon-trace-file=/tmp/d.trc".into(),
+            "[Trace]/DaemonTraceFile='/tmp/d.trc'".into(),
+        ),
+        (
+            &["-T", &trace],
+            format!("--command-trace-file={trace}"),
+            format!("[Trace]/CommandTraceFile='{trace}'"),
+        ),
+        (
+            &["--append-trace-file", "yes"],
+            "--append-trace-file=yes".into(),
+            "[Trace]/AppendTraceFile=1".into(),
+        ),
+        (
+            &["-r", "MYRES"],
+            "--resource-name=MYRES".into(),
+            "[Resource]/Name='MYRES'".into(),
+        ),
+        (
+            &["-o", "100"],
+            "--resource-timeout=100".into(),
+            "[Resource]/Timeout=100".into(),
+        ),
+        (
+            &["-o", "-100"],
+            "--resource-timeout=-100".into(),
+            "[Resource]/Timeout=-100".into(),
+        ),
+        (
+            &["-q", "22"],
+            "--resource-quantity=22".into(),
+            "[Resource]/Quantity=22".into(),
+        ),
+        (
+            &["-e", "n"],
+            "--resource-create=no".into(),
+            "[Resource]/Create=0".into(),
+        ),
+        (
+            &["-i", "123"],
+            "--resource-idle-lifespan=123".into(),
+            "[Resource]/IdleLifespan=123".into(),
+        ),
+        (
+            &["-l", "PR"],
+            "--lock-mode=ProtectedRead".into(),
+            "[Resource]/LockMode=3".into(),
+        ),
+        (
+            &["-s", "/tmp/foo"],
+            "--socket-name=/tmp/foo".into(),
+            "[Daemon]/SocketName='/tmp/foo'".into(),
+        ),
+        (
+            &["-d", "231"],
+            "--daemon-lifespan=231".into(),
+            "[Daemon]/Lifespan=231".into(),
+        ),
+        (
+            &["-a", "localhost"],
+            "--unicast-address=localhost".into(),
+            "[Daemon]/UnicastAddress='localhost'".into(),
+        ),
+        (
+            &["-p", "27750"],
+            "--unicast-port=27750".into(),
+            "[Daemon]/UnicastPort=27750".into(),
+        ),
+        (
+            &["-m", "/tmp/flom-test-vfs"],
+            "--mount-point-vfs=/tmp/flom-test-vfs".into(),
+            "[Daemon]/MountPointVFS='/tmp/flom-test-vfs'".into(),
+        ),
+        (
+            &["--ignore-signal", "SIGQUIT"],
+            "--ignore-signal=SIGQUIT".into(),
+            "[Monitor]/IgnoredSignals='SIGQUIT'".into(),
+        ),
+        (
+            &["--tcp-keepalive-time", "12345"],
+            "--tcp-keepalive-time=12345".into(),
+            "[Network]/TcpKeepaliveTime=12345".into(),
+        ),
+    ];
+    for (short, long, line) in &options {
+        for form in [
+            short.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            vec![long.clone()],
+        ] {
+            let printed = printed_without_command(user.latch().arg("-V").args(&form));
+            assert!(printed.contains(line), "{form:?}: {line} in {printed:?}");
+        }
+    }
+    for (option, line) in [
+        (
+            "--tcp-keepalive-intvl=12345",
+            "[Network]/TcpKeepaliveIntvl=12345",
+        ),
+        (
+            "--tcp-keepalive-probes=12345",
+            "[Network]/TcpKeepaliveProbes=12345",
+        ),
+    ] {
+        let printed = printed_without_command(user.latch().args(["--verbose", option]));
+        assert!(printed.contains(&line.to_owned()), "{option}: {printed:?}");
+    }
+    let printed = printed_without_command(user.latch().args([
+        "-V",
+        "--ignore-signal=SIGQUIT",
+        "--ignore-signal=SIGTERM",
+    ]));
+    assert!(
+        printed.contains(&"[Monitor]/IgnoredSignals='SIGQUIT;SIGTERM'".to_owned()),
+        "{printed:?}"
+    );
+    for help in ["-h", "--help"] {
+        let out = user.latch().arg(help).expect_success();
+        assert!(out.contains("--resource-name"), "{help}: {out}");
+    }
+    for bad in [
+        &["-z", "FOO", "--", "ls"][..],
+        &["--ZZZ-ZZZ=BAR", "--", "ls"],
+    ] {
+        user.latch().args(bad).expect_exit(EXIT_ERROR);
+    }
+}
