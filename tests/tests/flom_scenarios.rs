@@ -21,6 +21,7 @@ use latch_tests::procs::{become_subreaper, children_of, end_pid, reap, running, 
 use latch_tests::spawned::SpawnedDaemons;
 use latch_tests::timeouts::{CHANGE, CLIENT, POLL};
 use nix::sys::signal::Signal;
+use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -1433,6 +1434,48 @@ fn compatible_modes_along_one_hierarchical_path_as_use_case_14() {
         );
         for holder in holders {
             check(&holder.release(0), 0, "", "", case);
+        }
+    }
+}
+
+/// usecase-tms.at.in, "Use case 19 (5/10)" to "(10/10)": five clients at once on a timestamp
+/// resource of four slots, each holding a while, over the Unix socket and over TCP: every one
+/// is given a timestamp of its own, for a grain of a tenth, a hundredth and a thousandth of a
+/// second.
+#[test]
+fn concurrent_timestamps_are_unique_as_use_case_19() {
+    let unix = Daemon::start(Profile::Debug);
+    let tcp = DaemonOptions::new(Profile::Debug)
+        .endpoint(Endpoint::TcpLoopback)
+        .start();
+    for (daemon, transport) in [(&unix, "Unix socket"), (&tcp, "TCP")] {
+        for grain in ["#f", "#ff", "#fff"] {
+            let name = format!("_t_tmstmp%S{grain}[4]");
+            let clients: Vec<JoinHandle<Output>> = (0..5)
+                .map(|_| {
+                    // The granted timestamp is the script's $0.
+                    let mut cmd = lock_cmd(
+                        daemon.client(),
+                        &name,
+                        &["-i", "1000"],
+                        &["sh", "-c", r#"echo "$0"; sleep 0.3"#],
+                    );
+                    thread::spawn(move || cmd.output())
+                })
+                .collect();
+            let stamps: BTreeSet<String> = clients
+                .into_iter()
+                .map(|c| {
+                    let out = c.join().expect("client thread");
+                    check(&out, 0, &stdout_of(&out), "", &name);
+                    stdout_of(&out).trim_end().to_owned()
+                })
+                .collect();
+            assert_eq!(stamps.len(), 5, "{transport}, {name}: {stamps:?}");
+            assert!(
+                stamps.iter().all(|s| s.starts_with("tmstmp")),
+                "{transport}, {name}: {stamps:?}"
+            );
         }
     }
 }
