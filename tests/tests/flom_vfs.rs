@@ -264,7 +264,7 @@ fn a_client_started_daemon_given_the_key_serves_the_tree_until_dash_capital_x() 
 }
 
 #[test]
-fn without_latch_probe_dash_m_is_refused_saying_what_to_install() {
+fn without_latch_probe_or_its_directory_dash_m_is_refused_saying_what_to_do() {
     let work = tempfile::tempdir().expect("temporary directory");
     // A latch with no latch-probe beside it, and none on PATH.
     let alone = work.path().join("bin");
@@ -304,6 +304,26 @@ fn without_latch_probe_dash_m_is_refused_saying_what_to_install() {
     );
     assert!(!mounted_at(&dir), "nothing mounted");
     assert!(!socket.exists(), "the daemon refused before it listened");
+
+    // With latch-probe at hand, a mount point that is no directory is refused the same way.
+    let missing = work.path().join("no-such-dir");
+    for daemon in [false, true] {
+        let mut cmd = TestCommand::new(latch_bin(Profile::Debug));
+        if daemon {
+            cmd.args(["daemon", "-d", "1000"]);
+        }
+        cmd.arg("-m").arg(&missing).arg("-s").arg(&socket);
+        if !daemon {
+            cmd.args(["-r", "x", "--", "true"]);
+        }
+        let out = cmd.expect_exit(EXIT_ERROR);
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            message.contains("not a directory"),
+            "daemon {daemon}: {message}"
+        );
+        assert!(!socket.exists(), "daemon {daemon}: nothing started");
+    }
 }
 
 fn mounted_at(dir: &Path) -> bool {

@@ -30,8 +30,8 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
         }
     }
     // Before anything is bound or started: a daemon that cannot serve -m does not start.
-    if args.mount_point_vfs.is_some() {
-        if let Err(e) = vfs::find_probe() {
+    if let Some(dir) = &args.mount_point_vfs {
+        if let Err(e) = vfs::check(dir) {
             eprintln!("latch daemon: {e}");
             return exit::ERROR;
         }

@@ -232,8 +232,8 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
     let resource_type = spec.resource_type();
     // Checked here, where it can be said: the daemon this client may start has no stderr.
     let vfs = s.mount_point_vfs.as_deref().map(absolute);
-    if vfs.is_some() {
-        if let Err(e) = vfs::find_probe() {
+    if let Some(dir) = &vfs {
+        if let Err(e) = vfs::check(dir) {
             eprintln!("latch: {e}");
             return Err(exit::ERROR);
         }

@@ -21,12 +21,24 @@ const STOP_PATIENCE: Duration = Duration::from_secs(10);
 pub enum VfsError {
     #[error("-m needs {PROBE}, found neither next to {} nor on PATH; install it beside latch (cargo build -p latch-probe, or the latch-probe package) or leave out -m", exe.display())]
     NoProbe { exe: PathBuf },
+    #[error("-m {}: not a directory; create it, or give an existing one", dir.display())]
+    NotADirectory { dir: PathBuf },
     #[error("cannot start {} for -m {}: {source}", probe.display(), dir.display())]
     Start {
         probe: PathBuf,
         dir: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// Whether `-m dir` can be served: a directory, and a probe to serve it (see [`find_probe`]).
+pub fn check(dir: &Path) -> Result<(), VfsError> {
+    if !dir.is_dir() {
+        return Err(VfsError::NotADirectory {
+            dir: dir.to_owned(),
+        });
+    }
+    find_probe().map(drop)
 }
 
 /// `latch-probe` next to the running `latch`, else the first on PATH.
