@@ -19,6 +19,8 @@ pub mod probe;
 pub mod procs;
 pub mod randomized;
 pub mod rng;
+pub mod sockets;
+pub mod spawned;
 pub mod state;
 pub mod timeouts;
 pub mod wait;

@@ -18,6 +18,7 @@ use latch_tests::bins::{latch_bin, Profile};
 use latch_tests::command::TestCommand;
 use latch_tests::daemon::{Daemon, DaemonOptions, Endpoint};
 use latch_tests::procs::{become_subreaper, children_of, end_pid, reap, running, signal};
+use latch_tests::spawned::SpawnedDaemons;
 use latch_tests::timeouts::{CHANGE, CLIENT, POLL};
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
@@ -211,103 +212,6 @@ fn client_for(socket: &Path) -> TestCommand {
     let mut cmd = TestCommand::new(latch_bin(Profile::Debug));
     cmd.arg("-s").arg(socket);
     cmd
-}
-
-// ---------------------------------------------------------------------------------------
-// Processes not started by us directly: auto-started daemons and orphans
-
-/// The daemons auto-started for one socket: found by /proc (our latch executable, argv with
-/// `daemon --spawned` and the socket path), remembered, and ended by pid on drop.
-struct SpawnedDaemons {
-    exe: PathBuf,
-    socket: PathBuf,
-    seen: BTreeSet<i32>,
-}
-
-impl SpawnedDaemons {
-    fn new(socket: &Path) -> SpawnedDaemons {
-        become_subreaper();
-        let exe = latch_bin(Profile::Debug)
-            .canonicalize()
-            .expect("the latch binary exists");
-        SpawnedDaemons {
-            exe,
-            socket: socket.to_owned(),
-            seen: BTreeSet::new(),
-        }
-    }
-
-    /// The running ones now.
-    fn running(&mut self) -> Vec<i32> {
-        let mut found = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return found;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if !running(pid) {
-                continue;
-            }
-            let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
-                continue;
-            };
-            let exe = exe.to_string_lossy();
-            let ours = self.exe.to_string_lossy();
-            if exe != ours && exe != format!("{ours} (deleted)") {
-                continue;
-            }
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let has = |a: &[u8]| args.contains(&a);
-            if has(b"daemon")
-                && has(b"--spawned")
-                && has(self.socket.as_os_str().as_encoded_bytes())
-            {
-                found.push(pid);
-            }
-        }
-        self.seen.extend(&found);
-        found
-    }
-
-    /// Waits (bounded) until exactly one runs, and returns it.
-    #[track_caller]
-    fn the_one(&mut self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let now = self.running();
-            if now.len() == 1 {
-                return now[0];
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected exactly one auto-started daemon for {}, found {now:?}",
-                self.socket.display()
-            );
-            thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for SpawnedDaemons {
-    fn drop(&mut self) {
-        // Only what still is one of our daemons gets a signal (a pid seen earlier may have
-        // exited, and in theory been reused); the exited ones are reaped.
-        for pid in self.running() {
-            end_pid(pid);
-        }
-        for &pid in &self.seen {
-            reap(pid);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1285,4 +1189,293 @@ fn negative_numbers_as_flom_takes_them() {
         pid,
         "the second client used the same daemon"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// FLoM's own test groups (tests/*.at in FLoM's repository) not covered above; each test
+// names the .at file and its AT_SETUP. docs/flom-tests.md maps every group to our tests.
+
+/// The VMS DLM compatibility of FLoM's lock modes: `COMPATIBLE[held][asked]`, in wire order
+/// NL CR CW PR PW EX.
+const COMPATIBLE: [[bool; 6]; 6] = [
+    [true, true, true, true, true, true],
+    [true, true, true, true, true, false],
+    [true, true, true, false, false, false],
+    [true, true, false, true, false, false],
+    [true, true, false, false, false, false],
+    [true, false, false, false, false, false],
+];
+const MODES: [&str; 6] = ["NL", "CR", "CW", "PR", "PW", "EX"];
+
+/// usecase.at.in, "Use case 5 (3/9/CW-PR)" to "Use case 5 (9/9)": every cell of the mode
+/// matrix, a holder in one mode and a client asking another with `-o 0`: granted at once, or
+/// refused busy (98) with FLoM's message.
+#[test]
+fn every_cell_of_the_lock_mode_matrix_as_use_case_5() {
+    let daemon = Daemon::start(Profile::Debug);
+    let dir = tempdir();
+    for (h, held) in MODES.iter().enumerate() {
+        let holder = Holder::start(daemon.client(), "uc5", &["-l", held], dir.path(), held);
+        for (a, asked) in MODES.iter().enumerate() {
+            let what = format!("{held} held, {asked} asked with -o 0");
+            let out =
+                lock_cmd(daemon.client(), "uc5", &["-l", asked, "-o", "0"], &["true"]).output();
+            if COMPATIBLE[h][a] {
+                check(&out, 0, "", "", &what);
+            } else {
+                check(&out, 98, "", BUSY, &what);
+            }
+        }
+        check(&holder.release(0), 0, "", "", held);
+    }
+}
+
+/// usecase.at.in, "Use case 5 (1/9)": PR held, PW waiting; a second PR is granted at once,
+/// ahead of the waiting PW, which gets the lock only when both readers are gone.
+#[test]
+fn a_compatible_newcomer_is_granted_ahead_of_an_incompatible_waiter_as_use_case_5() {
+    let daemon = Daemon::start(Profile::Debug);
+    let dir = tempdir();
+    let first = Holder::start(daemon.client(), "uc5a", &["-l", "PR"], dir.path(), "pr1");
+    let writer = Holder::spawn(daemon.client(), "uc5a", &["-l", "PW"], dir.path(), "pw");
+    daemon.wait_state("the PW waits", |s| {
+        s.lockers
+            .iter()
+            .any(|l| l.resource_name == "uc5a" && l.waitings.len() == 1)
+    });
+    let second = Holder::start(daemon.client(), "uc5a", &["-l", "PR"], dir.path(), "pr2");
+    writer.assert_waiting();
+    check(&second.release(0), 0, "", "", "the second reader");
+    writer.assert_waiting();
+    check(&first.release(0), 0, "", "", "the first reader");
+    writer.wait_started(CHANGE);
+    check(&writer.release(0), 0, "", "", "the writer");
+}
+
+/// usecase-lt.at.in, "Use case 17 (1/2)" and "(2/2)": a resource created with an idle
+/// lifespan (`-e y -i 2000`) outlives its client, so that one that may not create it
+/// (`-e n`) gets it, also by a path under it (hierarchical); one never created is waited
+/// for until the timeout (98).
+#[test]
+fn a_long_term_resource_is_found_by_clients_that_may_not_create_it_as_use_case_17() {
+    let daemon = Daemon::start(Profile::Debug);
+    let run =
+        |name: &str, extra: &[&str]| lock_cmd(daemon.client(), name, extra, &["true"]).output();
+    check(
+        &run("/foo", &["-e", "y", "-i", "2000"]),
+        0,
+        "",
+        "",
+        "-e y -r /foo -i 2000",
+    );
+    check(
+        &run("/bar", &["-e", "n", "-o", "100"]),
+        98,
+        "",
+        &timeout_message(100),
+        "-e n -r /bar -o 100, never created",
+    );
+    check(
+        &run("/foo", &["-e", "n", "-o", "500"]),
+        0,
+        "",
+        "",
+        "-e n -r /foo -o 500",
+    );
+    check(
+        &run("/bar", &["-e", "y", "-i", "2000"]),
+        0,
+        "",
+        "",
+        "-e y -r /bar -i 2000",
+    );
+    check(
+        &run("/bar/foo", &["-e", "n", "-o", "500"]),
+        0,
+        "",
+        "",
+        "-e n -r /bar/foo",
+    );
+    check(
+        &run("/bar/foo/goofy", &["-e", "n", "-o", "500"]),
+        0,
+        "",
+        "",
+        "-e n -r /bar/foo/goofy",
+    );
+}
+
+/// usecase-tms.at.in, "Valid formats" and "Invalid formats (slow formats)": a timestamp
+/// resource's format must change at least hourly; one that does not is refused (99) until a
+/// fraction of a second (`#f`) is added.
+#[test]
+fn timestamp_formats_are_accepted_or_refused_as_flom_s_test_suite() {
+    let daemon = Daemon::start(Profile::Debug);
+    for format in [
+        "a%S", "a%M", "a%H", "a%S#f", "a%M#ff", "a%H#fff", "a%c", "a%r", "a%s", "a%T", "a%X",
+        "a%R", "a%I",
+    ] {
+        let name = format!("_t_{format}[1]");
+        let out = lock_cmd(daemon.client(), &name, &[], &["true"]).output();
+        check(&out, 0, "", "", &name);
+    }
+    const SLOW: &str = "%a%A%b%B%d%D%e%E%F%G%g%h%j%m%p%P%u%U%V%w%W%x%y%Y%z%Z";
+    let name = format!("_t_invalid{SLOW}[1]");
+    let out = lock_cmd(daemon.client(), &name, &[], &["true"]).output();
+    assert_eq!(out.status.code(), Some(99), "{name}: {out:?}");
+    let name = format!("_t_invalid#f{SLOW}[1]");
+    let out = lock_cmd(daemon.client(), &name, &[], &["true"]).output();
+    check(&out, 0, "", "", &name);
+}
+
+/// usecase-num.at.in, "Use case 11 (2/2)": flom inside flom. A writer holds the default
+/// resource in PW; two readers take it in CR (compatible with PW) and, inside it, each a slot
+/// of `bar[2]`; a third reader's inner `-o 0` finds `bar[2]` full: busy (98), and the outer
+/// client exits with its command's status.
+#[test]
+fn nested_clients_hold_two_resources_as_use_case_11() {
+    let daemon = Daemon::start(Profile::Debug);
+    let dir = tempdir();
+    let latch = latch_bin(Profile::Debug);
+    // `latch -s S <outer...> -- latch -s S`, completed by the holder's `-r NAME -- command`.
+    let nested = |outer: &[&str]| {
+        let mut cmd = daemon.client();
+        cmd.args(outer)
+            .arg("--")
+            .arg(&latch)
+            .arg("-s")
+            .arg(daemon.socket());
+        cmd
+    };
+    let writer = Holder::start(nested(&["-l", "PW"]), "w", &[], dir.path(), "writer");
+    let first = Holder::start(nested(&["-l", "CR"]), "bar[2]", &[], dir.path(), "r1");
+    let second = Holder::start(nested(&["-l", "CR"]), "bar[2]", &[], dir.path(), "r2");
+    let state = daemon.state();
+    let holders = |name: &str| {
+        state
+            .lockers
+            .iter()
+            .find(|l| l.resource_name == name)
+            .map_or(0, |l| l.holders.len())
+    };
+    assert_eq!(
+        (holders("_RESOURCE"), holders("bar[2]"), holders("w")),
+        (3, 2, 1),
+        "{state:?}"
+    );
+    let out = lock_cmd(nested(&["-l", "CR"]), "bar[2]", &["-o", "0"], &["true"]).output();
+    check(&out, 98, "", BUSY, "the third reader's inner lock");
+    for (holder, what) in [(first, "r1"), (second, "r2"), (writer, "writer")] {
+        check(&holder.release(0), 0, "", "", what);
+    }
+}
+
+/// usecase.at.in, "Use case 6 (1/2)" and "(2/2)": `-s` names the daemon; two sockets are two
+/// daemons, whose resources of the same name do not conflict.
+#[test]
+fn two_sockets_are_two_daemons_as_use_case_6() {
+    let foo = Daemon::start(Profile::Debug);
+    let bar = Daemon::start(Profile::Debug);
+    let dir = tempdir();
+    let holder = Holder::start(bar.client(), "R", &[], dir.path(), "bar");
+    let out = lock_cmd(foo.client(), "R", &["-o", "0"], &["true"]).output();
+    check(&out, 0, "", "", "R on the other daemon");
+    let on_foo = Holder::start(foo.client(), "R", &[], dir.path(), "foo");
+    let out = lock_cmd(foo.client(), "R", &["-o", "0"], &["true"]).output();
+    check(&out, 98, "", BUSY, "R on the same daemon");
+    check(&on_foo.release(0), 0, "", "", "foo's holder");
+    check(&holder.release(0), 0, "", "", "bar's holder");
+}
+
+/// usecase-hier.at, "Use case 14 (4/6)" and "(5/6)": along one path, compatible modes are
+/// granted together: CR /apple with PW /apple/pear/banana and CR /apple/pear; CR
+/// /apple/pear/banana with CR /apple/pear and PR /apple. An exclusive /apple waits for all.
+#[test]
+fn compatible_modes_along_one_hierarchical_path_as_use_case_14() {
+    let daemon = Daemon::start(Profile::Debug);
+    let dir = tempdir();
+    for (case, held) in [
+        (
+            "4/6",
+            [
+                ("/apple", "CR"),
+                ("/apple/pear/banana", "PW"),
+                ("/apple/pear", "CR"),
+            ],
+        ),
+        (
+            "5/6",
+            [
+                ("/apple/pear/banana", "CR"),
+                ("/apple/pear", "CR"),
+                ("/apple", "PR"),
+            ],
+        ),
+    ] {
+        let mut holders = Vec::new();
+        for (i, (name, mode)) in held.iter().enumerate() {
+            // Each one at once (-o 0): compatible with every lock above and below it.
+            let tag = format!("uc14-{}-{i}", case.replace('/', "-"));
+            holders.push(Holder::start(
+                daemon.client(),
+                name,
+                &["-l", mode, "-o", "0"],
+                dir.path(),
+                &tag,
+            ));
+        }
+        let out = lock_cmd(daemon.client(), "/apple", &["-o", "0"], &["true"]).output();
+        check(
+            &out,
+            98,
+            "",
+            BUSY,
+            &format!("use case 14 ({case}): EX /apple"),
+        );
+        for holder in holders {
+            check(&holder.release(0), 0, "", "", case);
+        }
+    }
+}
+
+/// usecase-tms.at.in, "Use case 19 (5/10)" to "(10/10)": five clients at once on a timestamp
+/// resource of four slots, each holding a while, over the Unix socket and over TCP: every one
+/// is given a timestamp of its own, for a grain of a tenth, a hundredth and a thousandth of a
+/// second.
+#[test]
+fn concurrent_timestamps_are_unique_as_use_case_19() {
+    let unix = Daemon::start(Profile::Debug);
+    let tcp = DaemonOptions::new(Profile::Debug)
+        .endpoint(Endpoint::TcpLoopback)
+        .start();
+    for (daemon, transport) in [(&unix, "Unix socket"), (&tcp, "TCP")] {
+        for grain in ["#f", "#ff", "#fff"] {
+            let name = format!("_t_tmstmp%S{grain}[4]");
+            let clients: Vec<JoinHandle<Output>> = (0..5)
+                .map(|_| {
+                    // The granted timestamp is the script's $0.
+                    let mut cmd = lock_cmd(
+                        daemon.client(),
+                        &name,
+                        &["-i", "1000"],
+                        &["sh", "-c", r#"echo "$0"; sleep 0.3"#],
+                    );
+                    thread::spawn(move || cmd.output())
+                })
+                .collect();
+            let stamps: BTreeSet<String> = clients
+                .into_iter()
+                .map(|c| {
+                    let out = c.join().expect("client thread");
+                    check(&out, 0, &stdout_of(&out), "", &name);
+                    stdout_of(&out).trim_end().to_owned()
+                })
+                .collect();
+            assert_eq!(stamps.len(), 5, "{transport}, {name}: {stamps:?}");
+            assert!(
+                stamps.iter().all(|s| s.starts_with("tmstmp")),
+                "{transport}, {name}: {stamps:?}"
+            );
+        }
+    }
 }

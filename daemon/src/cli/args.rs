@@ -149,8 +149,9 @@ pub struct FlomArgs {
     /// Multicast discovery: the group's UDP port [default: 28015].
     #[arg(short = 'P', long = "multicast-port")]
     pub multicast_port: Option<i32>,
-    /// Mount point of the daemon's virtual file system (not implemented yet in latch).
-    #[arg(short = 'm', long = "mount-point-vfs")]
+    /// Mount point of the virtual file system of a daemon this client starts (FLoM's
+    /// layout, served by latch-probe beside the daemon).
+    #[arg(short = 'm', long = "mount-point-vfs", value_name = "DIR")]
     pub mount_point_vfs: Option<String>,
     /// Network interface for IPv6 discovery (and its link-local addresses).
     #[arg(short = 'n', long = "network-interface")]
@@ -223,6 +224,10 @@ pub struct DaemonArgs {
     /// Internal: started by a client; detach and report readiness on stdout.
     #[arg(long, hide = true)]
     pub spawned: bool,
+    /// Serve FLoM's virtual file system on DIR: `latch-probe mount --live` (found next to
+    /// latch, or on PATH) runs beside the daemon and unmounts when the daemon exits.
+    #[arg(short = 'm', long = "mount-point-vfs", value_name = "DIR")]
+    pub mount_point_vfs: Option<PathBuf>,
     /// Write the log to this file instead of stderr (a client's -t).
     #[arg(long = "trace-file", value_name = "FILE")]
     pub trace_file: Option<PathBuf>,

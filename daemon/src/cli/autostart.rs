@@ -33,6 +33,8 @@ pub struct Start {
     pub trace: Option<Trace>,
     /// The group it answers discovery on (`-A`), if any.
     pub multicast: Option<Multicast>,
+    /// Where it serves FLoM's VFS (`-m`), if anywhere.
+    pub vfs: Option<PathBuf>,
 }
 
 /// How a client reaches the daemon: at a known endpoint, or by discovery (`-A` without
@@ -179,6 +181,9 @@ fn start_daemon(place: &[String], start: &Start) -> io::Result<()> {
         if trace.append {
             cmd.arg("--append-trace-file");
         }
+    }
+    if let Some(dir) = &start.vfs {
+        cmd.arg("--mount-point-vfs").arg(dir);
     }
     cmd.args(place);
     // With a group configured it answers discovery, at a known endpoint too (FLoM's).

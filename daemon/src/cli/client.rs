@@ -53,6 +53,8 @@ pub struct LockJob {
     pub keepalive: Keepalive,
     /// Where a daemon this client starts writes its log (`-t`).
     pub daemon_trace: Option<Trace>,
+    /// Where a daemon this client starts serves FLoM's VFS (`-m`, absolute).
+    pub vfs: Option<std::path::PathBuf>,
 }
 
 /// A trace file (`-t`, `-T`) and whether to append to it (`--append-trace-file`).
@@ -82,12 +84,14 @@ fn lock_and_run(job: &LockJob) -> i32 {
         ignored_signals,
         keepalive,
         daemon_trace,
+        vfs,
     } = job;
     let start = Start {
         lifespan_ms: *daemon_lifespan_ms,
         keepalive: *keepalive,
         trace: daemon_trace.clone(),
         multicast: multicast.clone(),
+        vfs: vfs.clone(),
     };
     let mut stream = match connect_route(route, &start) {
         Ok(s) => s,

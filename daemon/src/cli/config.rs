@@ -283,7 +283,6 @@ impl Settings {
             self.multicast_port = v;
         }
         if let Some(v) = reader.string("Daemon", "MountPointVFS")? {
-            self.not_yet(path, "Daemon", "MountPointVFS");
             self.mount_point_vfs = Some(v.value);
         }
         if let Some(v) = reader
@@ -536,9 +535,9 @@ mod tests {
             (1, -1, 3, 4)
         );
         assert!(s.tls_check_peer_id);
-        // Discovery's keys are implemented: the VFS's and TLS's remain.
-        assert_eq!(s.not_implemented.len(), 5, "{:?}", s.not_implemented);
-        assert_eq!(s.not_implemented[0], "[Daemon] MountPointVFS (in /f.conf)");
+        // Discovery's keys and the VFS's are implemented: TLS's remain.
+        assert_eq!(s.not_implemented.len(), 4, "{:?}", s.not_implemented);
+        assert_eq!(s.not_implemented[0], "[TLS] TlsCertificate (in /f.conf)");
     }
 
     #[test]

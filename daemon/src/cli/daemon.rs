@@ -11,6 +11,7 @@ use super::discover::{self, Multicast};
 use super::exit;
 use super::session::machine_id;
 use super::trace;
+use super::vfs::{self, Vfs};
 use latch::net::{raise_fd_limit, Endpoint, Keepalive};
 use latch::server::{Config, Server};
 use latch::table::VERSION;
@@ -62,6 +63,13 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             return exit::ERROR;
         }
     };
+    // Before anything is bound or started: a daemon that cannot serve -m does not start.
+    if let Some(dir) = &args.mount_point_vfs {
+        if let Err(e) = vfs::check(dir) {
+            eprintln!("latch daemon: {e}");
+            return exit::ERROR;
+        }
+    }
     // A client-started daemon detaches first, while it has no threads, and gives way if
     // another starter holds the start-up lock.
     let _startup_lock = if args.spawned {
@@ -100,6 +108,18 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             return exit::ERROR;
         }
     };
+    // After the bind, so that a daemon that cannot listen leaves no probe behind.
+    let vfs = match &args.mount_point_vfs {
+        Some(dir) => match Vfs::start(dir) {
+            Ok(vfs) => Some(vfs),
+            Err(e) => {
+                eprintln!("latch daemon: {e}");
+                tracing::error!("{e}");
+                return exit::ERROR;
+            }
+        },
+        None => None,
+    };
     if args.spawned {
         autostart::report_ready();
     }
@@ -118,7 +138,12 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             std::process::id()
         ),
     }
-    match server.run() {
+    let ran = server.run();
+    // The tree goes before the daemon does, however the daemon ends.
+    if let Some(vfs) = vfs {
+        vfs.stop();
+    }
+    match ran {
         Ok(why) => {
             tracing::info!("exiting: {why:?}");
             0

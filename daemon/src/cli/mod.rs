@@ -22,3 +22,4 @@ pub mod session;
 pub mod signals;
 pub mod stream;
 pub mod trace;
+pub mod vfs;

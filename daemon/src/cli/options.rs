@@ -14,6 +14,7 @@ use super::config::{self, parse_bool, parse_mode, Settings};
 use super::discover::{Discovery, Multicast};
 use super::exit;
 use super::signals;
+use super::vfs;
 use latch::net::Keepalive;
 use latch::wire::LockMsg;
 use latch_probe_common::resource;
@@ -103,6 +104,9 @@ pub fn settings(
         s.unicast_port = p;
     }
     lay_discovery(&mut s, flom);
+    if let Some(dir) = &flom.mount_point_vfs {
+        s.mount_point_vfs = Some(dir.clone());
+    }
     lay_not_implemented(&mut s, flom);
     if let Some(v) = flom.tcp_keepalive_time {
         s.tcp_keepalive_time = v;
@@ -152,7 +156,6 @@ fn lay_discovery(s: &mut Settings, flom: &FlomArgs) {
 fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
     let mut given = |option: &str| s.not_implemented.push(option.to_owned());
     let strings = [
-        ("-m/--mount-point-vfs", &flom.mount_point_vfs),
         ("--tls-certificate", &flom.tls_certificate),
         ("--tls-private-key", &flom.tls_private_key),
         ("--tls-ca-certificate", &flom.tls_ca_certificate),
@@ -163,9 +166,6 @@ fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
         if value.is_some() {
             given(option);
         }
-    }
-    if let Some(v) = &flom.mount_point_vfs {
-        s.mount_point_vfs = Some(v.clone());
     }
     if let Some(v) = &flom.tls_certificate {
         s.tls_certificate = Some(v.clone());
@@ -241,6 +241,14 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         return Err(exit::ERROR);
     };
     let resource_type = spec.resource_type();
+    // Checked here, where it can be said: the daemon this client may start has no stderr.
+    let vfs = s.mount_point_vfs.as_deref().map(absolute);
+    if let Some(dir) = &vfs {
+        if let Err(e) = vfs::check(dir) {
+            eprintln!("latch: {e}");
+            return Err(exit::ERROR);
+        }
+    }
     let msg = LockMsg {
         name: s.resource_name.clone(),
         mode: resource_type.has_mode().then_some(s.lock_mode.wire()),
@@ -266,8 +274,14 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         },
         // Absolute, as flom asks: the daemon changes directory to / before opening it.
         daemon_trace: s.daemon_trace_file.as_ref().map(|path| Trace {
-            path: std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
+            path: absolute(path),
             append: s.append_trace_file,
         }),
+        vfs,
     })))
+}
+
+/// Absolute, as flom asks of its paths: a client-started daemon changes directory to /.
+fn absolute(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
 }

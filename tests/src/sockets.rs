@@ -1,0 +1,110 @@
+//! Another process's TCP sockets seen from the test: their keepalive settings, read with
+//! `getsockopt` on a copy of the descriptor taken by `pidfd_getfd` (root, or ptrace rights
+//! on the process).
+//!
+//! Reads only; the copies are closed before it returns. Loopback ports only.
+
+use nix::sys::socket::{getpeername, getsockname, getsockopt, sockopt, SockaddrStorage};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+
+/// One connection's keepalive: on, and TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    pub on: bool,
+    pub time: u32,
+    pub intvl: u32,
+    pub probes: u32,
+}
+
+/// Which end of a connection to look for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// A connected socket whose local port is `port` (a server's accepted connection).
+    Local(u16),
+    /// A connected socket whose peer's port is `port` (a client's connection).
+    Peer(u16),
+}
+
+/// The keepalive of each connected TCP socket of `pid` that matches `end`.
+pub fn tcp_keepalive(pid: u32, end: End) -> Vec<Keepalive> {
+    let pidfd = pidfd_open(pid);
+    let mut found = Vec::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return found;
+    };
+    for entry in fds.flatten() {
+        let Some(target) = std::fs::read_link(entry.path()).ok() else {
+            continue;
+        };
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Some(copy) = pidfd_getfd(&pidfd, fd) else {
+            continue;
+        };
+        let port = |addr: Option<SockaddrStorage>| {
+            addr.and_then(|a| {
+                a.as_sockaddr_in()
+                    .map(|a| a.port())
+                    .or(a.as_sockaddr_in6().map(|a| a.port()))
+            })
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&copy);
+        let (local, peer) = (
+            port(getsockname::<SockaddrStorage>(fd).ok()),
+            port(getpeername::<SockaddrStorage>(fd).ok()),
+        );
+        let matches = match end {
+            End::Local(p) => local == Some(p) && peer.is_some(),
+            End::Peer(p) => peer == Some(p),
+        };
+        if matches {
+            let fd = copy.as_fd();
+            let get = |what: &str, v: nix::Result<u32>| {
+                v.unwrap_or_else(|e| panic!("getsockopt {what} on pid {pid}'s socket: {e}"))
+            };
+            found.push(Keepalive {
+                on: getsockopt(&fd, sockopt::KeepAlive).unwrap_or_else(|e| {
+                    panic!("getsockopt SO_KEEPALIVE on pid {pid}'s socket: {e}")
+                }),
+                time: get("TCP_KEEPIDLE", getsockopt(&fd, sockopt::TcpKeepIdle)),
+                intvl: get("TCP_KEEPINTVL", getsockopt(&fd, sockopt::TcpKeepInterval)),
+                probes: get("TCP_KEEPCNT", getsockopt(&fd, sockopt::TcpKeepCount)),
+            });
+        }
+    }
+    found
+}
+
+fn pidfd_open(pid: u32) -> OwnedFd {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        panic!(
+            "pidfd_open({pid}): {} (Linux 5.6 or later is needed)",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: a descriptor just returned to us, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// A copy of `pid`'s descriptor `fd`; `None` if it was closed meanwhile.
+fn pidfd_getfd(pidfd: &OwnedFd, fd: RawFd) -> Option<OwnedFd> {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(pidfd);
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags, and returns a new
+    // descriptor or -1.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, raw, fd, 0) };
+    match copy {
+        -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF) => None,
+        -1 => panic!(
+            "pidfd_getfd of descriptor {fd}: {} (root or ptrace rights are needed)",
+            std::io::Error::last_os_error()
+        ),
+        // SAFETY: a descriptor just returned to us, owned by nobody else.
+        copy => Some(unsafe { OwnedFd::from_raw_fd(copy as RawFd) }),
+    }
+}
