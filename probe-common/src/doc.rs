@@ -323,6 +323,56 @@ fn details(mode: Option<LockMode>, quantity: Option<u64>, element: Option<&str>)
 mod tests {
     use super::*;
 
+    /// A `latch.state/1` document with every field of every kind of entry set (and one
+    /// waiter with its nullable fields null), as the daemon and the probe print it.
+    const STATE_TEXT: &str = concat!(
+        r#"{"schema":"latch.state/1","source":"live","pid":4242,"version":"0.1.0","#,
+        r#""generation":8,"torn":false,"lockers":[{"id":3,"resource_name":"colors","#,
+        r#""resource_type":"set","created_ns":1795301152200217053,"holders":[{"conn":2,"#,
+        r#""resource_name":"colors","peer_name":"localhost/","peer_pid":4243,"peer_uid":1000,"#,
+        r#""fd":7,"lock_mode":"EX","quantity":2,"element":"red","#,
+        r#""since_ns":18446744073709551615}],"waitings":[{"conn":4,"resource_name":"colors","#,
+        r#""peer_name":"127.0.0.1/6000","peer_pid":null,"peer_uid":null,"fd":9,"#,
+        r#""lock_mode":null,"quantity":null,"element":null,"since_ns":1795301152200217054}]}],"#,
+        r#""incubator":[{"conn":5,"resource_name":"later","resource_type":"numeric","#,
+        r#""peer_name":"localhost/","peer_pid":4244,"peer_uid":0,"fd":11,"lock_mode":"PR","#,
+        r#""quantity":3,"since_ns":1795301152200217055}]}"#,
+    );
+
+    /// A `latch.event/1` record with every field set, the probe's own ones too.
+    const EVENT_TEXT: &str = concat!(
+        r#"{"schema":"latch.event/1","ts_ns":1795301152200217056,"kind":"grant","locker":3,"#,
+        r#""resource_name":"colors","resource_type":"set","conn":2,"from":"waiting","#,
+        r#""to":"holding","lock_mode":"EX","quantity":2,"element":"red","#,
+        r#""peer_name":"localhost/","peer_pid":4243,"peer_uid":1000,"fd":7,"#,
+        r#""since_ns":18446744073709551615,"tid":4245,"generation":9,"cut":true}"#,
+    );
+
+    /// The documents read back and printed again are the same text, byte for byte: what
+    /// readers of the JSON depend on stays as it is whatever the structs look like inside.
+    #[test]
+    fn documents_round_trip_to_the_same_text() {
+        let state: StateDoc = serde_json::from_str(STATE_TEXT).unwrap();
+        assert_eq!(state.lockers[0].holders[0].element.as_deref(), Some("red"));
+        assert_eq!(state.incubator[0].resource_type, ResourceType::Numeric);
+        assert_eq!(serde_json::to_string(&state).unwrap(), STATE_TEXT);
+        let event: EventDoc = serde_json::from_str(EVENT_TEXT).unwrap();
+        assert_eq!(event.since_ns, Some(u64::MAX));
+        assert_eq!(serde_json::to_string(&event).unwrap(), EVENT_TEXT);
+    }
+
+    /// Documents of before `fd` was added still read, as descriptor 0.
+    #[test]
+    fn entries_without_fd_still_read() {
+        let without_fd = STATE_TEXT
+            .replace(r#""fd":7,"#, "")
+            .replace(r#""fd":11,"#, "");
+        let state: StateDoc = serde_json::from_str(&without_fd).unwrap();
+        assert_eq!(state.lockers[0].holders[0].fd, 0);
+        assert_eq!(state.lockers[0].waitings[0].fd, 9);
+        assert_eq!(state.incubator[0].fd, 0);
+    }
+
     #[test]
     fn entries_text_names_every_entry() {
         let entry = EntryDoc {
