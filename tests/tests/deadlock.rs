@@ -200,7 +200,7 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
         &["--pid", &pid, "--save", path(&saved), "--dot", path(&dot)],
         DEADLOCK,
     );
-    assert_eq!(cycles(&live), [pids.clone()], "live: {live}");
+    assert_eq!(cycles(&live), std::slice::from_ref(pids), "live: {live}");
     let dot = std::fs::read_to_string(&dot).expect("the dot file");
     for p in pids {
         assert!(
@@ -221,7 +221,11 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
         ],
         DEADLOCK,
     );
-    assert_eq!(cycles(&files), [pids.clone()], "from files: {files}");
+    assert_eq!(
+        cycles(&files),
+        std::slice::from_ref(pids),
+        "from files: {files}"
+    );
 
     // The daemon's own view of the same state gives the same verdict.
     let own = dir.path().join("daemon-state.json");
@@ -236,7 +240,7 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
     );
     assert_eq!(
         cycles(&ours),
-        [pids.clone()],
+        std::slice::from_ref(pids),
         "the daemon's own state: {ours}"
     );
 
@@ -253,7 +257,11 @@ fn found_everywhere(daemon: &Daemon, pids: &BTreeSet<u64>) -> Value {
         ],
         DEADLOCK,
     );
-    assert_eq!(cycles(&dead), [pids.clone()], "from a core: {dead}");
+    assert_eq!(
+        cycles(&dead),
+        std::slice::from_ref(pids),
+        "from a core: {dead}"
+    );
     live
 }
 
