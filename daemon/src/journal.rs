@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::snapshot;
 use crate::table::{Locker, Request};
 use latch_probe_common::doc::EventDoc;
 use latch_probe_common::{EntryState, EventKind};
@@ -78,18 +79,11 @@ fn request_event(
     from: EntryState,
     to: EntryState,
 ) -> EventDoc {
-    EventDoc {
-        resource_name: req.resource_name.clone(),
+    let mut event = EventDoc {
         resource_type: req.resource_type,
-        conn: Some(req.conn),
-        lock_mode: req.lock_mode,
-        quantity: req.quantity,
         element: req.element.clone(),
-        peer_name: Some(req.peer.name.clone()),
-        peer_pid: req.peer.pid,
-        peer_uid: req.peer.uid,
-        fd: Some(req.peer.fd),
-        since_ns: Some(req.since_ns),
         ..EventDoc::new(now_ns, kind, from, to)
-    }
+    };
+    event.set_request(snapshot::request(req));
+    event
 }

@@ -3,7 +3,9 @@
 //! Reads a locked table; changes nothing.
 
 use crate::table::{LockTable, Request};
-use latch_probe_common::doc::{EntryDoc, IncubatedDoc, LockerDoc, Source, StateDoc, STATE_SCHEMA};
+use latch_probe_common::doc::{
+    EntryDoc, IncubatedDoc, LockerDoc, RequestDoc, Source, StateDoc, STATE_SCHEMA,
+};
 use serde::Serialize;
 
 pub fn state_doc(table: &LockTable, pid: u32, version: &str) -> StateDoc {
@@ -23,16 +25,8 @@ pub fn state_doc(table: &LockTable, pid: u32, version: &str) -> StateDoc {
         .incubator
         .iter()
         .map(|r| IncubatedDoc {
-            conn: r.conn,
-            resource_name: r.resource_name.clone(),
+            request: request(r),
             resource_type: r.resource_type,
-            peer_name: r.peer.name.clone(),
-            peer_pid: r.peer.pid,
-            peer_uid: r.peer.uid,
-            fd: r.peer.fd,
-            lock_mode: r.lock_mode,
-            quantity: r.quantity,
-            since_ns: r.since_ns,
         })
         .collect();
     let mut doc = StateDoc {
@@ -51,6 +45,14 @@ pub fn state_doc(table: &LockTable, pid: u32, version: &str) -> StateDoc {
 
 fn entry(r: &Request) -> EntryDoc {
     EntryDoc {
+        request: request(r),
+        element: r.element.clone(),
+    }
+}
+
+/// What a state entry and an event show of `r`.
+pub fn request(r: &Request) -> RequestDoc {
+    RequestDoc {
         conn: r.conn,
         resource_name: r.resource_name.clone(),
         peer_name: r.peer.name.clone(),
@@ -59,7 +61,6 @@ fn entry(r: &Request) -> EntryDoc {
         fd: r.peer.fd,
         lock_mode: r.lock_mode,
         quantity: r.quantity,
-        element: r.element.clone(),
         since_ns: r.since_ns,
     }
 }

@@ -55,9 +55,10 @@ pub struct LockerDoc {
     pub waitings: Vec<EntryDoc>,
 }
 
-/// A holder or a waiter.
+/// One client's request, as a holder, a waiter and an incubated client all show it (an
+/// event carries the same fields, see [`EventDoc::request`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryDoc {
+pub struct RequestDoc {
     pub conn: u64,
     /// The name this client asked for.
     pub resource_name: String,
@@ -73,27 +74,25 @@ pub struct EntryDoc {
     pub lock_mode: Option<LockMode>,
     /// Numeric resources only.
     pub quantity: Option<u64>,
-    /// The granted set element, sequence number or timestamp; null until granted.
-    pub element: Option<String>,
     /// When the entry reached its present state (wall-clock Unix nanoseconds).
     pub since_ns: u64,
+}
+
+/// A holder or a waiter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryDoc {
+    #[serde(flatten)]
+    pub request: RequestDoc,
+    /// The granted set element, sequence number or timestamp; null until granted.
+    pub element: Option<String>,
 }
 
 /// A client waiting for a resource that does not exist yet (`-e no`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncubatedDoc {
-    pub conn: u64,
-    pub resource_name: String,
+    #[serde(flatten)]
+    pub request: RequestDoc,
     pub resource_type: ResourceType,
-    pub peer_name: String,
-    pub peer_pid: Option<u32>,
-    pub peer_uid: Option<u32>,
-    /// The daemon's descriptor of the connection.
-    #[serde(default)]
-    pub fd: i32,
-    pub lock_mode: Option<LockMode>,
-    pub quantity: Option<u64>,
-    pub since_ns: u64,
 }
 
 /// `latch.event/1`: one state change, with the entry's state before and after.
@@ -113,7 +112,7 @@ pub struct EventDoc {
     pub lock_mode: Option<LockMode>,
     pub quantity: Option<u64>,
     pub element: Option<String>,
-    /// The entry's peer (request events; null for locker events), as in [`EntryDoc`].
+    /// The entry's peer (request events; null for locker events), as in [`RequestDoc`].
     #[serde(default)]
     pub peer_name: Option<String>,
     #[serde(default)]
@@ -210,31 +209,27 @@ impl StateDoc {
             );
             for (what, list) in [("holder ", &l.holders), ("waiting", &l.waitings)] {
                 for e in list {
-                    let _ = writeln!(
-                        out,
-                        "  {what} conn {} {}{} peer {}{}",
-                        e.conn,
-                        e.resource_name,
-                        details(e.lock_mode, e.quantity, e.element.as_deref()),
-                        e.peer_name,
-                        e.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
-                    );
+                    let _ = writeln!(out, "  {what} {}", e.request.text("", e.element.as_deref()));
                 }
             }
         }
         for i in &self.incubator {
-            let _ = writeln!(
-                out,
-                "incubating conn {} {} ({}){} peer {}{}",
-                i.conn,
-                i.resource_name,
-                i.resource_type.name(),
-                details(i.lock_mode, i.quantity, None),
-                i.peer_name,
-                i.peer_pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
-            );
+            let kind = format!(" ({})", i.resource_type.name());
+            let _ = writeln!(out, "incubating {}", i.request.text(&kind, None));
         }
         out
+    }
+
+    /// Every request of the document: each locker's holders and waitings, then the
+    /// incubator.
+    pub fn requests(&self) -> impl Iterator<Item = &RequestDoc> {
+        let entries = self
+            .lockers
+            .iter()
+            .flat_map(|l| l.holders.iter().chain(&l.waitings));
+        entries
+            .map(|e| &e.request)
+            .chain(self.incubator.iter().map(|i| &i.request))
     }
 
     /// Puts lockers, holders and the incubator in the document's canonical order, so two
@@ -242,9 +237,26 @@ impl StateDoc {
     pub fn canonicalize(&mut self) {
         self.lockers.sort_by_key(|l| l.id);
         for l in &mut self.lockers {
-            l.holders.sort_by_key(|h| h.conn);
+            l.holders.sort_by_key(|h| h.request.conn);
         }
-        self.incubator.sort_by_key(|i| i.conn);
+        self.incubator.sort_by_key(|i| i.request.conn);
+    }
+}
+
+impl RequestDoc {
+    /// `conn 2 num[3] quantity 2 peer localhost/ pid 42`, with `kind` after the name: the
+    /// request's part of a line of [`StateDoc::entries_text`].
+    fn text(&self, kind: &str, element: Option<&str>) -> String {
+        format!(
+            "conn {} {}{kind}{} peer {}{}",
+            self.conn,
+            self.resource_name,
+            details(self.lock_mode, self.quantity, element),
+            self.peer_name,
+            self.peer_pid
+                .map(|p| format!(" pid {p}"))
+                .unwrap_or_default(),
+        )
     }
 }
 
@@ -274,6 +286,49 @@ impl EventDoc {
             generation: None,
             cut: false,
         }
+    }
+
+    /// The request the event is about, as a state entry built from events shows it after
+    /// the change; none for locker events (no conn). What a stream of before the peer
+    /// fields does not carry reads as unknown: no peer name, descriptor -1, and the
+    /// event's own time as `since_ns`.
+    pub fn request(&self) -> Option<RequestDoc> {
+        Some(RequestDoc {
+            conn: self.conn?,
+            resource_name: self.resource_name.clone(),
+            peer_name: self.peer_name.clone().unwrap_or_default(),
+            peer_pid: self.peer_pid,
+            peer_uid: self.peer_uid,
+            fd: self.fd.unwrap_or(-1),
+            lock_mode: self.lock_mode,
+            quantity: self.quantity,
+            since_ns: self.since_ns.unwrap_or(self.ts_ns),
+        })
+    }
+
+    /// Makes this the event of `request` (its conn, name, peer, mode, quantity and since).
+    pub fn set_request(&mut self, request: RequestDoc) {
+        // Taken apart whole, so a field added to the request cannot be forgotten here.
+        let RequestDoc {
+            conn,
+            resource_name,
+            peer_name,
+            peer_pid,
+            peer_uid,
+            fd,
+            lock_mode,
+            quantity,
+            since_ns,
+        } = request;
+        self.conn = Some(conn);
+        self.resource_name = resource_name;
+        self.peer_name = Some(peer_name);
+        self.peer_pid = peer_pid;
+        self.peer_uid = peer_uid;
+        self.fd = Some(fd);
+        self.lock_mode = lock_mode;
+        self.quantity = quantity;
+        self.since_ns = Some(since_ns);
     }
 
     /// The event as one line of text, in the manner of vminfod's `events`:
@@ -323,9 +378,115 @@ fn details(mode: Option<LockMode>, quantity: Option<u64>, element: Option<&str>)
 mod tests {
     use super::*;
 
+    /// A `latch.state/1` document with every field of every kind of entry set (and one
+    /// waiter with its nullable fields null), as the daemon and the probe print it.
+    const STATE_TEXT: &str = concat!(
+        r#"{"schema":"latch.state/1","source":"live","pid":4242,"version":"0.1.0","#,
+        r#""generation":8,"torn":false,"lockers":[{"id":3,"resource_name":"colors","#,
+        r#""resource_type":"set","created_ns":1795301152200217053,"holders":[{"conn":2,"#,
+        r#""resource_name":"colors","peer_name":"localhost/","peer_pid":4243,"peer_uid":1000,"#,
+        r#""fd":7,"lock_mode":"EX","quantity":2,"element":"red","#,
+        r#""since_ns":18446744073709551615}],"waitings":[{"conn":4,"resource_name":"colors","#,
+        r#""peer_name":"127.0.0.1/6000","peer_pid":null,"peer_uid":null,"fd":9,"#,
+        r#""lock_mode":null,"quantity":null,"element":null,"since_ns":1795301152200217054}]}],"#,
+        r#""incubator":[{"conn":5,"resource_name":"later","resource_type":"numeric","#,
+        r#""peer_name":"localhost/","peer_pid":4244,"peer_uid":0,"fd":11,"lock_mode":"PR","#,
+        r#""quantity":3,"since_ns":1795301152200217055}]}"#,
+    );
+
+    /// A `latch.event/1` record with every field set, the probe's own ones too.
+    const EVENT_TEXT: &str = concat!(
+        r#"{"schema":"latch.event/1","ts_ns":1795301152200217056,"kind":"grant","locker":3,"#,
+        r#""resource_name":"colors","resource_type":"set","conn":2,"from":"waiting","#,
+        r#""to":"holding","lock_mode":"EX","quantity":2,"element":"red","#,
+        r#""peer_name":"localhost/","peer_pid":4243,"peer_uid":1000,"fd":7,"#,
+        r#""since_ns":18446744073709551615,"tid":4245,"generation":9,"cut":true}"#,
+    );
+
+    /// The documents read back and printed again are the same JSON: every key and value as
+    /// it was; an event byte for byte. A state entry writes its request's fields first and
+    /// its own (`element`, `resource_type`) after them, which moves those keys within the
+    /// entry's object (a change of order only, which JSON readers do not see).
+    #[test]
+    fn documents_round_trip_to_the_same_text() {
+        let state: StateDoc = serde_json::from_str(STATE_TEXT).unwrap();
+        assert_eq!(state.lockers[0].holders[0].element.as_deref(), Some("red"));
+        assert_eq!(state.incubator[0].resource_type, ResourceType::Numeric);
+        let text: serde_json::Value = serde_json::from_str(STATE_TEXT).unwrap();
+        assert_eq!(serde_json::to_value(&state).unwrap(), text);
+        assert_eq!(
+            serde_json::to_string(&state.lockers[0].waitings[0]).unwrap(),
+            concat!(
+                r#"{"conn":4,"resource_name":"colors","peer_name":"127.0.0.1/6000","#,
+                r#""peer_pid":null,"peer_uid":null,"fd":9,"lock_mode":null,"quantity":null,"#,
+                r#""since_ns":1795301152200217054,"element":null}"#,
+            )
+        );
+        assert_eq!(
+            serde_json::to_string(&state.incubator[0]).unwrap(),
+            concat!(
+                r#"{"conn":5,"resource_name":"later","peer_name":"localhost/","peer_pid":4244,"#,
+                r#""peer_uid":0,"fd":11,"lock_mode":"PR","quantity":3,"#,
+                r#""since_ns":1795301152200217055,"resource_type":"numeric"}"#,
+            )
+        );
+        let event: EventDoc = serde_json::from_str(EVENT_TEXT).unwrap();
+        assert_eq!(event.since_ns, Some(u64::MAX));
+        assert_eq!(serde_json::to_string(&event).unwrap(), EVENT_TEXT);
+        assert_eq!(
+            event.request(),
+            Some(RequestDoc {
+                conn: 2,
+                resource_name: "colors".into(),
+                peer_name: "localhost/".into(),
+                peer_pid: Some(4243),
+                peer_uid: Some(1000),
+                fd: 7,
+                lock_mode: Some(LockMode::EX),
+                quantity: Some(2),
+                since_ns: u64::MAX,
+            })
+        );
+        let mut rebuilt = EventDoc {
+            element: event.element.clone(),
+            locker: event.locker,
+            resource_type: event.resource_type,
+            tid: event.tid,
+            generation: event.generation,
+            cut: event.cut,
+            ..EventDoc::new(event.ts_ns, event.kind, event.from, event.to)
+        };
+        rebuilt.set_request(event.request().unwrap());
+        assert_eq!(rebuilt, event);
+    }
+
+    /// What an event of before the peer fields leaves unknown, and a locker event's lack
+    /// of a request.
+    #[test]
+    fn event_requests_fill_in_the_unknown() {
+        let mut event = EventDoc::new(5, EventKind::Enqueue, EntryState::None, EntryState::Waiting);
+        assert_eq!(event.request(), None);
+        event.conn = Some(2);
+        let request = event.request().unwrap();
+        assert_eq!((request.fd, request.since_ns), (-1, 5));
+        assert_eq!(request.peer_name, "");
+    }
+
+    /// Documents of before `fd` was added still read, as descriptor 0.
+    #[test]
+    fn entries_without_fd_still_read() {
+        let without_fd = STATE_TEXT
+            .replace(r#""fd":7,"#, "")
+            .replace(r#""fd":11,"#, "");
+        let state: StateDoc = serde_json::from_str(&without_fd).unwrap();
+        assert_eq!(state.lockers[0].holders[0].request.fd, 0);
+        assert_eq!(state.lockers[0].waitings[0].request.fd, 9);
+        assert_eq!(state.incubator[0].request.fd, 0);
+    }
+
     #[test]
     fn entries_text_names_every_entry() {
-        let entry = EntryDoc {
+        let request = RequestDoc {
             conn: 2,
             resource_name: "num[3]".into(),
             peer_name: "localhost/".into(),
@@ -334,8 +495,11 @@ mod tests {
             fd: 7,
             lock_mode: None,
             quantity: Some(2),
-            element: None,
             since_ns: 1,
+        };
+        let entry = |request| EntryDoc {
+            request,
+            element: None,
         };
         let doc = StateDoc {
             schema: STATE_SCHEMA.into(),
@@ -349,24 +513,26 @@ mod tests {
                 resource_name: "num[3]".into(),
                 resource_type: ResourceType::Numeric,
                 created_ns: 1,
-                holders: vec![entry.clone()],
-                waitings: vec![EntryDoc {
+                holders: vec![entry(request.clone())],
+                waitings: vec![entry(RequestDoc {
                     conn: 4,
                     peer_pid: None,
-                    ..entry
-                }],
+                    ..request
+                })],
             }],
             incubator: vec![IncubatedDoc {
-                conn: 5,
-                resource_name: "x".into(),
+                request: RequestDoc {
+                    conn: 5,
+                    resource_name: "x".into(),
+                    peer_name: "127.0.0.1/6000".into(),
+                    peer_pid: None,
+                    peer_uid: None,
+                    fd: 9,
+                    lock_mode: Some(LockMode::PR),
+                    quantity: None,
+                    since_ns: 1,
+                },
                 resource_type: ResourceType::Simple,
-                peer_name: "127.0.0.1/6000".into(),
-                peer_pid: None,
-                peer_uid: None,
-                fd: 9,
-                lock_mode: Some(LockMode::PR),
-                quantity: None,
-                since_ns: 1,
             }],
         };
         assert_eq!(

@@ -196,14 +196,7 @@ impl Evidence {
 }
 
 fn peer_pids(state: &StateDoc) -> Vec<u32> {
-    let entries = state
-        .lockers
-        .iter()
-        .flat_map(|l| l.holders.iter().chain(&l.waitings))
-        .filter_map(|e| e.peer_pid);
-    entries
-        .chain(state.incubator.iter().filter_map(|i| i.peer_pid))
-        .collect()
+    state.requests().filter_map(|r| r.peer_pid).collect()
 }
 
 fn load_processes(path: Option<&Path>) -> Result<ProcessTable, EvidenceError> {
@@ -233,13 +226,5 @@ fn modified_ns(path: &Path) -> Option<u64> {
 
 /// The latest time the state itself tells: a lower bound of when it was taken.
 fn latest_since(state: &StateDoc) -> u64 {
-    let entries = state
-        .lockers
-        .iter()
-        .flat_map(|l| l.holders.iter().chain(&l.waitings))
-        .map(|e| e.since_ns);
-    entries
-        .chain(state.incubator.iter().map(|i| i.since_ns))
-        .max()
-        .unwrap_or(0)
+    state.requests().map(|r| r.since_ns).max().unwrap_or(0)
 }

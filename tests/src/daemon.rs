@@ -243,7 +243,7 @@ impl Daemon {
                 .first()?
                 .holders
                 .first()
-                .map(|h| h.conn)
+                .map(|h| h.request.conn)
         });
         (holder, conn)
     }

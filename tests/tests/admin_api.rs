@@ -66,18 +66,18 @@ fn count_in(state: &StateDoc, resource: &str, holders: usize, waiters: usize) ->
 
 /// An entry's common fields: conn, client process, uid, times.
 fn assert_entry(e: &EntryDoc, conn: u64, client: &Background, t0: u64, t1: u64) {
-    assert_eq!(e.conn, conn, "{e:#?}");
-    assert_eq!(e.peer_name, "localhost/", "{e:#?}");
+    assert_eq!(e.request.conn, conn, "{e:#?}");
+    assert_eq!(e.request.peer_name, "localhost/", "{e:#?}");
     assert_eq!(
-        e.peer_pid,
+        e.request.peer_pid,
         Some(client.pid()),
         "peer_pid is not the client's pid: {e:#?}"
     );
-    assert_eq!(e.peer_uid, Some(euid()), "{e:#?}");
+    assert_eq!(e.request.peer_uid, Some(euid()), "{e:#?}");
     assert!(
-        (t0..=t1).contains(&e.since_ns),
+        (t0..=t1).contains(&e.request.since_ns),
         "since_ns {} not within [{t0}, {t1}]",
-        e.since_ns
+        e.request.since_ns
     );
 }
 
@@ -136,21 +136,31 @@ fn status_and_state_describe_holder_waiters_and_incubator() {
     assert_eq!(l.waitings.len(), 2);
     assert_entry(&l.waitings[0], 4, &first, t0, t1);
     assert_entry(&l.waitings[1], 5, &second, t0, t1);
-    assert!(l.waitings[0].since_ns <= l.waitings[1].since_ns);
+    assert!(l.waitings[0].request.since_ns <= l.waitings[1].request.since_ns);
     for e in l.holders.iter().chain(&l.waitings) {
-        assert_eq!(e.resource_name, "res");
-        assert_eq!(e.lock_mode, Some(LockMode::EX), "{e:#?}");
-        assert_eq!((e.quantity, e.element.as_deref()), (None, None), "{e:#?}");
+        assert_eq!(e.request.resource_name, "res");
+        assert_eq!(e.request.lock_mode, Some(LockMode::EX), "{e:#?}");
+        assert_eq!(
+            (e.request.quantity, e.element.as_deref()),
+            (None, None),
+            "{e:#?}"
+        );
     }
     assert_eq!(state.incubator.len(), 1);
     let i = &state.incubator[0];
-    assert_eq!((i.conn, i.resource_name.as_str()), (6, "later"));
+    assert_eq!(
+        (i.request.conn, i.request.resource_name.as_str()),
+        (6, "later")
+    );
     assert_eq!(i.resource_type, ResourceType::Simple);
-    assert_eq!(i.peer_name, "localhost/");
-    assert_eq!(i.peer_pid, Some(incubated.pid()));
-    assert_eq!(i.peer_uid, Some(euid()));
-    assert_eq!((i.lock_mode, i.quantity), (Some(LockMode::EX), None));
-    assert!((t0..=t1).contains(&i.since_ns));
+    assert_eq!(i.request.peer_name, "localhost/");
+    assert_eq!(i.request.peer_pid, Some(incubated.pid()));
+    assert_eq!(i.request.peer_uid, Some(euid()));
+    assert_eq!(
+        (i.request.lock_mode, i.request.quantity),
+        (Some(LockMode::EX), None)
+    );
+    assert!((t0..=t1).contains(&i.request.since_ns));
 }
 
 #[test]
@@ -167,7 +177,11 @@ fn entry_fields_follow_the_resource_type() {
     let state = daemon.wait_state("num overtaken", |s| count_in(s, "num[3]", 2, 1));
     let l = locker(&state, "num[3]");
     assert_eq!(l.resource_type, ResourceType::Numeric);
-    let conns = |v: &[EntryDoc]| v.iter().map(|e| (e.conn, e.quantity)).collect::<Vec<_>>();
+    let conns = |v: &[EntryDoc]| {
+        v.iter()
+            .map(|e| (e.request.conn, e.request.quantity))
+            .collect::<Vec<_>>()
+    };
     // two: conn 2 (locker 3); two_more: 4; one: 5.
     assert_eq!(conns(&l.holders), [(2, Some(2)), (5, Some(1))], "{l:#?}");
     assert_eq!(conns(&l.waitings), [(4, Some(2))], "{l:#?}");
@@ -213,14 +227,16 @@ fn entry_fields_follow_the_resource_type() {
         .flat_map(|l| l.holders.iter().chain(&l.waitings))
         .collect();
     for e in &every {
-        assert!((t0..=t1).contains(&e.since_ns), "{e:#?}");
-        assert_eq!(e.peer_uid, Some(euid()), "{e:#?}");
-        assert!(e.peer_pid.is_some(), "{e:#?}");
+        assert!((t0..=t1).contains(&e.request.since_ns), "{e:#?}");
+        assert_eq!(e.request.peer_uid, Some(euid()), "{e:#?}");
+        assert!(e.request.peer_pid.is_some(), "{e:#?}");
     }
     // Holders sorted by conn everywhere.
     for l in &state.lockers {
         assert!(
-            l.holders.windows(2).all(|w| w[0].conn < w[1].conn),
+            l.holders
+                .windows(2)
+                .all(|w| w[0].request.conn < w[1].request.conn),
             "{l:#?}"
         );
     }
@@ -232,13 +248,17 @@ fn entry_fields_follow_the_resource_type() {
         .iter()
         .map(|h| h.element.as_deref().expect("a set holder's element"))
         .collect();
-    assert_eq!(set.holders[0].peer_pid, Some(red.pid()));
+    assert_eq!(set.holders[0].request.peer_pid, Some(red.pid()));
     assert_eq!(set.holders[0].element.as_deref(), Some("red"), "{set:#?}");
     elements.sort_unstable();
     assert_eq!(elements, ["green", "red"], "{set:#?}");
     assert_eq!(set.waitings[0].element, None, "{set:#?}");
     for e in set.holders.iter().chain(&set.waitings) {
-        assert_eq!((e.lock_mode, e.quantity), (None, None), "{e:#?}");
+        assert_eq!(
+            (e.request.lock_mode, e.request.quantity),
+            (None, None),
+            "{e:#?}"
+        );
     }
 
     let seq = locker(&state, "_s_seq[2]");
@@ -248,7 +268,7 @@ fn entry_fields_follow_the_resource_type() {
     assert!(seq
         .holders
         .iter()
-        .all(|h| h.lock_mode.is_none() && h.quantity.is_none()));
+        .all(|h| h.request.lock_mode.is_none() && h.request.quantity.is_none()));
 
     let h = locker(&state, "/h/a");
     assert_eq!(h.resource_type, ResourceType::Hierarchical);
@@ -257,9 +277,9 @@ fn entry_fields_follow_the_resource_type() {
         .iter()
         .map(|e| {
             (
-                e.resource_name.as_str(),
-                e.lock_mode,
-                e.quantity,
+                e.request.resource_name.as_str(),
+                e.request.lock_mode,
+                e.request.quantity,
                 e.element.as_deref(),
             )
         })
@@ -274,10 +294,10 @@ fn entry_fields_follow_the_resource_type() {
     );
 
     let plain = locker(&state, "plain");
-    assert_eq!(plain.holders[0].lock_mode, Some(LockMode::CR));
+    assert_eq!(plain.holders[0].request.lock_mode, Some(LockMode::CR));
     assert_eq!(
         (
-            plain.holders[0].quantity,
+            plain.holders[0].request.quantity,
             plain.holders[0].element.as_deref()
         ),
         (None, None)
@@ -294,7 +314,10 @@ fn entry_fields_follow_the_resource_type() {
         "{stamp:?}"
     );
     assert_eq!(
-        (ts.holders[0].lock_mode, ts.holders[0].quantity),
+        (
+            ts.holders[0].request.lock_mode,
+            ts.holders[0].request.quantity
+        ),
         (None, None)
     );
 }
@@ -305,7 +328,10 @@ fn admin_connections_take_no_ids_and_change_nothing() {
     let _first = daemon.holder(&["-r", "x"]);
     let before = daemon.wait_state("x held", |s| count_in(s, "x", 1, 0));
     assert_eq!(
-        (before.lockers[0].id, before.lockers[0].holders[0].conn),
+        (
+            before.lockers[0].id,
+            before.lockers[0].holders[0].request.conn
+        ),
         (3, 2)
     );
 
@@ -342,7 +368,7 @@ fn admin_connections_take_no_ids_and_change_nothing() {
     let _second = daemon.holder(&["-r", "y"]);
     let state = daemon.wait_state("y held", |s| count_in(s, "y", 1, 0));
     let y = locker(&state, "y");
-    assert_eq!((y.holders[0].conn, y.id), (4, 5), "{state:#?}");
+    assert_eq!((y.holders[0].request.conn, y.id), (4, 5), "{state:#?}");
     assert_eq!(
         state.generation,
         before.generation + 2,

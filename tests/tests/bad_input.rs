@@ -168,7 +168,7 @@ fn holders_of(state: &StateDoc, resource: &str) -> Vec<u64> {
         .lockers
         .iter()
         .filter(|l| l.resource_name == resource)
-        .flat_map(|l| l.holders.iter().map(|h| h.conn))
+        .flat_map(|l| l.holders.iter().map(|h| h.request.conn))
         .collect()
 }
 
@@ -382,8 +382,8 @@ fn long_names_are_granted_and_reported_intact() {
             .find(|l| l.resource_name == name)
             .unwrap_or_else(|| panic!("no locker for the {len}-byte name: {state:#?}"));
         assert_eq!(locker.holders.len(), 1, "{locker:#?}");
-        assert_eq!(locker.holders[0].resource_name, name);
-        let conn = locker.holders[0].conn;
+        assert_eq!(locker.holders[0].request.resource_name, name);
+        let conn = locker.holders[0].request.conn;
         // The unlock names it too, and it is found.
         raw.send(format!(
             r#"{XML_DECL}<msg level="3" verb="2" step="8"><resource name="{}" rollback="0" /></msg>"#,

@@ -439,7 +439,7 @@ fn verdict_of(state: &StateDoc) -> Verdict {
         .lockers
         .iter()
         .flat_map(|l| l.holders.iter().chain(&l.waitings))
-        .filter_map(|e| e.peer_pid);
+        .filter_map(|e| e.request.peer_pid);
     let processes = ProcessTable::read_live(pids);
     Report::new(&Input {
         state,

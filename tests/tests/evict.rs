@@ -41,7 +41,7 @@ fn evicting_the_holder_lets_the_waiter_run() {
         let state = daemon.state();
         let l = state.lockers.first()?;
         (l.holders.len() == 1 && l.waitings.len() == 1)
-            .then(|| (l.holders[0].conn, l.waitings[0].conn))
+            .then(|| (l.holders[0].request.conn, l.waitings[0].request.conn))
     });
 
     let out = evict(daemon.pid(), &["--conn", &holder.to_string()]).expect_exit(0);
@@ -57,7 +57,11 @@ fn evicting_the_holder_lets_the_waiter_run() {
     let state = daemon.state();
     let printer = &state.lockers[0];
     assert_eq!(
-        printer.holders.iter().map(|h| h.conn).collect::<Vec<_>>(),
+        printer
+            .holders
+            .iter()
+            .map(|h| h.request.conn)
+            .collect::<Vec<_>>(),
         [waiting],
         "{state:#?}"
     );

@@ -455,7 +455,7 @@ fn resource_keys_shape_the_lock_the_daemon_grants() {
         .find(|l| l.resource_name == "num[3]")
         .unwrap_or_else(|| panic!("num[3] held: {state:?}"));
     assert_eq!(locker.holders.len(), 1, "{locker:?}");
-    assert_eq!(locker.holders[0].quantity, Some(2), "{locker:?}");
+    assert_eq!(locker.holders[0].request.quantity, Some(2), "{locker:?}");
 
     // LockMode from the system file, under the user's Name.
     user.write(user.system_file(), "[Resource]\nLockMode=ConcurrentWrite\n");
@@ -470,7 +470,7 @@ fn resource_keys_shape_the_lock_the_daemon_grants() {
         .find(|l| l.resource_name == "moded")
         .unwrap_or_else(|| panic!("moded held: {state:?}"));
     assert_eq!(
-        locker.holders[0].lock_mode,
+        locker.holders[0].request.lock_mode,
         Some(LockMode::CW),
         "{locker:?}"
     );
@@ -558,7 +558,10 @@ fn daemon_keys_choose_the_daemon_and_whether_one_is_started() {
         .and_then(|l| l.holders.first())
         .unwrap_or_else(|| panic!("overtcp held over TCP: {state:?}"));
     assert!(
-        holder.peer_name.starts_with(&format!("{LOOPBACK}/")),
+        holder
+            .request
+            .peer_name
+            .starts_with(&format!("{LOOPBACK}/")),
         "a TCP peer: {holder:?}"
     );
 

@@ -662,7 +662,9 @@ fn create_no_waits_in_the_incubator_until_another_client_creates_the_resource() 
     let waiter = Holder::spawn(daemon.client(), "later", &["-e", "no"], dir.path(), "w");
     waiter.assert_waiting();
     daemon.wait_state("the waiter is incubated", |s| {
-        s.incubator.iter().any(|e| e.resource_name == "later")
+        s.incubator
+            .iter()
+            .any(|e| e.request.resource_name == "later")
     });
     let out = lock_cmd(daemon.client(), "later", &[], &["true"]).output();
     check(&out, 0, "", "", "creator");

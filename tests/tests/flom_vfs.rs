@@ -171,7 +171,7 @@ fn the_tree_follows_the_daemon_and_goes_when_it_exits_by_its_lifespan() {
         .iter()
         .find(|l| l.resource_name == "vfsres")
         .expect("vfsres");
-    let conn = own.holders[0].conn.to_string();
+    let conn = own.holders[0].request.conn.to_string();
     let (id, holders) = wait_for("vfsres in the tree", CHANGE, || vfs.locker("vfsres"));
     assert_eq!(id, own.id.to_string(), "the daemon's locker id");
     assert_eq!(holders, [conn.as_str()], "the daemon's holder");

@@ -323,8 +323,8 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
                 l.id,
                 l.resource_name.clone(),
                 l.created_ns,
-                l.holders.iter().map(|h| h.conn).collect(),
-                l.waitings.iter().map(|w| w.conn).collect(),
+                l.holders.iter().map(|h| h.request.conn).collect(),
+                l.waitings.iter().map(|w| w.request.conn).collect(),
             )
         })
         .collect();
@@ -344,7 +344,11 @@ fn print_of_the_lock_table_agrees_with_the_daemon() {
         .collect();
     assert_eq!(
         conns,
-        printer.waitings.iter().map(|w| w.conn).collect::<Vec<_>>(),
+        printer
+            .waitings
+            .iter()
+            .map(|w| w.request.conn)
+            .collect::<Vec<_>>(),
         "{waitings:#}"
     );
 }

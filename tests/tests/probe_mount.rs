@@ -174,11 +174,11 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
 
     // find: FLoM's layout and order for each locker and the incubator.
     let foo = locker(&state, "foo");
-    let (h, w) = (foo.holders[0].conn, foo.waitings[0].conn);
+    let (h, w) = (foo.holders[0].request.conn, foo.waitings[0].request.conn);
     let bar = locker(&state, "bar");
     let numeric = locker(&state, "num[3]");
     let seq = locker(&state, "_s_seq[3]");
-    let inc = state.incubator[0].conn;
+    let inc = state.incubator[0].request.conn;
     let listed = find(&dir);
     let status: Vec<&str> = listed
         .iter()
@@ -210,15 +210,15 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
             format!("{base}/holders"),
         ]);
         for e in &l.holders {
-            want.push(format!("{base}/holders/{}", e.conn));
-            want.push(format!("{base}/holders/{}/peer_name", e.conn));
-            want.extend(holder_file.map(|f| format!("{base}/holders/{}/{f}", e.conn)));
+            want.push(format!("{base}/holders/{}", e.request.conn));
+            want.push(format!("{base}/holders/{}/peer_name", e.request.conn));
+            want.extend(holder_file.map(|f| format!("{base}/holders/{}/{f}", e.request.conn)));
         }
         want.push(format!("{base}/waitings"));
         for e in &l.waitings {
-            want.push(format!("{base}/waitings/{}", e.conn));
-            want.push(format!("{base}/waitings/{}/peer_name", e.conn));
-            want.extend(waiter_file.map(|f| format!("{base}/waitings/{}/{f}", e.conn)));
+            want.push(format!("{base}/waitings/{}", e.request.conn));
+            want.push(format!("{base}/waitings/{}/peer_name", e.request.conn));
+            want.extend(waiter_file.map(|f| format!("{base}/waitings/{}/{f}", e.request.conn)));
         }
     }
     assert_eq!(status, want);
@@ -232,9 +232,9 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
 
     // cat: FLoM's bytes.
     let f = foo.id;
-    let (b, bh) = (bar.id, bar.holders[0].conn);
-    let (n, nh) = (numeric.id, numeric.holders[0].conn);
-    let (s, sh) = (seq.id, seq.holders[0].conn);
+    let (b, bh) = (bar.id, bar.holders[0].request.conn);
+    let (n, nh) = (numeric.id, numeric.holders[0].request.conn);
+    let (s, sh) = (seq.id, seq.holders[0].request.conn);
     let expected: [(String, &[u8]); 13] = [
         (format!("status/lockers/{f}/resource_name"), b"foo\n"),
         (format!("status/lockers/{f}/resource_type"), b"simple\n"),
@@ -282,11 +282,11 @@ fn mount_shows_flom_s_tree_follows_the_daemon_and_unmounts_on_sigterm() {
     );
     assert_eq!(
         mtime_ns(&dir.join(format!("status/lockers/{f}/waitings/{w}"))),
-        foo.waitings[0].since_ns
+        foo.waitings[0].request.since_ns
     );
     assert_eq!(
         mtime_ns(&dir.join(format!("status/lockers/{f}/holders/{h}/lock_mode"))),
-        foo.holders[0].since_ns
+        foo.holders[0].request.since_ns
     );
     // Unknown paths are not there; nothing can be written.
     assert!(std::fs::metadata(dir.join("status/lockers/99")).is_err());
@@ -409,7 +409,7 @@ fn a_core_file_mounts_as_its_dump_tree() {
     assert_eq!(
         cat(&dir.join(format!(
             "status/lockers/{}/holders/{}/lock_mode",
-            foo.id, foo.holders[0].conn
+            foo.id, foo.holders[0].request.conn
         ))),
         b"ProtectedWrite"
     );

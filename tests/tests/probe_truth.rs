@@ -247,10 +247,11 @@ impl Coverage {
             self.holders += l.holders.len();
             self.waiters += l.waitings.len();
             for e in l.holders.iter().chain(&l.waitings) {
-                self.modes.extend(e.lock_mode.map(|m| m.short_name()));
-                self.quantities += usize::from(e.quantity.is_some());
+                self.modes
+                    .extend(e.request.lock_mode.map(|m| m.short_name()));
+                self.quantities += usize::from(e.request.quantity.is_some());
                 self.elements += usize::from(e.element.is_some());
-                self.peers.extend(e.peer_pid);
+                self.peers.extend(e.request.peer_pid);
             }
         }
         for i in &doc.incubator {

@@ -41,8 +41,8 @@ fn one_alert_per_late_holder_and_waiter() {
         .iter()
         .find(|l| l.resource_name == "foo")
         .expect("foo's locker");
-    let holder_conn = foo.holders[0].conn;
-    let waiter_conn = foo.waitings[0].conn;
+    let holder_conn = foo.holders[0].request.conn;
+    let waiter_conn = foo.waitings[0].request.conn;
 
     let said: Vec<AlertDoc> = alerts
         .take(0, 2, "two alerts", CHANGE)

@@ -45,7 +45,7 @@ pub fn blocks(state: &StateDoc) -> Vec<Block> {
 
 fn locker_blocks(locker: &LockerDoc, out: &mut Vec<Block>) {
     let capacity = Capacity::of(locker);
-    let held = Groups::of(capacity, locker.holders.iter().map(|h| (h.conn, h)));
+    let held = Groups::of(capacity, locker.holders.iter().map(|h| (h.request.conn, h)));
     let mut ahead = Groups::of(capacity, std::iter::empty());
     for (position, waiter) in locker.waitings.iter().enumerate() {
         let (hard, soft) = match capacity {
@@ -59,16 +59,16 @@ fn locker_blocks(locker: &LockerDoc, out: &mut Vec<Block>) {
             ),
         };
         out.push(Block {
-            conn: waiter.conn,
+            conn: waiter.request.conn,
             locker: locker.id,
-            resource_name: waiter.resource_name.clone(),
+            resource_name: waiter.request.resource_name.clone(),
             position,
-            since_ns: waiter.since_ns,
+            since_ns: waiter.request.since_ns,
             hard,
             soft,
         });
         if capacity != Capacity::Paths {
-            ahead.add(capacity, waiter.conn, waiter);
+            ahead.add(capacity, waiter.request.conn, waiter);
         }
     }
 }
@@ -133,7 +133,7 @@ fn scan(capacity: Capacity, among: &[EntryDoc], wanted: &EntryDoc) -> Blockers {
     let mut blockers = Blockers::default();
     for e in among.iter().filter(|e| capacity.stands_in_way(e, wanted)) {
         if blockers.conns.len() < LISTED {
-            blockers.conns.push(e.conn);
+            blockers.conns.push(e.request.conn);
         }
         blockers.total += 1;
     }

@@ -58,7 +58,7 @@ impl Capacity {
         match self {
             Capacity::Modes => !mode(wanted).compatible_with(mode(held)),
             Capacity::Paths => {
-                paths_overlap(&held.resource_name, &wanted.resource_name)
+                paths_overlap(&held.request.resource_name, &wanted.request.resource_name)
                     && !mode(wanted).compatible_with(mode(held))
             }
             Capacity::Units(_) | Capacity::Slots(_) => true,
@@ -80,12 +80,12 @@ impl Capacity {
 
 /// The mode an entry holds or asks for; FLoM's default is exclusive.
 pub fn mode(entry: &EntryDoc) -> LockMode {
-    entry.lock_mode.unwrap_or(LockMode::EX)
+    entry.request.lock_mode.unwrap_or(LockMode::EX)
 }
 
 /// The units a numeric entry holds or asks for; FLoM's default is one.
 fn units(entry: &EntryDoc) -> u64 {
-    entry.quantity.unwrap_or(1)
+    entry.request.quantity.unwrap_or(1)
 }
 
 /// Whether one of two hierarchical paths is the other or an ancestor of it.
@@ -97,20 +97,29 @@ fn paths_overlap(a: &str, b: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use latch_probe_common::doc::RequestDoc;
 
     pub(crate) fn entry(conn: u64, name: &str, mode: Option<LockMode>, q: Option<u64>) -> EntryDoc {
         EntryDoc {
-            conn,
-            resource_name: name.into(),
-            peer_name: "localhost/".into(),
-            peer_pid: Some(conn as u32 + 1000),
-            peer_uid: Some(0),
-            fd: conn as i32,
-            lock_mode: mode,
-            quantity: q,
+            request: RequestDoc {
+                conn,
+                resource_name: name.into(),
+                peer_name: "localhost/".into(),
+                peer_pid: Some(conn as u32 + 1000),
+                peer_uid: Some(0),
+                fd: conn as i32,
+                lock_mode: mode,
+                quantity: q,
+                since_ns: conn,
+            },
             element: None,
-            since_ns: conn,
         }
+    }
+
+    /// `entry` of a client with peer pid `pid`.
+    pub(crate) fn with_pid(mut entry: EntryDoc, pid: u32) -> EntryDoc {
+        entry.request.peer_pid = Some(pid);
+        entry
     }
 
     fn locker(name: &str, ty: ResourceType, holders: Vec<EntryDoc>) -> LockerDoc {

@@ -47,12 +47,12 @@ pub fn find(state: &StateDoc, parties: &Parties) -> Deadlocks {
     let mut waits: Vec<Vec<At>> = vec![Vec::new(); n];
     for (li, locker) in state.lockers.iter().enumerate() {
         for (hi, h) in locker.holders.iter().enumerate() {
-            if let Some(p) = parties.of(h.conn) {
+            if let Some(p) = parties.of(h.request.conn) {
                 holds[p].push((li, hi));
             }
         }
         for (wi, w) in locker.waitings.iter().enumerate() {
-            if let Some(p) = parties.of(w.conn) {
+            if let Some(p) = parties.of(w.request.conn) {
                 waits[p].push((li, wi));
             }
         }
@@ -88,7 +88,7 @@ pub fn find(state: &StateDoc, parties: &Parties) -> Deadlocks {
         for li in dirty {
             let locker = &state.lockers[li];
             for (wi, w) in locker.waitings.iter().enumerate() {
-                let Some(p) = parties.of(w.conn) else {
+                let Some(p) = parties.of(w.request.conn) else {
                     continue;
                 };
                 if satisfied[li][wi] || reduced[p] || !remaining[li].fits(locker, w) {
@@ -112,7 +112,7 @@ pub fn find(state: &StateDoc, parties: &Parties) -> Deadlocks {
             let capacity = Capacity::of(locker);
             let wanted = &locker.waitings[wi];
             for (hi, h) in locker.holders.iter().enumerate() {
-                let Some(q) = parties.of(h.conn) else {
+                let Some(q) = parties.of(h.request.conn) else {
                     continue;
                 };
                 if !reduced[q] && capacity.stands_in_way(h, wanted) && seen.insert((p, q)) {
@@ -157,7 +157,7 @@ impl Remaining {
         };
         for h in &locker.holders {
             r.modes[usize::from(mode(h).wire())] += 1;
-            r.units = r.units.saturating_add(h.quantity.unwrap_or(1));
+            r.units = r.units.saturating_add(h.request.quantity.unwrap_or(1));
             r.count += 1;
         }
         r
@@ -171,7 +171,7 @@ impl Remaining {
             return;
         }
         self.modes[usize::from(mode(h).wire())] -= 1;
-        self.units = self.units.saturating_sub(h.quantity.unwrap_or(1));
+        self.units = self.units.saturating_sub(h.request.quantity.unwrap_or(1));
         self.count -= 1;
     }
 
@@ -191,7 +191,9 @@ impl Remaining {
                 wanted,
             ),
             Capacity::Units(total) => {
-                self.units.saturating_add(wanted.quantity.unwrap_or(1)) <= total
+                self.units
+                    .saturating_add(wanted.request.quantity.unwrap_or(1))
+                    <= total
             }
             Capacity::Slots(max) => self.count < max,
         }
@@ -293,7 +295,7 @@ fn cycle_in(component: &[usize], edges: &[Vec<(usize, At, At)>]) -> Option<Vec<S
 
 #[cfg(test)]
 mod tests {
-    use super::super::conflict::tests::entry;
+    use super::super::conflict::tests::{entry, with_pid};
     use super::super::processes::{ProcessInfo, ProcessTable};
     use super::*;
     use latch_probe_common::doc::{Source, STATE_SCHEMA};
@@ -305,10 +307,7 @@ mod tests {
     fn state(lockers: &[(&str, ResourceType, &[E], &[E])]) -> StateDoc {
         let entries = |name: &str, list: &[E]| {
             list.iter()
-                .map(|&(conn, pid, m, q)| EntryDoc {
-                    peer_pid: Some(pid),
-                    ..entry(conn, name, m, q)
-                })
+                .map(|&(conn, pid, m, q)| with_pid(entry(conn, name, m, q), pid))
                 .collect()
         };
         StateDoc {
@@ -369,8 +368,16 @@ mod tests {
         assert_eq!(d.cycles.len(), 1);
         assert_eq!(cycle_pids(&parties, &d.cycles[0]), [10, 20]);
         let first = &d.cycles[0][0];
-        assert_eq!(s.lockers[first.waits.0].waitings[first.waits.1].conn, 2);
-        assert_eq!(s.lockers[first.held.0].holders[first.held.1].conn, 3);
+        assert_eq!(
+            s.lockers[first.waits.0].waitings[first.waits.1]
+                .request
+                .conn,
+            2
+        );
+        assert_eq!(
+            s.lockers[first.held.0].holders[first.held.1].request.conn,
+            3
+        );
         assert!(d.behind.is_empty());
     }
 
@@ -539,12 +546,14 @@ mod tests {
             for (r, m, q) in plan {
                 conn += 1;
                 let locker = &mut lockers[r];
-                let e = EntryDoc {
-                    peer_pid: Some(p as u32 + 10),
-                    lock_mode: locker.resource_type.has_mode().then_some(m),
-                    quantity: locker.resource_type.has_quantity().then_some(q),
-                    ..entry(conn, names[r], None, None)
-                };
+                let ty = locker.resource_type;
+                let e = entry(
+                    conn,
+                    names[r],
+                    ty.has_mode().then_some(m),
+                    ty.has_quantity().then_some(q),
+                );
+                let e = with_pid(e, p as u32 + 10);
                 let capacity = Capacity::of(locker);
                 if capacity.fits(locker.holders.iter(), &e) {
                     locker.holders.push(e);

@@ -4,7 +4,7 @@
 //!
 //! Pure: two documents in, one out.
 
-use latch_probe_common::doc::StateDoc;
+use latch_probe_common::doc::{RequestDoc, StateDoc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -141,32 +141,26 @@ fn standing(s: Standing) -> &'static str {
 
 fn places(state: &StateDoc) -> BTreeMap<u64, Place> {
     let mut out = BTreeMap::new();
+    let mut put = |standing, r: &RequestDoc| {
+        let place = Place {
+            standing,
+            resource_name: r.resource_name.clone(),
+            since_ns: r.since_ns,
+        };
+        out.insert(r.conn, place);
+    };
     for l in &state.lockers {
         for (standing, list) in [
             (Standing::Holding, &l.holders),
             (Standing::Waiting, &l.waitings),
         ] {
             for e in list {
-                out.insert(
-                    e.conn,
-                    Place {
-                        standing,
-                        resource_name: e.resource_name.clone(),
-                        since_ns: e.since_ns,
-                    },
-                );
+                put(standing, &e.request);
             }
         }
     }
     for i in &state.incubator {
-        out.insert(
-            i.conn,
-            Place {
-                standing: Standing::Incubating,
-                resource_name: i.resource_name.clone(),
-                since_ns: i.since_ns,
-            },
-        );
+        put(Standing::Incubating, &i.request);
     }
     out
 }
@@ -219,8 +213,8 @@ mod tests {
         let mut before = state(&[1, 2], &[3, 4, 5]);
         let mut after = state(&[2, 3], &[4, 6]);
         // conn 3's grant gives it a new since; 2 and 4 stay as they were.
-        after.lockers[0].holders[1].since_ns = 99;
-        before.lockers[0].waitings[2].since_ns = 7;
+        after.lockers[0].holders[1].request.since_ns = 99;
+        before.lockers[0].waitings[2].request.since_ns = 7;
         let d = Diff::new(&before, &after);
         let got: Vec<(u64, Change)> = d.changes.iter().map(|c| (c.conn, c.change)).collect();
         assert_eq!(

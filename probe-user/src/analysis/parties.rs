@@ -126,14 +126,8 @@ impl<'a> Peer<'a> {
 
 /// Every connection of the state with its peer, in document order.
 fn peers(state: &StateDoc) -> Vec<Peer<'_>> {
-    let entries = state
-        .lockers
-        .iter()
-        .flat_map(|l| l.holders.iter().chain(&l.waitings))
-        .map(|e| Peer::new(e.conn, &e.peer_name, e.peer_pid));
-    let incubating = state
-        .incubator
-        .iter()
-        .map(|i| Peer::new(i.conn, &i.peer_name, i.peer_pid));
-    entries.chain(incubating).collect()
+    state
+        .requests()
+        .map(|r| Peer::new(r.conn, &r.peer_name, r.peer_pid))
+        .collect()
 }

@@ -255,13 +255,14 @@ fn behind(found: &Deadlocks, parties: &Parties) -> Vec<String> {
 }
 
 fn entry_ref(locker: u64, e: &EntryDoc) -> EntryRef {
+    let r = &e.request;
     EntryRef {
         locker,
-        conn: e.conn,
-        resource_name: e.resource_name.clone(),
-        lock_mode: e.lock_mode,
-        quantity: e.quantity,
-        since_ns: e.since_ns,
+        conn: r.conn,
+        resource_name: r.resource_name.clone(),
+        lock_mode: r.lock_mode,
+        quantity: r.quantity,
+        since_ns: r.since_ns,
     }
 }
 
@@ -291,7 +292,7 @@ fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -
                     .lockers
                     .iter()
                     .flat_map(|l| l.holders.iter().map(move |h| (l.id, h)))
-                    .filter(|(_, h)| party.conns.binary_search(&h.conn).is_ok())
+                    .filter(|(_, h)| party.conns.binary_search(&h.request.conn).is_ok())
                     .map(|(id, h)| entry_ref(id, h))
                     .collect(),
                 waits: waiting(step.waits),
@@ -352,7 +353,7 @@ fn lints(input: &Input<'_>, parties: &Parties, blocks: &[Block]) -> Vec<Lint> {
         });
     }
     for locker in &state.lockers {
-        for h in &locker.holders {
+        for h in locker.holders.iter().map(|h| &h.request) {
             let party = party_of(h.conn);
             let name = party.map(|p| p.name.clone());
             if party.is_some_and(|p| p.gone) {
@@ -422,7 +423,7 @@ pub fn seconds(ns: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conflict::tests::entry;
+    use super::super::conflict::tests::{entry, with_pid};
     use super::super::processes::ProcessInfo;
     use super::super::render;
     use super::*;
@@ -439,19 +440,15 @@ mod tests {
                 resource_name: name.into(),
                 resource_type: ResourceType::Simple,
                 created_ns: 0,
-                holders: vec![EntryDoc {
-                    peer_pid: Some(pid),
-                    ..entry(conn, name, None, None)
-                }],
+                holders: vec![with_pid(entry(conn, name, None, None), pid)],
                 waitings: vec![],
             })
             .collect();
         for &(locker, conn, pid) in waiters {
             let name = lockers[locker].resource_name.clone();
-            lockers[locker].waitings.push(EntryDoc {
-                peer_pid: Some(pid),
-                ..entry(conn, &name, None, None)
-            });
+            lockers[locker]
+                .waitings
+                .push(with_pid(entry(conn, &name, None, None), pid));
         }
         StateDoc {
             schema: STATE_SCHEMA.into(),

@@ -32,27 +32,17 @@ pub struct Connection {
 
 /// Conn `conn` of `state`: a holder, a waiter or an incubated client.
 pub fn connection(state: &StateDoc, conn: u64) -> Option<Connection> {
-    let found = |fd, peer_pid, peer_name: &String, resource: &String| Connection {
-        fd,
-        resource: resource.clone(),
-        expected: Expected {
-            conn,
-            peer_pid,
-            peer_name: peer_name.clone(),
-        },
-    };
     state
-        .lockers
-        .iter()
-        .flat_map(|l| l.holders.iter().chain(&l.waitings))
-        .find(|e| e.conn == conn)
-        .map(|e| found(e.fd, e.peer_pid, &e.peer_name, &e.resource_name))
-        .or_else(|| {
-            state
-                .incubator
-                .iter()
-                .find(|i| i.conn == conn)
-                .map(|i| found(i.fd, i.peer_pid, &i.peer_name, &i.resource_name))
+        .requests()
+        .find(|r| r.conn == conn)
+        .map(|r| Connection {
+            fd: r.fd,
+            resource: r.resource_name.clone(),
+            expected: Expected {
+                conn,
+                peer_pid: r.peer_pid,
+                peer_name: r.peer_name.clone(),
+            },
         })
 }
 

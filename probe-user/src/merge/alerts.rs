@@ -4,7 +4,7 @@
 //!
 //! It looks at documents and asks the caller whether a pid lives; it reads no process.
 
-use latch_probe_common::doc::{AlertDoc, AlertKind, StateDoc, ALERT_SCHEMA};
+use latch_probe_common::doc::{AlertDoc, AlertKind, RequestDoc, StateDoc, ALERT_SCHEMA};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -26,11 +26,7 @@ pub struct Alerts {
 struct Seen<'a> {
     kind_if_late: AlertKind,
     locker: Option<u64>,
-    resource_name: &'a str,
-    conn: u64,
-    peer_name: &'a str,
-    peer_pid: Option<u32>,
-    since_ns: u64,
+    request: &'a RequestDoc,
 }
 
 impl Alerts {
@@ -58,40 +54,33 @@ impl Alerts {
                 entries.extend(list.iter().map(|e| Seen {
                     kind_if_late: kind,
                     locker: Some(locker.id),
-                    resource_name: &e.resource_name,
-                    conn: e.conn,
-                    peer_name: &e.peer_name,
-                    peer_pid: e.peer_pid,
-                    since_ns: e.since_ns,
+                    request: &e.request,
                 }));
             }
         }
         entries.extend(doc.incubator.iter().map(|i| Seen {
             kind_if_late: AlertKind::MaxWait,
             locker: None,
-            resource_name: &i.resource_name,
-            conn: i.conn,
-            peer_name: &i.peer_name,
-            peer_pid: i.peer_pid,
-            since_ns: i.since_ns,
+            request: &i.request,
         }));
 
         let mut alerts = Vec::new();
         let mut present = HashSet::with_capacity(entries.len());
         for e in &entries {
-            let held_or_waited = now_ns.saturating_sub(e.since_ns);
+            let r = e.request;
+            let held_or_waited = now_ns.saturating_sub(r.since_ns);
             let bound = match e.kind_if_late {
                 AlertKind::MaxHold => self.bounds.max_hold,
                 _ => self.bounds.max_wait,
             };
             let late = bound.is_some_and(|b| u128::from(held_or_waited) > b.as_nanos());
             let vanished =
-                e.kind_if_late == AlertKind::MaxHold && e.peer_pid.is_some_and(|pid| !alive(pid));
+                e.kind_if_late == AlertKind::MaxHold && r.peer_pid.is_some_and(|pid| !alive(pid));
             for (kind, due) in [
                 (e.kind_if_late, late),
                 (AlertKind::ClientVanished, vanished),
             ] {
-                let key = (kind, e.conn, e.since_ns);
+                let key = (kind, r.conn, r.since_ns);
                 present.insert(key);
                 if due && self.said.insert(key) {
                     alerts.push(AlertDoc {
@@ -99,11 +88,11 @@ impl Alerts {
                         ts_ns: now_ns,
                         alert: kind,
                         locker: e.locker,
-                        resource_name: e.resource_name.to_owned(),
-                        conn: e.conn,
-                        peer_name: e.peer_name.to_owned(),
-                        peer_pid: e.peer_pid,
-                        since_ns: e.since_ns,
+                        resource_name: r.resource_name.clone(),
+                        conn: r.conn,
+                        peer_name: r.peer_name.clone(),
+                        peer_pid: r.peer_pid,
+                        since_ns: r.since_ns,
                         for_ns: held_or_waited,
                     });
                 }
@@ -124,16 +113,18 @@ mod tests {
 
     fn doc(holder_since: u64, waiter_since: u64) -> StateDoc {
         let entry = |conn, since_ns| EntryDoc {
-            conn,
-            resource_name: "r".into(),
-            peer_name: "localhost/".into(),
-            peer_pid: Some(conn as u32),
-            peer_uid: Some(0),
-            fd: 7,
-            lock_mode: None,
-            quantity: None,
+            request: RequestDoc {
+                conn,
+                resource_name: "r".into(),
+                peer_name: "localhost/".into(),
+                peer_pid: Some(conn as u32),
+                peer_uid: Some(0),
+                fd: 7,
+                lock_mode: None,
+                quantity: None,
+                since_ns,
+            },
             element: None,
-            since_ns,
         };
         StateDoc {
             schema: STATE_SCHEMA.into(),

@@ -34,7 +34,7 @@ pub fn keyed(doc: &StateDoc) -> Value {
             Value::Object(
                 doc.incubator
                     .iter()
-                    .map(|i| (i.conn.to_string(), json(i)))
+                    .map(|i| (i.request.conn.to_string(), json(i)))
                     .collect(),
             ),
         );
@@ -52,7 +52,7 @@ pub fn keyed_locker(locker: &LockerDoc) -> Value {
                 locker
                     .holders
                     .iter()
-                    .map(|h| (h.conn.to_string(), json(h)))
+                    .map(|h| (h.request.conn.to_string(), json(h)))
                     .collect(),
             ),
         );
@@ -130,7 +130,7 @@ pub fn json<T: serde::Serialize>(doc: &T) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latch_probe_common::doc::EntryDoc;
+    use latch_probe_common::doc::{EntryDoc, RequestDoc};
     use serde_json::json;
 
     #[test]
@@ -166,16 +166,18 @@ mod tests {
     #[test]
     fn keyed_form_round_trips() {
         let entry = |conn| EntryDoc {
-            conn,
-            resource_name: "r".into(),
-            peer_name: "localhost/".into(),
-            peer_pid: Some(1),
-            peer_uid: Some(0),
-            fd: 7,
-            lock_mode: None,
-            quantity: Some(1),
+            request: RequestDoc {
+                conn,
+                resource_name: "r".into(),
+                peer_name: "localhost/".into(),
+                peer_pid: Some(1),
+                peer_uid: Some(0),
+                fd: 7,
+                lock_mode: None,
+                quantity: Some(1),
+                since_ns: 5,
+            },
             element: None,
-            since_ns: 5,
         };
         let doc = StateDoc {
             schema: latch_probe_common::doc::STATE_SCHEMA.into(),

@@ -73,8 +73,10 @@ impl LiveState {
         let doc = &mut self.doc;
         let mut patch = Map::new();
         let locker_at = |doc: &StateDoc, id: u64| doc.lockers.binary_search_by_key(&id, |l| l.id);
-        let incubated_at =
-            |doc: &StateDoc, conn: u64| doc.incubator.binary_search_by_key(&conn, |i| i.conn);
+        let incubated_at = |doc: &StateDoc, conn: u64| {
+            doc.incubator
+                .binary_search_by_key(&conn, |i| i.request.conn)
+        };
         match (event.kind, event.locker) {
             (EventKind::LockerCreate, Some(id)) => {
                 let Err(at) = locker_at(doc, id) else {
@@ -100,12 +102,16 @@ impl LiveState {
                 patch.insert("lockers".into(), json!({ id.to_string(): null }));
             }
             (kind, None) => {
-                let conn = event
-                    .conn
+                let request = event
+                    .request()
                     .ok_or_else(|| misfit("an incubator event without a conn".to_owned()))?;
+                let conn = request.conn;
                 match (kind, incubated_at(doc, conn)) {
                     (EventKind::Incubate, Err(at)) => {
-                        let incubated = incubated(event, conn);
+                        let incubated = IncubatedDoc {
+                            request,
+                            resource_type: event.resource_type,
+                        };
                         patch.insert(
                             "incubator".into(),
                             json!({ conn.to_string(): json(&incubated) }),
@@ -120,9 +126,10 @@ impl LiveState {
                 }
             }
             (kind, Some(id)) => {
-                let conn = event
-                    .conn
+                let request = event
+                    .request()
                     .ok_or_else(|| misfit("an entry event without a conn".to_owned()))?;
+                let conn = request.conn;
                 let locker_index =
                     locker_at(doc, id).map_err(|_| misfit("no such locker".to_owned()))?;
                 let promoted = if kind == EventKind::Promote {
@@ -134,8 +141,10 @@ impl LiveState {
                     None
                 };
                 let locker = &doc.lockers[locker_index];
-                let waiting_at = locker.waitings.iter().position(|w| w.conn == conn);
-                let holding_at = locker.holders.binary_search_by_key(&conn, |h| h.conn);
+                let waiting_at = locker.waitings.iter().position(|w| w.request.conn == conn);
+                let holding_at = locker
+                    .holders
+                    .binary_search_by_key(&conn, |h| h.request.conn);
                 // Where the entry leaves from.
                 enum Leaves {
                     Nowhere,
@@ -175,13 +184,18 @@ impl LiveState {
                     }
                     Leaves::Nowhere => {}
                 }
+                // Built only where the entry arrives (a release or a cancel arrives nowhere).
+                let entry = || EntryDoc {
+                    request,
+                    element: event.element.clone(),
+                };
                 match event.to {
-                    EntryState::Waiting => locker.waitings.push(entry(event, conn)),
+                    EntryState::Waiting => locker.waitings.push(entry()),
                     EntryState::Holding => {
-                        let holder = entry(event, conn);
+                        let holder = entry();
                         changes
                             .insert("holders".into(), json!({ conn.to_string(): json(&holder) }));
-                        let at = locker.holders.partition_point(|h| h.conn < conn);
+                        let at = locker.holders.partition_point(|h| h.request.conn < conn);
                         locker.holders.insert(at, holder);
                     }
                     _ => {}
@@ -198,36 +212,6 @@ impl LiveState {
             patch.insert("generation".into(), Value::from(doc.generation));
         }
         Ok(Applied::Changed(Value::Object(patch)))
-    }
-}
-
-fn entry(event: &EventDoc, conn: u64) -> EntryDoc {
-    EntryDoc {
-        conn,
-        resource_name: event.resource_name.clone(),
-        peer_name: event.peer_name.clone().unwrap_or_default(),
-        peer_pid: event.peer_pid,
-        peer_uid: event.peer_uid,
-        fd: event.fd.unwrap_or(-1),
-        lock_mode: event.lock_mode,
-        quantity: event.quantity,
-        element: event.element.clone(),
-        since_ns: event.since_ns.unwrap_or(event.ts_ns),
-    }
-}
-
-fn incubated(event: &EventDoc, conn: u64) -> IncubatedDoc {
-    IncubatedDoc {
-        conn,
-        resource_name: event.resource_name.clone(),
-        resource_type: event.resource_type,
-        peer_name: event.peer_name.clone().unwrap_or_default(),
-        peer_pid: event.peer_pid,
-        peer_uid: event.peer_uid,
-        fd: event.fd.unwrap_or(-1),
-        lock_mode: event.lock_mode,
-        quantity: event.quantity,
-        since_ns: event.since_ns.unwrap_or(event.ts_ns),
     }
 }
 
@@ -298,8 +282,8 @@ mod tests {
             .find(|l| l.id == id)
             .expect("the locker");
         (
-            locker.holders.iter().map(|h| h.conn).collect(),
-            locker.waitings.iter().map(|w| w.conn).collect(),
+            locker.holders.iter().map(|h| h.request.conn).collect(),
+            locker.waitings.iter().map(|w| w.request.conn).collect(),
         )
     }
 
@@ -387,7 +371,10 @@ mod tests {
         // Holders in conn order, whatever the order of the grants.
         assert_eq!(entries(&live, 1), (vec![5, 8], vec![]));
         let holder = &live.doc().lockers[0].holders[0];
-        assert_eq!((holder.peer_pid, holder.since_ns), (Some(1005), 5_011));
+        assert_eq!(
+            (holder.request.peer_pid, holder.request.since_ns),
+            (Some(1005), 5_011)
+        );
 
         let patch = applied(
             &mut live,

@@ -8,7 +8,9 @@
 //! and named in the problems, so the rest of the state is still shown.
 
 use dwarfpeek::value::Value;
-use latch_probe_common::doc::{EntryDoc, IncubatedDoc, LockerDoc, Source, StateDoc, STATE_SCHEMA};
+use latch_probe_common::doc::{
+    EntryDoc, IncubatedDoc, LockerDoc, RequestDoc, Source, StateDoc, STATE_SCHEMA,
+};
 use latch_probe_common::{LockMode, ResourceType};
 
 /// What the document says about where it came from.
@@ -188,22 +190,10 @@ fn locker(value: &Value, problems: &mut Vec<String>) -> Result<LockerDoc, Fault>
 }
 
 /// The fields a holder, a waiter and an incubated request share.
-struct Common {
-    conn: u64,
-    resource_name: String,
-    peer_name: String,
-    peer_pid: Option<u32>,
-    peer_uid: Option<u32>,
-    fd: i32,
-    lock_mode: Option<LockMode>,
-    quantity: Option<u64>,
-    since_ns: u64,
-}
-
-fn common(request: &Value) -> Result<Common, Fault> {
+fn request_doc(request: &Value) -> Result<RequestDoc, Fault> {
     let at = "Request";
     let peer = field(request, "peer", at)?;
-    Ok(Common {
+    Ok(RequestDoc {
         conn: uint(field(request, "conn", at)?, "Request.conn")?,
         resource_name: string(
             field(request, "resource_name", at)?,
@@ -226,45 +216,26 @@ fn common(request: &Value) -> Result<Common, Fault> {
 
 /// A decoded `Request` as a holder or a waiter.
 pub fn entry(request: &Value) -> Result<EntryDoc, Fault> {
-    let c = common(request)?;
-    let element = optional(
-        field(request, "element", "Request")?,
-        "Request.element",
-        string,
-    )?;
     Ok(EntryDoc {
-        conn: c.conn,
-        resource_name: c.resource_name,
-        peer_name: c.peer_name,
-        peer_pid: c.peer_pid,
-        peer_uid: c.peer_uid,
-        fd: c.fd,
-        lock_mode: c.lock_mode,
-        quantity: c.quantity,
-        element,
-        since_ns: c.since_ns,
+        request: request_doc(request)?,
+        element: optional(
+            field(request, "element", "Request")?,
+            "Request.element",
+            string,
+        )?,
     })
 }
 
 /// A decoded `Request` as an incubated client.
 pub fn incubated(request: &Value) -> Result<IncubatedDoc, Fault> {
-    let c = common(request)?;
+    let doc = request_doc(request)?;
     let kind = field(request, "resource_type", "Request")?;
-    let resource_type = resource_type(
-        variant(kind, "Request.resource_type")?,
-        "Request.resource_type",
-    )?;
     Ok(IncubatedDoc {
-        conn: c.conn,
-        resource_name: c.resource_name,
-        resource_type,
-        peer_name: c.peer_name,
-        peer_pid: c.peer_pid,
-        peer_uid: c.peer_uid,
-        fd: c.fd,
-        lock_mode: c.lock_mode,
-        quantity: c.quantity,
-        since_ns: c.since_ns,
+        request: doc,
+        resource_type: resource_type(
+            variant(kind, "Request.resource_type")?,
+            "Request.resource_type",
+        )?,
     })
 }
 
@@ -552,16 +523,19 @@ mod tests {
         assert_eq!((doc.generation, doc.torn, doc.pid), (8, false, 9));
         let locker = &doc.lockers[0];
         assert_eq!(locker.resource_type, ResourceType::Numeric);
-        let conns = |list: &[EntryDoc]| list.iter().map(|e| e.conn).collect::<Vec<_>>();
+        let conns = |list: &[EntryDoc]| list.iter().map(|e| e.request.conn).collect::<Vec<_>>();
         assert_eq!(conns(&locker.holders), [4, 6], "holders by conn");
         assert_eq!(conns(&locker.waitings), [9, 5], "waitings in queue order");
-        assert_eq!(locker.holders[1].lock_mode, Some(LockMode::PR));
+        assert_eq!(locker.holders[1].request.lock_mode, Some(LockMode::PR));
         assert_eq!(locker.holders[1].element.as_deref(), Some("e"));
         assert_eq!(
-            (locker.holders[0].peer_pid, locker.holders[0].peer_uid),
+            (
+                locker.holders[0].request.peer_pid,
+                locker.holders[0].request.peer_uid
+            ),
             (Some(4242), None)
         );
-        assert_eq!(doc.incubator[0].lock_mode, Some(LockMode::EX));
+        assert_eq!(doc.incubator[0].request.lock_mode, Some(LockMode::EX));
         assert_eq!(doc.incubator[0].resource_type, ResourceType::Simple);
     }
 

@@ -3,7 +3,9 @@
 
 use crate::capture::{Capture, CaptureStats, DaemonFacts};
 use dwarfpeek::process::ThreadFacts;
-use latch_probe_common::doc::{EntryDoc, IncubatedDoc, LockerDoc, Source, StateDoc, STATE_SCHEMA};
+use latch_probe_common::doc::{
+    EntryDoc, IncubatedDoc, LockerDoc, RequestDoc, Source, StateDoc, STATE_SCHEMA,
+};
 use latch_probe_common::{LockMode, ResourceType};
 
 /// 2026-11-21T22:18:37Z: the snapshot's second.
@@ -13,6 +15,14 @@ pub const SNAPSHOT: u64 = T0 + 60 * SECOND;
 
 pub fn entry(conn: u64, name: &str, since_ns: u64) -> EntryDoc {
     EntryDoc {
+        request: request(conn, name, since_ns),
+        element: None,
+    }
+}
+
+/// A Unix-socket client's request, its pid and descriptor made from its conn.
+fn request(conn: u64, name: &str, since_ns: u64) -> RequestDoc {
+    RequestDoc {
         conn,
         resource_name: name.into(),
         peer_name: "localhost/".into(),
@@ -21,13 +31,12 @@ pub fn entry(conn: u64, name: &str, since_ns: u64) -> EntryDoc {
         fd: 10 + conn as i32,
         lock_mode: None,
         quantity: None,
-        element: None,
         since_ns,
     }
 }
 
 fn with_mode(mut e: EntryDoc, mode: LockMode) -> EntryDoc {
-    e.lock_mode = Some(mode);
+    e.request.lock_mode = Some(mode);
     e
 }
 
@@ -53,9 +62,9 @@ pub fn capture() -> Capture {
     use ResourceType::*;
     let t = |s: u64| T0 + s * SECOND;
     let mut numeric_holder = entry(7, "num[3]", t(3));
-    numeric_holder.quantity = Some(2);
+    numeric_holder.request.quantity = Some(2);
     let mut numeric_waiter = entry(9, "num[3]", t(4));
-    numeric_waiter.quantity = Some(2);
+    numeric_waiter.request.quantity = Some(2);
     let mut seq_holder = entry(10, "_s_seq[3]", t(5));
     seq_holder.element = Some("1".into());
     let mut ts_holder = entry(13, "_t_%H:%M:%S#fff[1]", t(6));
@@ -63,9 +72,9 @@ pub fn capture() -> Capture {
     let mut set_holder = entry(18, "red.green.blue", t(8));
     set_holder.element = Some("red".into());
     let mut tcp_holder = with_mode(entry(22, "tcp", t(9)), LockMode::EX);
-    tcp_holder.peer_name = "127.0.0.1/60980".into();
-    tcp_holder.peer_pid = None;
-    tcp_holder.peer_uid = None;
+    tcp_holder.request.peer_name = "127.0.0.1/60980".into();
+    tcp_holder.request.peer_pid = None;
+    tcp_holder.request.peer_uid = None;
     let state = StateDoc {
         schema: STATE_SCHEMA.into(),
         source: Source::Live,
@@ -133,16 +142,11 @@ pub fn capture() -> Capture {
             locker(23, "tcp", Simple, t(9), vec![tcp_holder], vec![]),
         ],
         incubator: vec![IncubatedDoc {
-            conn: 21,
-            resource_name: "x".into(),
+            request: RequestDoc {
+                lock_mode: Some(LockMode::EX),
+                ..request(21, "x", t(10))
+            },
             resource_type: Simple,
-            peer_name: "localhost/".into(),
-            peer_pid: Some(4021),
-            peer_uid: Some(0),
-            fd: 31,
-            lock_mode: Some(LockMode::EX),
-            quantity: None,
-            since_ns: t(10),
         }],
     };
     Capture {

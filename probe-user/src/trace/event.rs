@@ -165,32 +165,16 @@ impl<'p> EventDecoder<'p> {
                     .into_iter()
                     .any(|slot| cut_text(raw, slot))
                     || (entry.element.is_some() && cut_text(raw, TextSlot::Element));
-                doc.conn = Some(entry.conn);
-                doc.resource_name = entry.resource_name;
-                doc.lock_mode = entry.lock_mode;
-                doc.quantity = entry.quantity;
+                doc.set_request(entry.request);
                 doc.element = entry.element;
-                doc.peer_name = Some(entry.peer_name);
-                doc.peer_pid = entry.peer_pid;
-                doc.peer_uid = entry.peer_uid;
-                doc.fd = Some(entry.fd);
-                doc.since_ns = Some(entry.since_ns);
             }
             (None, Some(request)) => {
                 let incubated = model::incubated(request.innermost()).map_err(fault)?;
                 doc.cut = [TextSlot::Name, TextSlot::Peer]
                     .into_iter()
                     .any(|slot| cut_text(raw, slot));
-                doc.conn = Some(incubated.conn);
-                doc.resource_name = incubated.resource_name;
+                doc.set_request(incubated.request);
                 doc.resource_type = incubated.resource_type;
-                doc.lock_mode = incubated.lock_mode;
-                doc.quantity = incubated.quantity;
-                doc.peer_name = Some(incubated.peer_name);
-                doc.peer_pid = incubated.peer_pid;
-                doc.peer_uid = incubated.peer_uid;
-                doc.fd = Some(incubated.fd);
-                doc.since_ns = Some(incubated.since_ns);
             }
             (None, None) => {
                 return Err(fail(

@@ -32,7 +32,7 @@ fn serves_the_tree_and_follows_refreshes() {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
         let mut c = fixture::capture();
         let mut waiter = c.state.lockers[0].waitings.remove(0);
-        waiter.since_ns += n * SECOND;
+        waiter.request.since_ns += n * SECOND;
         c.state.lockers[0].holders = vec![waiter];
         c.state.generation += 2 * n;
         c.daemon.snapshot_ns += n * SECOND;

@@ -18,7 +18,7 @@ pub(super) fn add(tree: &mut Tree, state: &StateDoc, unknown_ns: u64) {
     let status = tree.add_dir(tree.root(), "status", unknown_ns);
 
     let incubator = tree.add_dir(status, "incubator", unknown_ns);
-    for entry in unique(&state.incubator, |e| e.conn) {
+    for entry in unique(&state.incubator, |e| e.request.conn) {
         add_incubated(tree, incubator, entry);
     }
     tree.set_mtime_from_children(incubator, unknown_ns);
@@ -31,10 +31,11 @@ pub(super) fn add(tree: &mut Tree, state: &StateDoc, unknown_ns: u64) {
 }
 
 fn add_incubated(tree: &mut Tree, incubator: NodeId, entry: &IncubatedDoc) {
-    let t = entry.since_ns;
-    let dir = tree.add_dir(incubator, &entry.conn.to_string(), t);
-    tree.add_file(dir, "peer_name", line(&entry.peer_name), t);
-    tree.add_file(dir, "resource_name", line(&entry.resource_name), t);
+    let r = &entry.request;
+    let t = r.since_ns;
+    let dir = tree.add_dir(incubator, &r.conn.to_string(), t);
+    tree.add_file(dir, "peer_name", line(&r.peer_name), t);
+    tree.add_file(dir, "resource_name", line(&r.resource_name), t);
     tree.add_file(dir, "resource_type", line(entry.resource_type.name()), t);
 }
 
@@ -48,7 +49,7 @@ fn add_locker(tree: &mut Tree, lockers: NodeId, locker: &LockerDoc) {
         ("waitings", &locker.waitings, false),
     ] {
         let list = tree.add_dir(dir, name, t);
-        for entry in unique(entries, |e| e.conn) {
+        for entry in unique(entries, |e| e.request.conn) {
             add_entry(tree, list, locker.resource_type, entry, holding);
         }
         // An empty list was last changed when its last entry left, which a snapshot cannot
@@ -64,9 +65,9 @@ fn add_entry(
     entry: &EntryDoc,
     holding: bool,
 ) {
-    let t = entry.since_ns;
-    let dir = tree.add_dir(list, &entry.conn.to_string(), t);
-    tree.add_file(dir, "peer_name", line(&entry.peer_name), t);
+    let t = entry.request.since_ns;
+    let dir = tree.add_dir(list, &entry.request.conn.to_string(), t);
+    tree.add_file(dir, "peer_name", line(&entry.request.peer_name), t);
     if let Some((name, bytes)) = type_specific(resource_type, entry, holding) {
         tree.add_file(dir, name, bytes, t);
     }
@@ -81,9 +82,11 @@ fn type_specific(
     match resource_type {
         // FLoM writes the long name without a newline (docs/probe.md).
         ResourceType::Simple | ResourceType::Hierarchical => entry
+            .request
             .lock_mode
             .map(|mode| ("lock_mode", mode.long_name().as_bytes().to_vec())),
         ResourceType::Numeric => entry
+            .request
             .quantity
             .map(|quantity| ("quantity", line(&quantity.to_string()))),
         // FLoM shows the value to holders only; a waiter has none yet.

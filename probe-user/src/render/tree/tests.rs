@@ -161,7 +161,7 @@ fn every_lock_mode_has_flom_s_long_name() {
         (LockMode::EX, "Exclusive"),
     ];
     for (mode, name) in expected {
-        capture.state.lockers[0].holders[0].lock_mode = Some(mode);
+        capture.state.lockers[0].holders[0].request.lock_mode = Some(mode);
         let tree = build(&capture);
         assert_eq!(
             bytes(&tree, "status/lockers/3/holders/2/lock_mode"),
