@@ -6,6 +6,7 @@
 //! Gathering only: the verdict is [`crate::analysis`]'s. The daemon is frozen only for the
 //! copies, as by `dump` and `stacks`.
 
+use crate::analysis::parties::peer_pids;
 use crate::analysis::{Input, ProcessTable};
 use crate::error::ProbeError;
 use crate::model::{self, CaptureOptions, DaemonImage};
@@ -193,17 +194,6 @@ impl Evidence {
         }
         Ok(())
     }
-}
-
-fn peer_pids(state: &StateDoc) -> Vec<u32> {
-    let entries = state
-        .lockers
-        .iter()
-        .flat_map(|l| l.holders.iter().chain(&l.waitings))
-        .filter_map(|e| e.peer_pid);
-    entries
-        .chain(state.incubator.iter().filter_map(|i| i.peer_pid))
-        .collect()
 }
 
 fn load_processes(path: Option<&Path>) -> Result<ProcessTable, EvidenceError> {

@@ -124,6 +124,11 @@ impl<'a> Peer<'a> {
     }
 }
 
+/// The peer pid of every connection of the state that has one, in document order.
+pub fn peer_pids(state: &StateDoc) -> Vec<u32> {
+    peers(state).iter().filter_map(|p| p.pid).collect()
+}
+
 /// Every connection of the state with its peer, in document order.
 fn peers(state: &StateDoc) -> Vec<Peer<'_>> {
     let entries = state

@@ -4,7 +4,8 @@
 //!
 //! Reads a finished [`Report`]; decides nothing.
 
-use super::report::{EdgeKind, EntryRef, Report};
+use super::report::{EdgeKind, Report};
+use latch_probe_common::doc::EntryRef;
 use std::fmt::Write as _;
 
 pub fn markdown(report: &Report) -> String {

@@ -8,8 +8,7 @@ use super::blocking::{self, Block};
 use super::deadlock::{self, At, Deadlocks};
 use super::parties::{Parties, Party};
 use super::processes::ProcessTable;
-use latch_probe_common::doc::{EntryDoc, Source, StateDoc};
-use latch_probe_common::LockMode;
+use latch_probe_common::doc::{CycleStep, EntryDoc, EntryRef, Source, StateDoc};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -87,31 +86,7 @@ pub struct Counts {
 #[derive(Clone, Debug, Serialize)]
 pub struct DeadlockDoc {
     pub parties: Vec<String>,
-    pub steps: Vec<StepDoc>,
-}
-
-/// A party of a cycle: what it waits for, and the entry of the next party in its way.
-#[derive(Clone, Debug, Serialize)]
-pub struct StepDoc {
-    pub party: String,
-    pub pid: Option<u32>,
-    pub command: Option<String>,
-    /// What the party holds (every resource, in document order).
-    pub holds: Vec<EntryRef>,
-    pub waits: EntryRef,
-    pub held_by: String,
-    pub held: EntryRef,
-}
-
-/// An entry, named the way a reader finds it in the state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct EntryRef {
-    pub locker: u64,
-    pub conn: u64,
-    pub resource_name: String,
-    pub lock_mode: Option<LockMode>,
-    pub quantity: Option<u64>,
-    pub since_ns: u64,
+    pub steps: Vec<CycleStep>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -265,7 +240,8 @@ fn entry_ref(locker: u64, e: &EntryDoc) -> EntryRef {
     }
 }
 
-fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -> DeadlockDoc {
+/// The cycle `cycle` of `state`, party by party.
+pub fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -> DeadlockDoc {
     let waiting = |(li, wi): At| {
         let l = &state.lockers[li];
         entry_ref(l.id, &l.waitings[wi])
@@ -274,7 +250,7 @@ fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -
         let l = &state.lockers[li];
         entry_ref(l.id, &l.holders[hi])
     };
-    let steps: Vec<StepDoc> = cycle
+    let steps: Vec<CycleStep> = cycle
         .iter()
         .map(|step| {
             let party = &parties.list[step.party];
@@ -283,7 +259,7 @@ fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -
                 .of(held.conn)
                 .map(|p| parties.list[p].name.clone())
                 .unwrap_or_default();
-            StepDoc {
+            CycleStep {
                 party: party.name.clone(),
                 pid: party.pid,
                 command: party.command.clone(),

@@ -105,6 +105,8 @@ impl Alerts {
                         peer_pid: e.peer_pid,
                         since_ns: e.since_ns,
                         for_ns: held_or_waited,
+                        cycle: Vec::new(),
+                        action: None,
                     });
                 }
             }
