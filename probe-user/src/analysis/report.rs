@@ -474,6 +474,11 @@ mod tests {
         assert!(long.lints.iter().any(|l| l.lint == LintKind::HoldingTooLong
             && l.conn == Some(1)
             && l.action == "latch-probe evict --pid 7 --conn 1"));
+        let md = render::markdown(&long);
+        assert!(
+            md.contains("  pid 10: `latch -r A -- x`  \n  `latch-probe evict --pid 7 --conn 1`"),
+            "a finding names its party by command line: {md}"
+        );
         let wedged = report(
             &waiting,
             Some(1_000_000_000),
