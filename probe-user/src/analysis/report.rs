@@ -9,8 +9,8 @@ use super::deadlock::{self, At, Deadlocks};
 use super::parties::{Parties, Party};
 use super::processes::ProcessTable;
 use latch_probe_common::doc::{CycleStep, EntryDoc, EntryRef, Source, StateDoc};
+use rustc_hash::FxHashSet;
 use serde::Serialize;
-use std::collections::BTreeSet;
 
 pub const REPORT_SCHEMA: &str = "latch.report/1";
 
@@ -120,7 +120,7 @@ pub struct Lint {
     pub action: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeKind {
     Hard,
@@ -150,11 +150,16 @@ impl Report {
             .iter()
             .map(|cycle| deadlock_doc(state, &parties, cycle))
             .collect();
-        let cycle_edges: BTreeSet<(String, String)> = deadlocks
+        let cycle_edges: FxHashSet<(usize, usize)> = found
+            .cycles
             .iter()
-            .flat_map(|d| d.steps.iter().map(|s| (s.party.clone(), s.held_by.clone())))
+            .flatten()
+            .filter_map(|step| {
+                let holder = state.lockers.get(step.held.0)?.holders.get(step.held.1)?;
+                Some((step.party, parties.of(holder.conn)?))
+            })
             .collect();
-        let graph = graph(&blocks, &party_of, &cycle_edges);
+        let graph = graph(&blocks, &parties, &cycle_edges);
         let lints = lints(input, &parties, &blocks);
 
         let mut verdict = Verdict::Healthy;
@@ -282,30 +287,50 @@ pub fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step
     }
 }
 
+/// The party-level wait-for graph: each waiter's party to each of its blockers' parties,
+/// once per pair and kind, in the order of the parties' names. Sorted and deduplicated on
+/// the parties' ranks by name, and named at the end: a large table has many edges, and
+/// comparing or cloning their names is what would cost.
 fn graph(
     blocks: &[Block],
-    party_of: &dyn Fn(u64) -> Option<String>,
-    cycle_edges: &BTreeSet<(String, String)>,
+    parties: &Parties,
+    cycle_edges: &FxHashSet<(usize, usize)>,
 ) -> Vec<Edge> {
-    let mut edges = BTreeSet::new();
+    let mut by_name: Vec<usize> = (0..parties.list.len()).collect();
+    by_name.sort_unstable_by(|&a, &b| parties.list[a].name.cmp(&parties.list[b].name));
+    let mut rank = vec![0; by_name.len()];
+    for (r, &p) in by_name.iter().enumerate() {
+        rank[p] = r;
+    }
+    let mut pairs: Vec<(usize, usize, EdgeKind)> = Vec::new();
     for block in blocks {
-        let Some(from) = party_of(block.conn) else {
+        let Some(from) = parties.of(block.conn) else {
             continue;
         };
         for (kind, blockers) in [(EdgeKind::Hard, &block.hard), (EdgeKind::Soft, &block.soft)] {
-            for to in blockers.conns.iter().filter_map(|&c| party_of(c)) {
-                let cycle =
-                    kind == EdgeKind::Hard && cycle_edges.contains(&(from.clone(), to.clone()));
-                edges.insert(Edge {
-                    from: from.clone(),
-                    to,
-                    kind,
-                    cycle,
-                });
-            }
+            pairs.extend(
+                blockers
+                    .conns
+                    .iter()
+                    .filter_map(|&c| parties.of(c))
+                    .map(|to| (rank[from], rank[to], kind)),
+            );
         }
     }
-    edges.into_iter().collect()
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+        .into_iter()
+        .map(|(from, to, kind)| {
+            let (from, to) = (by_name[from], by_name[to]);
+            Edge {
+                from: parties.list[from].name.clone(),
+                to: parties.list[to].name.clone(),
+                kind,
+                cycle: kind == EdgeKind::Hard && cycle_edges.contains(&(from, to)),
+            }
+        })
+        .collect()
 }
 
 fn lints(input: &Input<'_>, parties: &Parties, blocks: &[Block]) -> Vec<Lint> {
