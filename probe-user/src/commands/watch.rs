@@ -149,6 +149,10 @@ fn check_cycles(
     follower: &Follower,
 ) -> Vec<AlertDoc> {
     let state = follower.state();
+    // No waiter, no cycle: an uncontended daemon's grants cost no analysis.
+    if !cycles.any_standing() && state.lockers.iter().all(|l| l.waitings.is_empty()) {
+        return Vec::new();
+    }
     let pids = peer_pids(state);
     processes.extend_live(pids.iter().copied());
     processes.retain_ancestry_of(pids);
