@@ -99,9 +99,9 @@ sleep 0.5
 
 step "a forensic run: scripts/forensic.sh $daemon (verdict, cause, wait-for picture)"
 rc=0
-LATCH_PROBE=$probe LATCH=$bin scripts/forensic.sh --window 2 --max-hold 0.5 "$daemon" "$dir/forensic" || rc=$?
+LATCH_PROBE=$probe LATCH=$bin scripts/forensic.sh --window 2 --max-hold 500ms "$daemon" "$dir/forensic" || rc=$?
 echo "exit code $rc"
-sed -n '/^\*\*Verdict/p; /^## Why/,/^## Holders/p' "$dir/forensic/report.md" | grep -v '^## Holders'
+sed -n '1,/^## Identity/p' "$dir/forensic/report.md" | grep -v '^## Identity'
 cat "$dir/forensic/wait-for.dot"
 
 conn=$("$bin" -s "$sock" state --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([l for l in d["lockers"] if l["resource_name"]=="printer"][0]["holders"][0]["conn"])')
@@ -131,4 +131,4 @@ step "scripts/forensic.sh on the wedged daemon"
 rc=0
 LATCH_PROBE=$probe LATCH=$bin scripts/forensic.sh --window 1 "$wedged" "$dir/forensic-wedged" || rc=$?
 echo "exit code $rc"
-sed -n '/^\*\*Verdict/p; /^## Why/,/^## Holders/p' "$dir/forensic-wedged/report.md" | grep -v '^## Holders'
+sed -n '1,/^## Identity/p' "$dir/forensic-wedged/report.md" | grep -v '^## Identity'

@@ -174,9 +174,13 @@ pub enum AlertKind {
     /// A holder's client process (its peer pid) is gone while the daemon still counts it
     /// as holding.
     ClientVanished,
+    /// Parties wait for each other in a cycle (the events just closed it): none can ever
+    /// be granted.
+    Deadlock,
 }
 
-/// `latch.alert/1`: one entry past a bound, said once per entry and state.
+/// `latch.alert/1`: one entry past a bound, said once per entry and state; or a deadlock,
+/// said once per cycle (its entry is the wait that closed it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertDoc {
     pub schema: String,
@@ -191,6 +195,38 @@ pub struct AlertDoc {
     /// When the entry reached its state (Unix ns), and how long ago that was at `ts_ns`.
     pub since_ns: u64,
     pub for_ns: u64,
+    /// `deadlock` only: the cycle, party by party, as `latch.report/1` tells it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycle: Vec<CycleStep>,
+    /// `deadlock` only: the command that breaks the cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// One party of a deadlock's cycle: what it holds, what it waits for, and the entry of the
+/// next party (`held_by`) in its way. Shared by `latch.report/1` and `latch.alert/1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleStep {
+    /// `pid 1234`, `tcp 127.0.0.1/40000` or `conn 7`.
+    pub party: String,
+    pub pid: Option<u32>,
+    pub command: Option<String>,
+    /// Every entry the party holds, in document order.
+    pub holds: Vec<EntryRef>,
+    pub waits: EntryRef,
+    pub held_by: String,
+    pub held: EntryRef,
+}
+
+/// An entry of a state, named the way a reader finds it there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRef {
+    pub locker: u64,
+    pub conn: u64,
+    pub resource_name: String,
+    pub lock_mode: Option<LockMode>,
+    pub quantity: Option<u64>,
+    pub since_ns: u64,
 }
 
 impl StateDoc {

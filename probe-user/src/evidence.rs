@@ -6,6 +6,7 @@
 //! Gathering only: the verdict is [`crate::analysis`]'s. The daemon is frozen only for the
 //! copies, as by `dump` and `stacks`.
 
+use crate::analysis::parties::peer_pids;
 use crate::analysis::{Input, ProcessTable};
 use crate::error::ProbeError;
 use crate::model::{self, CaptureOptions};
@@ -193,10 +194,6 @@ impl Evidence {
         }
         Ok(())
     }
-}
-
-fn peer_pids(state: &StateDoc) -> Vec<u32> {
-    state.requests().filter_map(|r| r.peer_pid).collect()
 }
 
 fn load_processes(path: Option<&Path>) -> Result<ProcessTable, EvidenceError> {

@@ -7,6 +7,7 @@
 
 pub mod background;
 pub mod bins;
+pub mod clients;
 pub mod command;
 pub mod coredump;
 pub mod daemon;

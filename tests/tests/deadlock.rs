@@ -11,125 +11,22 @@
 use latch_probe::analysis::{Input, ProcessTable, Report, Verdict};
 use latch_probe_common::doc::StateDoc;
 use latch_tests::bins::{latch_bin, Profile};
+use latch_tests::clients::{Conns, Nested};
 use latch_tests::coredump::gcore;
 use latch_tests::daemon::Daemon;
 use latch_tests::probe::latch_probe;
-use latch_tests::procs::end_child;
 use latch_tests::rng::Rng;
-use latch_tests::timeouts::{CHANGE, CLIENT};
+use latch_tests::timeouts::CHANGE;
 use latch_tests::wait::wait_for;
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 
 const DEADLOCK: i32 = 12;
-
-/// A `lock_conns` process: one process asking for locks on connections of its own.
-struct Conns {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    said: mpsc::Receiver<String>,
-}
-
-impl Conns {
-    fn start(daemon: &Daemon) -> Conns {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lock_conns"))
-            .arg(daemon.socket())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start lock_conns: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, said) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Conns {
-            stdin: child.stdin.take(),
-            child,
-            said,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Asks for `request` (`NAME [MODE [QUANTITY]]`) on a new connection; the test fails
-    /// unless the daemon's first answer is `expected` (`granted` or `queued`).
-    #[track_caller]
-    fn ask(&mut self, request: &str, expected: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{request}").expect("lock_conns reads its stdin");
-        let name = request.split_whitespace().next().unwrap_or_default();
-        let answer = self
-            .said
-            .recv_timeout(CLIENT)
-            .unwrap_or_else(|_| panic!("no answer to {request} within {CLIENT:?}"));
-        assert_eq!(
-            answer,
-            format!("{expected} {name}"),
-            "the answer to {request}"
-        );
-    }
-}
-
-impl Drop for Conns {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        end_child(&mut self.child);
-    }
-}
-
-/// `latch -r FIRST -- sh -c '<wait for GO>; exec latch -r SECOND -- sleep 600'` in a process
-/// group of its own, which is killed when dropped: a client that, once told, asks for a
-/// second lock while holding the first.
-struct Nested {
-    child: Child,
-}
-
-impl Nested {
-    fn start(daemon: &Daemon, first: &str, second: &str, go: &Path) -> Nested {
-        let latch = daemon.bin().display().to_string();
-        let socket = daemon.socket().display().to_string();
-        let script = format!(
-            "while [ ! -e '{}' ]; do sleep 0.02; done; exec '{latch}' -s '{socket}' -r {second} -- sleep 600",
-            go.display()
-        );
-        let child = Command::new(daemon.bin())
-            .args(["-s", &socket, "-r", first, "--", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start a nested client: {e}"));
-        Nested { child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Nested {
-    fn drop(&mut self) {
-        // The group is the one this test made for the client: its pid.
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
 
 /// The deadlocks of a `latch.report/1` document: each as the set of its parties' pids.
 /// That `report` finds one deadlock, whose parties are `pids`.
@@ -269,7 +166,10 @@ fn path(p: &Path) -> &str {
 #[test]
 fn two_processes_each_holding_what_the_other_wants_by_separate_connections() {
     let daemon = Daemon::start(Profile::Debug);
-    let (mut p1, mut p2) = (Conns::start(&daemon), Conns::start(&daemon));
+    let (mut p1, mut p2) = (
+        Conns::start(env!("CARGO_BIN_EXE_lock_conns"), &daemon),
+        Conns::start(env!("CARGO_BIN_EXE_lock_conns"), &daemon),
+    );
     p1.ask("A", "granted");
     p2.ask("B", "granted");
     p1.ask("B", "queued");
@@ -333,7 +233,10 @@ fn three_nested_clients_in_a_ring_of_resources() {
 #[test]
 fn a_numeric_and_a_set_resource_in_a_cycle() {
     let daemon = Daemon::start(Profile::Debug);
-    let (mut p1, mut p2) = (Conns::start(&daemon), Conns::start(&daemon));
+    let (mut p1, mut p2) = (
+        Conns::start(env!("CARGO_BIN_EXE_lock_conns"), &daemon),
+        Conns::start(env!("CARGO_BIN_EXE_lock_conns"), &daemon),
+    );
     p2.ask("x.y", "granted");
     p2.ask("x.y", "granted");
     p1.ask("pool[2] - 2", "granted");
@@ -343,9 +246,6 @@ fn a_numeric_and_a_set_resource_in_a_cycle() {
     found_everywhere(&daemon, &pids);
 
     // One element given back: p1 gets it, and the cycle is gone.
-    let mut p3 = Conns::start(&daemon);
-    drop(p3.stdin.take());
-    p3.said.recv_timeout(CLIENT).ok();
     drop(p2);
     daemon.wait_state("p2 gone", |s| {
         s.lockers.iter().all(|l| l.waitings.is_empty())

@@ -7,8 +7,8 @@
 
 use super::processes::ProcessTable;
 use latch_probe_common::doc::StateDoc;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
 
 /// One party, with the connections and processes it is made of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -29,24 +29,21 @@ pub struct Party {
 #[derive(Debug, Default)]
 pub struct Parties {
     pub list: Vec<Party>,
-    by_conn: HashMap<u64, usize>,
+    by_conn: FxHashMap<u64, usize>,
 }
 
 impl Parties {
     pub fn resolve(state: &StateDoc, processes: &ProcessTable) -> Parties {
         let peers = peers(state);
-        let peer_pids: BTreeSet<u32> = peers.iter().filter_map(|p| p.pid).collect();
+        let peer_pids: FxHashSet<u32> = peers.iter().filter_map(|p| p.pid).collect();
+        let mut outermost = Outermost::new(processes, &peer_pids);
         let mut parties = Parties::default();
-        let mut by_key: HashMap<Key<'_>, usize> = HashMap::with_capacity(peers.len());
+        let mut by_key: FxHashMap<Key<'_>, usize> = FxHashMap::default();
+        by_key.reserve(peers.len());
+        parties.by_conn.reserve(peers.len());
         for peer in &peers {
             let key = match (peer.pid, peer.tcp) {
-                (Some(pid), _) => Key::Process(
-                    processes
-                        .ancestry(pid)
-                        .filter(|p| peer_pids.contains(p))
-                        .last()
-                        .unwrap_or(pid),
-                ),
+                (Some(pid), _) => Key::Process(outermost.of(pid)),
                 (None, Some(addr)) => Key::Tcp(addr),
                 (None, None) => Key::Conn(peer.conn),
             };
@@ -91,6 +88,46 @@ impl Parties {
     }
 }
 
+/// The outermost peer process among a pid and its ancestors, remembered for every process
+/// on the way: the peers of one tree share their ancestors, so each is looked up once.
+struct Outermost<'a> {
+    processes: &'a ProcessTable,
+    peers: &'a FxHashSet<u32>,
+    /// For each process seen, the outermost peer among it and its ancestors, if any.
+    known: FxHashMap<u32, Option<u32>>,
+}
+
+impl<'a> Outermost<'a> {
+    fn new(processes: &'a ProcessTable, peers: &'a FxHashSet<u32>) -> Outermost<'a> {
+        Outermost {
+            processes,
+            peers,
+            known: FxHashMap::default(),
+        }
+    }
+
+    /// `pid`'s party: its outermost peer ancestor, or itself.
+    fn of(&mut self, pid: u32) -> u32 {
+        let mut chain = Vec::new();
+        let mut above = None;
+        for at in self.processes.ancestry(pid) {
+            if let Some(&known) = self.known.get(&at) {
+                above = known;
+                break;
+            }
+            chain.push(at);
+        }
+        // From the top down: the first peer met is the outermost.
+        for &at in chain.iter().rev() {
+            if above.is_none() && self.peers.contains(&at) {
+                above = Some(at);
+            }
+            self.known.insert(at, above);
+        }
+        above.unwrap_or(pid)
+    }
+}
+
 /// What makes two connections one party.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Key<'a> {
@@ -124,10 +161,77 @@ impl<'a> Peer<'a> {
     }
 }
 
+/// The peer pid of every connection of the state that has one, in document order.
+pub fn peer_pids(state: &StateDoc) -> Vec<u32> {
+    peers(state).iter().filter_map(|p| p.pid).collect()
+}
+
 /// Every connection of the state with its peer, in document order.
 fn peers(state: &StateDoc) -> Vec<Peer<'_>> {
     state
         .requests()
         .map(|r| Peer::new(r.conn, &r.peer_name, r.peer_pid))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conflict::tests::entry;
+    use super::super::processes::ProcessInfo;
+    use super::*;
+    use latch_probe_common::doc::{EntryDoc, LockerDoc, Source, STATE_SCHEMA};
+    use latch_probe_common::ResourceType;
+
+    #[test]
+    fn peers_of_one_tree_are_one_party_whatever_their_order() {
+        // 5 → 10 → 11 → {12, 13}; 30 is a child of 12 that is no peer; 40 is alone.
+        let mut processes = ProcessTable::unknown();
+        for (pid, ppid) in [(10, 5), (11, 10), (12, 11), (13, 11), (30, 12), (40, 5)] {
+            processes.processes.insert(
+                pid,
+                ProcessInfo {
+                    ppid,
+                    cmdline: vec![format!("cmd{pid}")],
+                },
+            );
+        }
+        // The deepest first, so the walk from 13 meets what the walk from 12 remembered.
+        let holders: Vec<EntryDoc> = [(1, 12), (2, 13), (3, 10), (4, 40), (5, 30)]
+            .iter()
+            .map(|&(conn, pid)| {
+                let mut holder = entry(conn, "A", None, None);
+                holder.request.peer_pid = Some(pid);
+                holder
+            })
+            .collect();
+        let state = StateDoc {
+            schema: STATE_SCHEMA.into(),
+            source: Source::Live,
+            pid: 1,
+            version: "0".into(),
+            generation: 2,
+            torn: false,
+            lockers: vec![LockerDoc {
+                id: 1,
+                resource_name: "A".into(),
+                resource_type: ResourceType::Simple,
+                created_ns: 0,
+                holders,
+                waitings: vec![],
+            }],
+            incubator: vec![],
+        };
+        let parties = Parties::resolve(&state, &processes);
+        let of = |conn| &parties.list[parties.of(conn).expect("a party")];
+        for conn in [1, 2, 3, 5] {
+            assert_eq!(of(conn).name, "pid 10", "conn {conn}");
+        }
+        assert_eq!(of(1).pids, [10, 12, 13, 30]);
+        assert_eq!(of(1).command.as_deref(), Some("cmd10"));
+        assert_eq!(
+            (of(4).name.as_str(), of(4).conns.as_slice()),
+            ("pid 40", &[4][..])
+        );
+        assert_eq!(parties.list.len(), 2);
+    }
 }

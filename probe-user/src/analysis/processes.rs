@@ -48,19 +48,33 @@ impl ProcessTable {
             complete: true,
             ..ProcessTable::unknown()
         };
+        table.extend_live(pids);
+        table
+    }
+
+    /// Reads from `/proc` those of `pids` and their ancestors the table does not know yet:
+    /// a table kept across states (as `watch` keeps one) reads each process once.
+    pub fn extend_live(&mut self, pids: impl IntoIterator<Item = u32>) {
         for pid in pids {
             let mut at = pid;
             for _ in 0..MAX_ANCESTRY {
-                if at <= 1 || table.processes.contains_key(&at) {
+                if at <= 1 || self.processes.contains_key(&at) {
                     break;
                 }
                 let Some(info) = read_process(at) else { break };
                 let parent = info.ppid;
-                table.processes.insert(at, info);
+                self.processes.insert(at, info);
                 at = parent;
             }
         }
-        table
+    }
+
+    /// Forgets every process that is neither one of `pids` nor an ancestor of one, so a
+    /// kept table stays the size of the state and a reused pid is read anew.
+    pub fn retain_ancestry_of(&mut self, pids: impl IntoIterator<Item = u32>) {
+        let keep: std::collections::BTreeSet<u32> =
+            pids.into_iter().flat_map(|p| self.ancestry(p)).collect();
+        self.processes.retain(|pid, _| keep.contains(pid));
     }
 
     /// `pid`, its parent, its parent's parent… as far as the table knows, nearest first,
@@ -115,6 +129,27 @@ mod tests {
         assert!(!table.gone(me));
         assert!(table.gone(u32::MAX));
         assert!(!ProcessTable::unknown().gone(u32::MAX));
+    }
+
+    #[test]
+    fn a_kept_table_keeps_only_the_ancestry_of_the_peers() {
+        let me = std::process::id();
+        let parent = std::os::unix::process::parent_id();
+        let mut table = ProcessTable::read_live([parent]);
+        table.processes.insert(
+            u32::MAX,
+            ProcessInfo {
+                ppid: 1,
+                cmdline: vec![],
+            },
+        );
+        table.extend_live([me]);
+        assert!(table.processes.contains_key(&me) && table.processes.contains_key(&parent));
+        table.retain_ancestry_of([me]);
+        assert!(table.processes.contains_key(&parent), "an ancestor stays");
+        assert!(!table.processes.contains_key(&u32::MAX), "the rest goes");
+        table.retain_ancestry_of([]);
+        assert!(table.processes.is_empty());
     }
 
     #[test]

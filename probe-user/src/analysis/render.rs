@@ -4,7 +4,8 @@
 //!
 //! Reads a finished [`Report`]; decides nothing.
 
-use super::report::{EdgeKind, EntryRef, Report};
+use super::report::{EdgeKind, Report};
+use latch_probe_common::doc::EntryRef;
 use std::fmt::Write as _;
 
 pub fn markdown(report: &Report) -> String {
@@ -68,7 +69,17 @@ pub fn markdown(report: &Report) -> String {
     if !report.lints.is_empty() {
         let _ = writeln!(out, "\n## Findings\n");
         for lint in &report.lints {
-            let _ = writeln!(out, "- {}  \n  `{}`", lint.message, lint.action);
+            let _ = writeln!(out, "- {}  ", lint.message);
+            // Who the party is, by its command line, when it is known.
+            let party = lint
+                .party
+                .as_deref()
+                .and_then(|name| report.parties.iter().find(|p| p.name == name));
+            if let Some((name, command)) = party.and_then(|p| Some((&p.name, p.command.as_ref()?)))
+            {
+                let _ = writeln!(out, "  {name}: `{command}`  ");
+            }
+            let _ = writeln!(out, "  `{}`", lint.action);
         }
     }
     out

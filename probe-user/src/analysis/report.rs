@@ -8,10 +8,9 @@ use super::blocking::{self, Block};
 use super::deadlock::{self, At, Deadlocks};
 use super::parties::{Parties, Party};
 use super::processes::ProcessTable;
-use latch_probe_common::doc::{EntryDoc, Source, StateDoc};
-use latch_probe_common::LockMode;
+use latch_probe_common::doc::{CycleStep, EntryDoc, EntryRef, Source, StateDoc};
+use rustc_hash::FxHashSet;
 use serde::Serialize;
-use std::collections::BTreeSet;
 
 pub const REPORT_SCHEMA: &str = "latch.report/1";
 
@@ -87,31 +86,7 @@ pub struct Counts {
 #[derive(Clone, Debug, Serialize)]
 pub struct DeadlockDoc {
     pub parties: Vec<String>,
-    pub steps: Vec<StepDoc>,
-}
-
-/// A party of a cycle: what it waits for, and the entry of the next party in its way.
-#[derive(Clone, Debug, Serialize)]
-pub struct StepDoc {
-    pub party: String,
-    pub pid: Option<u32>,
-    pub command: Option<String>,
-    /// What the party holds (every resource, in document order).
-    pub holds: Vec<EntryRef>,
-    pub waits: EntryRef,
-    pub held_by: String,
-    pub held: EntryRef,
-}
-
-/// An entry, named the way a reader finds it in the state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct EntryRef {
-    pub locker: u64,
-    pub conn: u64,
-    pub resource_name: String,
-    pub lock_mode: Option<LockMode>,
-    pub quantity: Option<u64>,
-    pub since_ns: u64,
+    pub steps: Vec<CycleStep>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -145,7 +120,7 @@ pub struct Lint {
     pub action: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeKind {
     Hard,
@@ -175,11 +150,16 @@ impl Report {
             .iter()
             .map(|cycle| deadlock_doc(state, &parties, cycle))
             .collect();
-        let cycle_edges: BTreeSet<(String, String)> = deadlocks
+        let cycle_edges: FxHashSet<(usize, usize)> = found
+            .cycles
             .iter()
-            .flat_map(|d| d.steps.iter().map(|s| (s.party.clone(), s.held_by.clone())))
+            .flatten()
+            .filter_map(|step| {
+                let holder = state.lockers.get(step.held.0)?.holders.get(step.held.1)?;
+                Some((step.party, parties.of(holder.request.conn)?))
+            })
             .collect();
-        let graph = graph(&blocks, &party_of, &cycle_edges);
+        let graph = graph(&blocks, &parties, &cycle_edges);
         let lints = lints(input, &parties, &blocks);
 
         let mut verdict = Verdict::Healthy;
@@ -266,7 +246,8 @@ fn entry_ref(locker: u64, e: &EntryDoc) -> EntryRef {
     }
 }
 
-fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -> DeadlockDoc {
+/// The cycle `cycle` of `state`, party by party.
+pub fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -> DeadlockDoc {
     let waiting = |(li, wi): At| {
         let l = &state.lockers[li];
         entry_ref(l.id, &l.waitings[wi])
@@ -275,7 +256,7 @@ fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -
         let l = &state.lockers[li];
         entry_ref(l.id, &l.holders[hi])
     };
-    let steps: Vec<StepDoc> = cycle
+    let steps: Vec<CycleStep> = cycle
         .iter()
         .map(|step| {
             let party = &parties.list[step.party];
@@ -284,7 +265,7 @@ fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -
                 .of(held.conn)
                 .map(|p| parties.list[p].name.clone())
                 .unwrap_or_default();
-            StepDoc {
+            CycleStep {
                 party: party.name.clone(),
                 pid: party.pid,
                 command: party.command.clone(),
@@ -307,30 +288,50 @@ fn deadlock_doc(state: &StateDoc, parties: &Parties, cycle: &[deadlock::Step]) -
     }
 }
 
+/// The party-level wait-for graph: each waiter's party to each of its blockers' parties,
+/// once per pair and kind, in the order of the parties' names. Sorted and deduplicated on
+/// the parties' ranks by name, and named at the end: a large table has many edges, and
+/// comparing or cloning their names is what would cost.
 fn graph(
     blocks: &[Block],
-    party_of: &dyn Fn(u64) -> Option<String>,
-    cycle_edges: &BTreeSet<(String, String)>,
+    parties: &Parties,
+    cycle_edges: &FxHashSet<(usize, usize)>,
 ) -> Vec<Edge> {
-    let mut edges = BTreeSet::new();
+    let mut by_name: Vec<usize> = (0..parties.list.len()).collect();
+    by_name.sort_unstable_by(|&a, &b| parties.list[a].name.cmp(&parties.list[b].name));
+    let mut rank = vec![0; by_name.len()];
+    for (r, &p) in by_name.iter().enumerate() {
+        rank[p] = r;
+    }
+    let mut pairs: Vec<(usize, usize, EdgeKind)> = Vec::new();
     for block in blocks {
-        let Some(from) = party_of(block.conn) else {
+        let Some(from) = parties.of(block.conn) else {
             continue;
         };
         for (kind, blockers) in [(EdgeKind::Hard, &block.hard), (EdgeKind::Soft, &block.soft)] {
-            for to in blockers.conns.iter().filter_map(|&c| party_of(c)) {
-                let cycle =
-                    kind == EdgeKind::Hard && cycle_edges.contains(&(from.clone(), to.clone()));
-                edges.insert(Edge {
-                    from: from.clone(),
-                    to,
-                    kind,
-                    cycle,
-                });
-            }
+            pairs.extend(
+                blockers
+                    .conns
+                    .iter()
+                    .filter_map(|&c| parties.of(c))
+                    .map(|to| (rank[from], rank[to], kind)),
+            );
         }
     }
-    edges.into_iter().collect()
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+        .into_iter()
+        .map(|(from, to, kind)| {
+            let (from, to) = (by_name[from], by_name[to]);
+            Edge {
+                from: parties.list[from].name.clone(),
+                to: parties.list[to].name.clone(),
+                kind,
+                cycle: kind == EdgeKind::Hard && cycle_edges.contains(&(from, to)),
+            }
+        })
+        .collect()
 }
 
 fn lints(input: &Input<'_>, parties: &Parties, blocks: &[Block]) -> Vec<Lint> {
@@ -495,6 +496,11 @@ mod tests {
         assert!(long.lints.iter().any(|l| l.lint == LintKind::HoldingTooLong
             && l.conn == Some(1)
             && l.action == "latch-probe evict --pid 7 --conn 1"));
+        let md = render::markdown(&long);
+        assert!(
+            md.contains("  pid 10: `latch -r A -- x`  \n  `latch-probe evict --pid 7 --conn 1`"),
+            "a finding names its party by command line: {md}"
+        );
         let wedged = report(
             &waiting,
             Some(1_000_000_000),

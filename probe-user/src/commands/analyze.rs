@@ -10,7 +10,7 @@ use latch_probe::analysis::{render, Report};
 use latch_probe::evidence::{Evidence, Origin};
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 #[command(
@@ -69,6 +69,10 @@ pub struct AnalyzeArgs {
     /// Also write what was analysed (state.json, processes.json, stacks.json) into DIR.
     #[arg(long, value_name = "DIR")]
     save: Option<PathBuf>,
+    /// Tell on stderr how long gathering (reading and parsing), the analysis and the
+    /// rendering took.
+    #[arg(long)]
+    stats: bool,
 }
 
 pub fn run(args: &AnalyzeArgs) -> Result<u8> {
@@ -86,7 +90,9 @@ pub fn run(args: &AnalyzeArgs) -> Result<u8> {
             stacks: args.stacks.clone(),
         },
     };
+    let started = Instant::now();
     let evidence = Evidence::gather(&origin)?;
+    let gathered = started.elapsed();
     for problem in &evidence.problems {
         eprintln!("latch-probe: partial state: {problem}");
     }
@@ -100,12 +106,16 @@ pub fn run(args: &AnalyzeArgs) -> Result<u8> {
         evidence.save(dir)?;
     }
     let max_hold_ns = u64::try_from(args.max_hold.as_nanos()).unwrap_or(u64::MAX);
+    let analysing = Instant::now();
     let report = Report::new(&evidence.input(Some(max_hold_ns)));
+    let analysed = analysing.elapsed();
+    let rendering = Instant::now();
     if let Some(file) = &args.dot {
         std::fs::write(file, render::dot(&report))
             .with_context(|| format!("writing {}", file.display()))?;
     }
-    let mut out = std::io::stdout().lock();
+    // Buffered: a large report is megabytes, and stdout alone flushes at every newline.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         serde_json::to_writer(&mut out, &report)?;
         writeln!(out)?;
@@ -113,5 +123,11 @@ pub fn run(args: &AnalyzeArgs) -> Result<u8> {
         write!(out, "{}", render::markdown(&report))?;
     }
     out.flush()?;
+    if args.stats {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        eprintln!("gather:   {:.3} ms (reading and parsing)", ms(gathered));
+        eprintln!("analysis: {:.3} ms", ms(analysed));
+        eprintln!("render:   {:.3} ms", ms(rendering.elapsed()));
+    }
     Ok(report.exit_code)
 }

@@ -1,18 +1,23 @@
 //! `latch-probe watch`: the daemon's state kept live from one snapshot and the eBPF events
 //! after it, with an alert (NDJSON on stdout) for each waiter past `--max-wait`, holder past
-//! `--max-hold` and holder whose client process is gone; the state itself, on request, in a
-//! file kept current.
+//! `--max-hold`, holder whose client process is gone, and deadlock as the events close it;
+//! the state itself, on request, in a file kept current.
 
 use super::stopping::Stopping;
 use super::trace::attached;
 use anyhow::{Context, Result};
 use clap::Args;
 use dwarfpeek::process;
+use latch_probe::analysis::parties::peer_pids;
+use latch_probe::analysis::ProcessTable;
 use latch_probe::error::exit_code;
 use latch_probe::merge::alerts::{Alerts, Bounds};
+use latch_probe::merge::cycles::CycleAlerts;
 use latch_probe::model::CaptureOptions;
 use latch_probe::target::LiveDaemon;
 use latch_probe::trace::{Followed, Follower};
+use latch_probe_common::doc::AlertDoc;
+use latch_probe_common::EventKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,7 +36,11 @@ const TICK: Duration = Duration::from_millis(100);
                   once per entry and state: `max_wait` for a waiter or incubated client \
                   waiting longer than --max-wait, `max_hold` for a holder holding longer than \
                   --max-hold, `client_vanished` for a holder whose client process is gone \
-                  while the daemon still counts it. Durations: 500ms, 2s, 1m...\n\n\
+                  while the daemon still counts it, and `deadlock` the moment the events \
+                  close a cycle of parties waiting for each other (found as `analyze` finds \
+                  it; said once per cycle, again only if it is broken and formed anew), \
+                  with the cycle party by party and the `evict` that breaks it. Durations: \
+                  500ms, 2s, 1m...\n\n\
                   --state-file keeps FILE a current `latch.state/1` document (replaced \
                   atomically, at most every 100 ms).\n\n\
                   Stop: SIGINT, SIGTERM or SIGHUP, or --duration; the uprobes are detached \
@@ -70,21 +79,31 @@ pub fn run(args: &WatchArgs) -> Result<u8> {
         max_wait: args.max_wait,
         max_hold: args.max_hold,
     });
+    let mut cycles = CycleAlerts::default();
+    // The peers' processes, read once each and kept while they are peers.
+    let mut processes = ProcessTable::read_live([]);
     let mut out = std::io::stdout().lock();
+    let mut said = 0u64;
+    let mut say = |alerts: Vec<AlertDoc>| -> Result<()> {
+        for alert in alerts {
+            serde_json::to_writer(&mut out, &alert)?;
+            out.write_all(b"\n")?;
+            said += 1;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    // A deadlock standing when the watch starts is said at once.
+    say(check_cycles(&mut cycles, &mut processes, &follower))?;
     let mut dirty = true;
     let mut next_tick = Instant::now();
-    let (mut said, mut snapshots) = (0u64, 1u64);
+    let mut snapshots = 1u64;
     let ended = loop {
         if let Some(why) = stopping.why()? {
             break why;
         }
         if Instant::now() >= next_tick {
-            for alert in alerts.check(follower.state(), now_ns(), process::exists) {
-                serde_json::to_writer(&mut out, &alert)?;
-                out.write_all(b"\n")?;
-                said += 1;
-            }
-            out.flush()?;
+            say(alerts.check(follower.state(), now_ns(), process::exists))?;
             if dirty {
                 write_state(args.state_file.as_deref(), &follower)?;
                 dirty = false;
@@ -94,11 +113,23 @@ pub fn run(args: &WatchArgs) -> Result<u8> {
         let wait = stopping.wait(next_tick.saturating_duration_since(Instant::now()));
         match follower.next(wait, Some(stopping.fd()))? {
             None => {}
-            Some(Followed::Event(..)) => dirty = true,
+            Some(Followed::Event(event, _)) => {
+                dirty = true;
+                // A cycle closes only when a wait or a holder appears; one standing may
+                // break on any change.
+                let closing = matches!(
+                    event.kind,
+                    EventKind::Enqueue | EventKind::Promote | EventKind::Grant
+                );
+                if closing || cycles.any_standing() {
+                    say(check_cycles(&mut cycles, &mut processes, &follower))?;
+                }
+            }
             Some(other) => {
                 eprintln!("latch-probe: {other:?}; took a new snapshot");
                 snapshots += 1;
                 dirty = true;
+                say(check_cycles(&mut cycles, &mut processes, &follower))?;
             }
         }
     };
@@ -108,6 +139,24 @@ pub fn run(args: &WatchArgs) -> Result<u8> {
         "latch-probe: watch ended {ended}: {said} alerts, {snapshots} snapshots; uprobes detached"
     );
     Ok(exit_code::OK)
+}
+
+/// The deadlock alerts of the state now, the peers' processes read (those not known yet)
+/// from `/proc` first.
+fn check_cycles(
+    cycles: &mut CycleAlerts,
+    processes: &mut ProcessTable,
+    follower: &Follower,
+) -> Vec<AlertDoc> {
+    let state = follower.state();
+    // No waiter, no cycle: an uncontended daemon's grants cost no analysis.
+    if !cycles.any_standing() && state.lockers.iter().all(|l| l.waitings.is_empty()) {
+        return Vec::new();
+    }
+    let pids = peer_pids(state);
+    processes.extend_live(pids.iter().copied());
+    processes.retain_ancestry_of(pids);
+    cycles.check(state, processes, now_ns())
 }
 
 fn now_ns() -> u64 {

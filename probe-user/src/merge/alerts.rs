@@ -94,6 +94,8 @@ impl Alerts {
                         peer_pid: r.peer_pid,
                         since_ns: r.since_ns,
                         for_ns: held_or_waited,
+                        cycle: Vec::new(),
+                        action: None,
                     });
                 }
             }

@@ -5,7 +5,9 @@
 //! Usage: `lock_conns SOCKET`, then one request per line on stdin: `NAME [MODE [QUANTITY]]`
 //! (MODE is FLoM's number 0-5, `-` for none). Each line opens a new connection and sends the
 //! lock request; the first answer is printed as `granted NAME` (rc 0), `queued NAME` (rc 1)
-//! or `rc N NAME`. At the end of stdin it exits, and the daemon releases everything.
+//! or `rc N NAME`. A line `-NAME` closes the latest connection that asked for NAME (the
+//! daemon drops its wait or releases its lock) and prints `closed NAME`. At the end of stdin
+//! it exits, and the daemon releases everything.
 
 #![forbid(unsafe_code)]
 
@@ -20,12 +22,24 @@ fn main() {
         eprintln!("usage: lock_conns SOCKET < requests");
         std::process::exit(2);
     };
-    let mut held = Vec::new();
+    let mut held: Vec<(String, UnixStream)> = Vec::new();
     let stdout = std::io::stdout();
     for line in std::io::stdin().lock().lines() {
         let line = line.unwrap_or_else(|e| fail(&format!("reading stdin: {e}")));
         let mut words = line.split_whitespace();
         let Some(name) = words.next() else { continue };
+        if let Some(name) = name.strip_prefix('-') {
+            let at = held
+                .iter()
+                .rposition(|(asked, _)| asked == name)
+                .unwrap_or_else(|| fail(&format!("no connection asked for {name}")));
+            let (_, conn) = held.remove(at);
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "closed {name}");
+            let _ = out.flush();
+            continue;
+        }
         let mode = words.next().filter(|m| *m != "-");
         let quantity = words.next();
         let mut conn = UnixStream::connect(&socket)
@@ -41,7 +55,7 @@ fn main() {
         let mut out = stdout.lock();
         let _ = writeln!(out, "{said}");
         let _ = out.flush();
-        held.push(conn);
+        held.push((name.to_owned(), conn));
     }
 }
 
