@@ -16,7 +16,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::num::NonZeroU32;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The eBPF object built by build.rs (aya-build names it after the eBPF crate's bin target).
 static EBPF_OBJECT: &[u8] =
@@ -49,6 +49,8 @@ pub struct Tracer {
     lost: PerCpuArray<MapData, u64>,
     ebpf: Ebpf,
     links: Vec<(&'static str, UProbeLinkId)>,
+    /// The record being handed out, copied out of the ring buffer (boxed: it is large).
+    record: Box<RawEvent>,
 }
 
 impl Tracer {
@@ -85,6 +87,7 @@ impl Tracer {
             lost,
             ebpf,
             links: Vec::with_capacity(plan.probes.len()),
+            record: Box::new(RawEvent::EMPTY),
         };
         // Attached one by one into the tracer, so a failure drops (and detaches) the ones
         // attached before it.
@@ -112,40 +115,50 @@ impl Tracer {
         Ok(tracer)
     }
 
-    /// The next record, waiting at most `timeout`; `None` when none came in time, or as
-    /// soon as `wake` (a signal descriptor, say) is readable while none is there.
-    pub fn next_record(
+    /// Hands the records already in the ring buffer to `each`, oldest first, at most `max`
+    /// of them; how many. Each is gone from the buffer once `each` returns (or fails).
+    pub fn drain<E: From<TraceError>>(
         &mut self,
+        max: usize,
+        mut each: impl FnMut(&RawEvent) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let mut n = 0;
+        while n < max {
+            let Some(item) = self.events.next() else {
+                break;
+            };
+            copy_record(&item, &mut self.record)?;
+            drop(item);
+            n += 1;
+            each(&self.record)?;
+        }
+        Ok(n)
+    }
+
+    /// Waits until records may be there (at most [`LOOK_EVERY`] and `timeout`), or `wake` (a
+    /// signal descriptor, say) is readable; whether `wake` is.
+    pub fn wait(
+        &self,
         timeout: Duration,
         wake: Option<BorrowedFd<'_>>,
-    ) -> Result<Option<RawEvent>, TraceError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(item) = self.events.next() {
-                return decode(&item).map(Some);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            // Whole milliseconds, rounded up so a short wait does not become a busy loop.
-            let wait = left.min(LOOK_EVERY);
-            let ms = u16::try_from(wait.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
-            let mut fds = vec![PollFd::new(self.events.as_fd(), PollFlags::POLLIN)];
-            fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(TraceError::Poll(e)),
-            }
-            let woken = fds
+    ) -> Result<bool, TraceError> {
+        // Whole milliseconds, rounded up so a short wait does not become a busy loop.
+        let wait = timeout.min(LOOK_EVERY);
+        let ms = u16::try_from(wait.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
+        let mut fds = [
+            PollFd::new(self.events.as_fd(), PollFlags::POLLIN),
+            PollFd::new(wake.unwrap_or(self.events.as_fd()), PollFlags::POLLIN),
+        ];
+        let fds = &mut fds[..1 + usize::from(wake.is_some())];
+        match poll(fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(TraceError::Poll(e)),
+        }
+        Ok(wake.is_some()
+            && fds
                 .get(1)
                 .and_then(|fd| fd.revents())
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN));
-            if woken {
-                // One last look, so a record that came with the wake-up is not left behind.
-                return self.events.next().map(|item| decode(&item)).transpose();
-            }
-        }
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN)))
     }
 
     /// Detaches every uprobe now; records already written can still be read.
@@ -194,8 +207,8 @@ fn uprobe<'e>(ebpf: &'e mut Ebpf, name: &'static str) -> Result<&'e mut UProbe, 
         })
 }
 
-/// A ring buffer record as the eBPF program wrote it.
-fn decode(bytes: &[u8]) -> Result<RawEvent, TraceError> {
+/// A ring buffer record as the eBPF program wrote it, copied into `record`.
+fn copy_record(bytes: &[u8], record: &mut RawEvent) -> Result<(), TraceError> {
     let expected = std::mem::size_of::<RawEvent>();
     if bytes.len() < expected {
         return Err(TraceError::ShortRecord {
@@ -204,5 +217,6 @@ fn decode(bytes: &[u8]) -> Result<RawEvent, TraceError> {
         });
     }
     // SAFETY: the length is checked and RawEvent is plain integers, valid for any bytes.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEvent>()) })
+    *record = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEvent>()) };
+    Ok(())
 }
