@@ -3,7 +3,7 @@
 # `latch-probe trace --json > /dev/null`, and traced by bpftrace on the same 8 functions
 # (`latch::change::*`): an empty program (the bare uprobe cost, in this run) and a printf of
 # a few arguments per hit (a user's one-liner that, like ours, ships every event to user
-# space). Interleaved round by round, 1 and 8 clients on distinct resources.
+# space). Interleaved round by round, 1, 8 and 32 clients on distinct resources.
 # Usage: scripts/bench-trace.sh [ROUNDS] [OPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,7 +84,7 @@ stop_tracer() { # signal
 
 results=$dir/results.jsonl
 echo "start $(date -u '+%F %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds of $ops ops" >&2
-for clients in 1 8; do
+for clients in 1 8 32; do
     for round in $(seq "$rounds"); do
         read -r u1 du1 _ <<<"$(measure "$clients")"
 

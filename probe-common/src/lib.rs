@@ -142,6 +142,18 @@ pub enum EntryState {
     Holding = 3,
 }
 
+impl EntryState {
+    /// Its name in `latch.event/1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryState::None => "none",
+            EntryState::Incubating => "incubating",
+            EntryState::Waiting => "waiting",
+            EntryState::Holding => "holding",
+        }
+    }
+}
+
 /// The kinds of state change, one per daemon function that makes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(
@@ -172,6 +184,20 @@ impl EventKind {
         EventKind::Release,
         EventKind::Cancel,
     ];
+
+    /// Its name in `latch.event/1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::LockerCreate => "locker_create",
+            EventKind::LockerDestroy => "locker_destroy",
+            EventKind::Incubate => "incubate",
+            EventKind::Promote => "promote",
+            EventKind::Enqueue => "enqueue",
+            EventKind::Grant => "grant",
+            EventKind::Release => "release",
+            EventKind::Cancel => "cancel",
+        }
+    }
 
     /// The kind an eBPF record's `kind` field names.
     pub fn from_raw(raw: u32) -> Option<EventKind> {

@@ -89,6 +89,39 @@ pub struct RawEvent {
     pub texts: [RawText; TEXT_SLOTS],
 }
 
+impl RawBlock {
+    pub const EMPTY: RawBlock = RawBlock {
+        address: 0,
+        len: 0,
+        _pad: 0,
+        bytes: [0; BLOCK_BYTES],
+    };
+}
+
+impl RawText {
+    pub const EMPTY: RawText = RawText {
+        address: 0,
+        claimed: 0,
+        len: 0,
+        _pad: 0,
+        bytes: [0; TEXT_BYTES],
+    };
+}
+
+impl RawEvent {
+    /// A record of nothing: what a buffer for records starts as.
+    pub const EMPTY: RawEvent = RawEvent {
+        ktime_ns: 0,
+        generation: 0,
+        tid: 0,
+        kind: 0,
+        args: [0; ARGUMENT_REGISTERS],
+        locker: RawBlock::EMPTY,
+        request: RawBlock::EMPTY,
+        texts: [RawText::EMPTY; TEXT_SLOTS],
+    };
+}
+
 /// Where the pointer and the length of a `String` sit inside the struct that holds it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_probe_read_user},
     macros::{map, uprobe},
     maps::{PerCpuArray, RingBuf},
@@ -35,10 +35,6 @@ static CONFIG: TraceConfig = TraceConfig::EMPTY;
 /// loss); this is only the object's default.
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
-
-/// Past this many unread bytes the reader is woken; below, it finds the records when it next
-/// looks (it looks every few milliseconds).
-const WAKE_AT: u64 = 1 << 20;
 
 /// Records that found the ring buffer full, per CPU (summed by user space).
 #[map]
@@ -109,14 +105,9 @@ fn emit(ctx: &ProbeContext, kind: EventKind) {
         fill_text(texts, TextSlot::Element, has_element, request_block);
         fill_text(texts, TextSlot::Peer, true, request_block);
     }
-    // The reader is not woken per record (a wake-up costs the daemon more than the record):
-    // it drains the buffer on its own schedule, and is woken only when the buffer fills up.
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > WAKE_AT {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
-    entry.submit(flags as u64);
+    // The reader is never woken (a wake-up costs the daemon more than the record): it
+    // drains the buffer every few milliseconds, and the buffer holds a second or more.
+    entry.submit(BPF_RB_NO_WAKEUP as u64);
 }
 
 /// Item `i` of an array in `CONFIG`, read volatile. Pointer arithmetic after an explicit

@@ -10,7 +10,7 @@ use latch_probe::merge::{patch, Applied};
 use latch_probe::model::CaptureOptions;
 use latch_probe::target::LiveDaemon;
 use latch_probe::trace::{EventError, Followed, Follower, Session};
-use latch_probe_common::doc::{EventDoc, LostDoc, LOST_SCHEMA};
+use latch_probe_common::doc::{EventRef, LostDoc, LOST_SCHEMA};
 use serde::Serialize;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// lost-record counter again.
 const TICK: Duration = Duration::from_millis(500);
 /// Bytes of events' output gathered before a write.
-const OUT_BUFFER: usize = 64 << 10;
+const OUT_BUFFER: usize = 256 << 10;
+/// Events handled between two looks at the stop signals: a look is a system call.
+const BATCH: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -78,50 +80,41 @@ pub fn run(args: &TraceArgs) -> Result<u8> {
 fn events(pid: u32, format: Format, stopping: &Stopping, out: &mut impl Write) -> Result<String> {
     let mut session = Session::start(LiveDaemon::open(pid)?)?;
     attached(pid, session.probes());
-    // Written when no record is ready (before waiting for one) or the buffer is full, not
-    // once a line: a write a line was a fifth of this process's time at the daemon's rate.
+    // Written when the ring buffer is empty or the buffer is full, not once a line: a write
+    // a line was a fifth of this process's time at the daemon's rate.
     let mut out = BufWriter::with_capacity(OUT_BUFFER, out);
     let (mut events, mut undecodable, mut lost) = (0u64, 0u64, 0u64);
-    let mut write = |next: Result<EventDoc, EventError>, out: &mut BufWriter<_>| -> Result<()> {
-        match next {
-            Ok(event) => {
-                events += 1;
-                match format {
-                    Format::Text => writeln!(out, "{}", event.line())?,
-                    _ => json_line(out, &event)?,
+    let mut write =
+        |next: Result<EventRef<'_>, EventError>, out: &mut BufWriter<_>| -> Result<()> {
+            match next {
+                Ok(event) => {
+                    events += 1;
+                    match format {
+                        Format::Text => writeln!(out, "{event}")?,
+                        _ => json_line(out, &event)?,
+                    }
+                }
+                Err(error) => {
+                    undecodable += 1;
+                    eprintln!("latch-probe: {error}");
                 }
             }
-            Err(error) => {
-                undecodable += 1;
-                eprintln!("latch-probe: {error}");
-            }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     let ended = loop {
+        // Signals and the clock are looked at once a batch, not once an event.
         if let Some(why) = stopping.why()? {
             break why;
         }
-        let next = match session.next_event(Duration::ZERO, Some(stopping.fd()))? {
-            None => {
-                out.flush()?;
-                session.next_event(stopping.wait(TICK), Some(stopping.fd()))?
-            }
-            ready => ready,
-        };
-        match next {
-            None => {
-                lost = say_lost(&session, lost, format, &mut out)?;
-                out.flush()?;
-            }
-            Some(next) => write(next, &mut out)?,
+        if session.drain(BATCH, |next| write(next, &mut out))? == 0 {
+            lost = say_lost(&session, lost, format, &mut out)?;
+            out.flush()?;
+            session.wait(stopping.wait(TICK), Some(stopping.fd()))?;
         }
     };
     // What was recorded before the uprobes went is still the trace's.
     session.detach();
-    while let Some(next) = session.next_event(Duration::ZERO, None)? {
-        write(next, &mut out)?;
-    }
+    while session.drain(BATCH, |next| write(next, &mut out))? > 0 {}
     let lost = say_lost(&session, lost, format, &mut out)?;
     out.flush()?;
     Ok(format!(

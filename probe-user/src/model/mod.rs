@@ -18,7 +18,6 @@ mod state;
 
 pub use image::{DaemonImage, LOCK_TABLE, VERSION};
 // The trace decodes the daemon's structs from its events with the snapshot's rules.
-pub(crate) use state::{entry, incubated, locker_header, locker_identity, Fault};
 
 pub(crate) use decode::duration_ns;
 

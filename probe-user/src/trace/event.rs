@@ -1,32 +1,20 @@
 //! One eBPF record turned into a `latch.event/1` document: the copied `Locker` and `Request`
-//! bytes, with the strings they point to, are decoded by the DWARF value reader exactly as a
-//! snapshot of the whole table is, and read with the same rules ([`crate::model`]).
+//! bytes, with the strings they point to, read at the offsets [`super::layout`] compiled
+//! from the DWARF when tracing started, by the same rules (and names) [`crate::model`] reads
+//! a snapshot with. The document borrows its strings from the record ([`EventRef`]), so
+//! decoding and writing an event allocate nothing.
 //!
 //! A record is untrusted like any memory of the daemon: a struct that does not decode gives
 //! an [`EventError`] naming the event, never a panic. A string longer than the eBPF side
 //! copies is shown cut (at a character boundary) and the event is marked `cut`.
 
+use super::layout::{self, Miss};
 use super::plan::TracePlan;
-use crate::model::{self, Fault};
-use dwarfpeek::debuginfo::TypeIndex;
-use dwarfpeek::memory::Snapshot;
-use dwarfpeek::value::{Limits, Value, ValueReader};
-use latch_probe_common::doc::EventDoc;
-use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot, BLOCK_BYTES, TEXT_BYTES};
+use latch_probe_common::doc::{EventRef, EVENT_SCHEMA};
+use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot, BLOCK_BYTES};
 use latch_probe_common::{EntryState, EventKind};
 use nix::time::{clock_gettime, ClockId};
 use thiserror::Error;
-
-/// An address no copied range can have: where a register's bytes are put to be decoded.
-const REGISTER_ADDRESS: u64 = u64::MAX - 16;
-
-/// What a record's structs hold is small: no collection is followed out of the copy.
-const EVENT_LIMITS: Limits = Limits {
-    max_elements: 64,
-    max_string_len: TEXT_BYTES as u64,
-    max_depth: 16,
-    max_values: 4096,
-};
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error("a {kind} event could not be decoded: {what}")]
@@ -37,7 +25,6 @@ pub struct EventError {
 
 /// Decodes the records of one traced daemon.
 pub struct EventDecoder<'p> {
-    index: &'p TypeIndex,
     plan: &'p TracePlan,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC (what `bpf_ktime_get_ns` counts), in ns.
     realtime_offset_ns: i128,
@@ -46,140 +33,104 @@ pub struct EventDecoder<'p> {
 impl<'p> EventDecoder<'p> {
     /// A decoder of the records made with `plan`; `realtime_offset_ns` is
     /// [`realtime_offset_ns`] measured once for the whole trace.
-    pub fn new(
-        index: &'p TypeIndex,
-        plan: &'p TracePlan,
-        realtime_offset_ns: i128,
-    ) -> EventDecoder<'p> {
+    pub fn new(plan: &'p TracePlan, realtime_offset_ns: i128) -> EventDecoder<'p> {
         EventDecoder {
-            index,
             plan,
             realtime_offset_ns,
         }
     }
 
-    pub fn decode(&self, raw: &RawEvent) -> Result<EventDoc, EventError> {
+    pub fn decode<'r>(&self, raw: &'r RawEvent) -> Result<EventRef<'r>, EventError> {
         let kind = EventKind::from_raw(raw.kind).ok_or_else(|| EventError {
             kind: format!("#{}", raw.kind),
             what: "the record names no known event kind".to_owned(),
         })?;
-        let fail = |what: String| EventError {
+        self.fields(kind, raw).map_err(|what| EventError {
             kind: format!("{kind:?}"),
             what,
-        };
-        let fault = |fault: Fault| match fault {
-            Fault::Contract(what) | Fault::Garbage(what) => fail(what),
-        };
+        })
+    }
 
-        let mut locker = block_bytes(&raw.locker);
-        let mut request = block_bytes(&raw.request);
-        let mut ranges = Vec::with_capacity(6);
-        for slot in TextSlot::ALL {
-            let text = &raw.texts[slot as usize];
-            let owner = if slot.in_locker() {
-                &mut locker
-            } else {
-                &mut request
-            };
-            if owner.is_empty() || text.address == 0 {
-                continue;
-            }
-            let copied = &text.bytes[..(text.len as usize).min(TEXT_BYTES)];
-            let mut usable = copied;
-            if text.claimed > copied.len() as u64 {
-                // Cut: shorten the copied struct's length to what was copied, at a character
-                // boundary, so the value reader decodes the string's start.
-                let valid = match std::str::from_utf8(copied) {
-                    Ok(_) => copied.len(),
-                    Err(e) => e.valid_up_to(),
-                };
-                usable = &copied[..valid];
-                let place = self.plan.config.texts[slot as usize];
-                let at = place.len_offset as usize;
-                if let Some(len) = owner.get_mut(at..at + 8) {
-                    len.copy_from_slice(&(usable.len() as u64).to_le_bytes());
-                }
-            }
-            // A garbage pointer (an element that is None) may point anywhere, even into a
-            // copied struct: such a range is left out rather than shadow the struct.
-            let overlaps = |start: u64, len: usize| {
-                let end = start.saturating_add(len as u64);
-                text.address < end && start < text.address.saturating_add(usable.len() as u64)
-            };
-            if overlaps(raw.locker.address, block_len(&raw.locker))
-                || overlaps(raw.request.address, block_len(&raw.request))
-            {
-                continue;
-            }
-            ranges.push((text.address, usable.to_vec()));
-        }
-        if !locker.is_empty() {
-            ranges.push((raw.locker.address, locker));
-        }
-        if !request.is_empty() {
-            ranges.push((raw.request.address, request));
-        }
-        let memory = Snapshot::from_ranges(ranges);
-        let reader = ValueReader::new(self.index, &memory, EVENT_LIMITS);
-        let read = |address: u64, ty, what: &str| -> Result<Option<Value>, EventError> {
-            if address == 0 {
-                return Ok(None);
-            }
-            reader
-                .read(ty, address)
-                .map(Some)
-                .map_err(|e| fail(format!("the {what} at {address:#x}: {e}")))
+    fn fields<'r>(&self, kind: EventKind, raw: &'r RawEvent) -> Result<EventRef<'r>, Miss> {
+        let (l, r) = (&self.plan.locker, &self.plan.request);
+        let locker = block_bytes(&raw.locker, "locker")?;
+        let request = block_bytes(&raw.request, "request")?;
+        let identity = match locker {
+            Some(bytes) => Some((
+                l.id.get(bytes, "Locker.id")?,
+                l.rules.get(bytes, "Locker.rules")?,
+            )),
+            None => None,
         };
-        let locker_value = read(raw.locker.address, self.plan.locker_type, "locker")?;
-        let request_value = read(raw.request.address, self.plan.request_type, "request")?;
-        let identity = locker_value
-            .as_ref()
-            .map(|v| model::locker_identity(v.innermost()))
-            .transpose()
-            .map_err(fault)?;
-
         let (from, to) = self.transition(kind, raw, identity.is_some())?;
-        // Whether a string was cut is known below: the element slot is garbage without one.
-        let mut doc = EventDoc {
+        let text = |bytes, place, slot: TextSlot, what| {
+            layout::text(bytes, place, &raw.texts[slot as usize], what)
+        };
+        let mut doc = EventRef {
+            schema: EVENT_SCHEMA,
+            ts_ns: self.wall_clock(raw.ktime_ns),
+            kind,
             locker: identity.map(|(id, _)| id),
+            resource_name: "",
+            resource_type: identity.map_or(latch_probe_common::ResourceType::Simple, |i| i.1),
+            conn: None,
+            from,
+            to,
+            lock_mode: None,
+            quantity: None,
+            element: None,
+            peer_name: None,
+            peer_pid: None,
+            peer_uid: None,
+            fd: None,
+            since_ns: None,
             tid: Some(raw.tid),
             generation: Some(raw.generation),
-            ..EventDoc::new(self.wall_clock(raw.ktime_ns), kind, from, to)
+            cut: false,
         };
-        match (&locker_value, &request_value) {
-            (Some(locker), None) => {
+        match (locker, request) {
+            (Some(bytes), None) => {
                 // A locker event: the locker's own name was copied (and only then).
-                let h = model::locker_header(locker.innermost()).map_err(fault)?;
-                doc.resource_name = h.resource_name;
-                doc.resource_type = h.resource_type;
-                doc.since_ns = Some(h.created_ns);
-                // Only the locker's own name could have been cut.
-                doc.cut = cut_text(raw, TextSlot::LockerName);
+                let (name, cut) =
+                    text(bytes, l.name, TextSlot::LockerName, "Locker.resource_name")?;
+                doc.resource_name = name;
+                doc.cut = cut;
+                doc.since_ns = Some(l.created_ns.get(bytes, "Locker.created_ns")?);
             }
-            (Some(_), Some(request)) => {
-                let entry = model::entry(request.innermost()).map_err(fault)?;
-                if let Some((_, resource_type)) = identity {
-                    doc.resource_type = resource_type;
+            (_, Some(bytes)) => {
+                let (name, name_cut) =
+                    text(bytes, r.name, TextSlot::Name, "Request.resource_name")?;
+                let (peer, peer_cut) = text(bytes, r.peer_name, TextSlot::Peer, "Peer.name")?;
+                doc.cut = name_cut || peer_cut;
+                doc.resource_name = name;
+                doc.peer_name = Some(peer);
+                doc.conn = Some(r.conn.get(bytes, "Request.conn")?);
+                doc.peer_pid = r
+                    .peer_pid
+                    .get(bytes, "Peer.pid", |i| i.get(bytes, "Peer.pid"))?;
+                doc.peer_uid = r
+                    .peer_uid
+                    .get(bytes, "Peer.uid", |i| i.get(bytes, "Peer.uid"))?;
+                doc.fd = Some(r.fd.get(bytes, "Peer.fd")?);
+                let what = "Request.lock_mode";
+                doc.lock_mode = r.lock_mode.get(bytes, what, |c| c.get(bytes, what))?;
+                let what = "Request.quantity";
+                doc.quantity = r.quantity.get(bytes, what, |i| i.get(bytes, what))?;
+                doc.since_ns = Some(r.since_ns.get(bytes, "Request.since_ns")?);
+                if locker.is_some() {
+                    let what = "Request.element";
+                    let element = r.element.get(bytes, what, |place| {
+                        text(bytes, *place, TextSlot::Element, what)
+                    })?;
+                    doc.element = element.map(|(e, _)| e);
+                    doc.cut |= element.is_some_and(|(_, cut)| cut);
+                } else {
+                    // An incubated request: its type is its own, there is no locker yet.
+                    doc.resource_type = r.resource_type.get(bytes, "Request.resource_type")?;
                 }
-                doc.cut = [TextSlot::Name, TextSlot::Peer]
-                    .into_iter()
-                    .any(|slot| cut_text(raw, slot))
-                    || (entry.element.is_some() && cut_text(raw, TextSlot::Element));
-                doc.set_request(entry.request);
-                doc.element = entry.element;
-            }
-            (None, Some(request)) => {
-                let incubated = model::incubated(request.innermost()).map_err(fault)?;
-                doc.cut = [TextSlot::Name, TextSlot::Peer]
-                    .into_iter()
-                    .any(|slot| cut_text(raw, slot));
-                doc.set_request(incubated.request);
-                doc.resource_type = incubated.resource_type;
             }
             (None, None) => {
-                return Err(fail(
-                    "neither its locker nor its request could be copied".to_owned(),
-                ))
+                return Err("neither its locker nor its request could be copied".to_owned())
             }
         }
         Ok(doc)
@@ -193,7 +144,7 @@ impl<'p> EventDecoder<'p> {
         kind: EventKind,
         raw: &RawEvent,
         has_locker: bool,
-    ) -> Result<(EntryState, EntryState), EventError> {
+    ) -> Result<(EntryState, EntryState), Miss> {
         use EntryState::*;
         Ok(match kind {
             EventKind::LockerCreate | EventKind::LockerDestroy => (None, None),
@@ -208,27 +159,13 @@ impl<'p> EventDecoder<'p> {
     }
 
     /// `grant`'s `from`, decoded from its register as the DWARF types it.
-    fn grant_from(&self, raw: &RawEvent) -> Result<EntryState, EventError> {
-        let (register, ty) = self.plan.grant_from;
-        let fail = |what: String| EventError {
-            kind: "Grant".to_owned(),
-            what,
-        };
+    fn grant_from(&self, raw: &RawEvent) -> Result<EntryState, Miss> {
+        let (register, from) = &self.plan.grant_from;
         let bits = raw
             .args
-            .get(register as usize)
-            .ok_or_else(|| fail(format!("no argument register {register}")))?;
-        let memory = Snapshot::from_ranges(vec![(REGISTER_ADDRESS, bits.to_le_bytes().to_vec())]);
-        let value = ValueReader::new(self.index, &memory, EVENT_LIMITS)
-            .read(ty, REGISTER_ADDRESS)
-            .map_err(|e| fail(format!("its `from` argument: {e}")))?;
-        match value.variant() {
-            Some("None") => Ok(EntryState::None),
-            Some("Incubating") => Ok(EntryState::Incubating),
-            Some("Waiting") => Ok(EntryState::Waiting),
-            Some("Holding") => Ok(EntryState::Holding),
-            other => Err(fail(format!("its `from` argument is {other:?}"))),
-        }
+            .get(*register as usize)
+            .ok_or_else(|| format!("no argument register {register}"))?;
+        from.get(&bits.to_le_bytes(), "its `from` argument")
     }
 
     /// A `bpf_ktime_get_ns` time as wall-clock Unix nanoseconds.
@@ -237,21 +174,20 @@ impl<'p> EventDecoder<'p> {
     }
 }
 
-/// The copied bytes of a struct (none if the copy failed or there was no such argument).
-fn block_bytes(block: &RawBlock) -> Vec<u8> {
+/// The copied bytes of a struct: none if the function has no such argument, an error if the
+/// copy failed.
+fn block_bytes<'r>(block: &'r RawBlock, what: &str) -> Result<Option<&'r [u8]>, Miss> {
     if block.address == 0 {
-        return Vec::new();
+        return Ok(None);
     }
-    block.bytes[..block_len(block)].to_vec()
-}
-
-fn block_len(block: &RawBlock) -> usize {
-    (block.len as usize).min(BLOCK_BYTES)
-}
-
-fn cut_text(raw: &RawEvent, slot: TextSlot) -> bool {
-    let text = &raw.texts[slot as usize];
-    text.claimed > u64::from(text.len)
+    let copied = &block.bytes[..(block.len as usize).min(BLOCK_BYTES)];
+    if copied.is_empty() {
+        return Err(format!(
+            "the {what} at {:#x} could not be copied",
+            block.address
+        ));
+    }
+    Ok(Some(copied))
 }
 
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC now: what turns an eBPF time into a wall-clock one.
@@ -269,12 +205,20 @@ pub fn realtime_offset_ns() -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dwarfpeek::debuginfo::Executable;
-    use latch_probe_common::raw::{RawText, TraceConfig, ARGUMENT_REGISTERS, TEXT_SLOTS};
+    use crate::trace::plan::{self, TracePlan};
+    use dwarfpeek::debuginfo::{Executable, TypeIndex};
+    use dwarfpeek::memory::{LiveProcess, MemorySource};
+    use latch_probe_common::doc::EventDoc;
+    use latch_probe_common::raw::{RawText, TraceConfig, TEXT_BYTES};
+    use latch_probe_common::{LockMode, ResourceType};
+    use proptest::prelude::*;
 
-    /// The shape of the daemon's entry state, which `grant`'s `from` register holds.
+    // Stand-ins for the daemon's types, with the contract's names (docs/contract.md), in
+    // this test binary's DWARF: the decoder is compiled from them as from the daemon's.
+
+    /// `grant`'s `from`: the shape of the daemon's entry state.
     #[allow(dead_code)]
-    #[derive(Clone, Copy)]
+    #[derive(Clone, Copy, Debug)]
     pub enum Before {
         None,
         Incubating,
@@ -282,55 +226,359 @@ mod tests {
         Holding,
     }
 
-    /// Keeps [`Before`] in this test binary's DWARF.
-    pub static BEFORE: Before = Before::Waiting;
+    #[allow(dead_code)]
+    #[derive(Clone, Debug)]
+    pub enum Rules {
+        Simple,
+        Numeric { total: u64 },
+        Set { elements: Vec<String>, next: usize },
+        Hierarchical,
+        Sequence { max: u64, next: u64 },
+        Timestamp { format: String },
+    }
+
+    #[allow(dead_code)]
+    #[derive(Clone, Debug)]
+    pub struct Locker {
+        pub id: u64,
+        pub resource_name: String,
+        pub rules: Rules,
+        pub created_ns: u64,
+        pub lifespan_ms: u64,
+        pub holders: Vec<Request>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(Clone, Debug)]
+    pub struct Peer {
+        pub fd: i32,
+        pub name: String,
+        pub pid: Option<u32>,
+        pub uid: Option<u32>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(Clone, Debug)]
+    pub struct Request {
+        pub conn: u64,
+        pub resource_name: String,
+        pub resource_type: ResourceType,
+        pub lock_mode: Option<LockMode>,
+        pub quantity: Option<u64>,
+        pub element: Option<String>,
+        pub since_ns: u64,
+        pub wait: bool,
+        pub lifespan_ms: u64,
+        pub peer: Peer,
+    }
+
+    /// All the stand-ins in one static: `.debug_aranges` leads to the unit that holds
+    /// their types, so the index reads that unit and not every one.
+    #[allow(dead_code)]
+    pub struct StandIns {
+        locker: Option<Locker>,
+        request: Option<Request>,
+        before: Before,
+    }
+    pub static STAND_INS: StandIns = StandIns {
+        locker: None,
+        request: None,
+        before: Before::Waiting,
+    };
 
     /// The register `grant`'s `from` is in, for these tests.
     const FROM_REGISTER: u32 = 2;
-
-    const EMPTY_BLOCK: RawBlock = RawBlock {
-        address: 0,
-        len: 0,
-        _pad: 0,
-        bytes: [0; BLOCK_BYTES],
-    };
-    const EMPTY_TEXT: RawText = RawText {
-        address: 0,
-        claimed: 0,
-        len: 0,
-        _pad: 0,
-        bytes: [0; TEXT_BYTES],
-    };
+    const OFFSET_NS: i128 = 1_000;
 
     fn raw(kind: EventKind) -> RawEvent {
         RawEvent {
-            ktime_ns: 0,
             generation: 3,
             tid: 7,
             kind: kind as u32,
-            args: [0; ARGUMENT_REGISTERS],
-            locker: EMPTY_BLOCK,
-            request: EMPTY_BLOCK,
-            texts: [EMPTY_TEXT; TEXT_SLOTS],
+            ..RawEvent::EMPTY
         }
     }
 
-    /// A plan over this binary's own types: enough for what decodes without the daemon's.
+    /// The decoder compiled from this binary's stand-ins, as `TracePlan::from_image`
+    /// compiles it from the daemon's types; compiled once (reading the DWARF is slow).
     fn with_decoder(check: impl FnOnce(&EventDecoder<'_>)) {
-        let _ = std::hint::black_box(&BEFORE);
-        let exe = Executable::open(&std::env::current_exe().expect("current exe")).expect("open");
-        let index = TypeIndex::on_demand(&exe).expect("index");
-        let before = index
-            .by_name("latch_probe::trace::event::tests::Before")
-            .expect("the test's enum");
-        let plan = TracePlan {
-            probes: Vec::new(),
-            config: TraceConfig::EMPTY,
-            locker_type: before,
-            request_type: before,
-            grant_from: (FROM_REGISTER, before),
+        static PLAN: std::sync::OnceLock<TracePlan> = std::sync::OnceLock::new();
+        let plan = PLAN.get_or_init(|| {
+            let exe = Executable::open(&std::env::current_exe().expect("exe")).expect("open");
+            let index = TypeIndex::on_demand(&exe).expect("index");
+            std::hint::black_box(&STAND_INS);
+            index
+                .find_static(&exe, "latch_probe::trace::event::tests::STAND_INS")
+                .expect("the stand-ins' static");
+            let ty = |name: &str| {
+                index
+                    .by_name(&format!("latch_probe::trace::event::tests::{name}"))
+                    .unwrap_or_else(|| panic!("{name} in this test's DWARF"))
+            };
+            let mut config = TraceConfig::EMPTY;
+            let (locker, request, from) = plan::compile_types(
+                &index,
+                ty("Locker"),
+                ty("Request"),
+                ty("Before"),
+                &mut config,
+            )
+            .expect("the stand-ins compile");
+            TracePlan {
+                probes: Vec::new(),
+                config,
+                locker,
+                request,
+                grant_from: (FROM_REGISTER, from),
+            }
+        });
+        check(&EventDecoder::new(plan, OFFSET_NS));
+    }
+
+    /// The bytes of a value of this process, read as the eBPF side reads the daemon's.
+    fn block<T>(value: &T) -> RawBlock {
+        let size = std::mem::size_of::<T>();
+        assert!(size <= BLOCK_BYTES, "{size}");
+        let mut block = RawBlock::EMPTY;
+        block.address = (value as *const T) as u64;
+        block.len = size as u32;
+        LiveProcess::new(nix::unistd::getpid())
+            .read(block.address, &mut block.bytes[..size])
+            .expect("own memory");
+        block
+    }
+
+    /// A string's bytes as the eBPF side copies them: at most TEXT_BYTES.
+    fn text(s: &str) -> RawText {
+        let mut text = RawText::EMPTY;
+        let copied = s.len().min(TEXT_BYTES);
+        text.address = s.as_ptr() as u64;
+        text.claimed = s.len() as u64;
+        text.len = copied as u32;
+        text.bytes[..copied].copy_from_slice(&s.as_bytes()[..copied]);
+        text
+    }
+
+    /// The record the uprobe on `kind`'s function writes for these arguments.
+    fn record(kind: EventKind, locker: Option<&Locker>, request: Option<&Request>) -> RawEvent {
+        let mut event = raw(kind);
+        event.ktime_ns = 5;
+        if let Some(l) = locker {
+            event.locker = block(l);
+            if request.is_none() {
+                event.texts[TextSlot::LockerName as usize] = text(&l.resource_name);
+            }
+        }
+        if let Some(r) = request {
+            event.request = block(r);
+            event.texts[TextSlot::Name as usize] = text(&r.resource_name);
+            event.texts[TextSlot::Peer as usize] = text(&r.peer.name);
+            if let Some(e) = &r.element {
+                event.texts[TextSlot::Element as usize] = text(e);
+            }
+        }
+        event
+    }
+
+    /// What the record of these arguments must decode to.
+    fn expected(kind: EventKind, locker: Option<&Locker>, request: Option<&Request>) -> EventDoc {
+        let (from, to) = match (kind, locker.is_some()) {
+            (EventKind::Incubate, _) => (EntryState::None, EntryState::Incubating),
+            (EventKind::Enqueue, _) => (EntryState::None, EntryState::Waiting),
+            (EventKind::Release, _) => (EntryState::Holding, EntryState::None),
+            (EventKind::Cancel, true) => (EntryState::Waiting, EntryState::None),
+            (EventKind::Cancel, false) => (EntryState::Incubating, EntryState::None),
+            _ => (EntryState::None, EntryState::None),
         };
-        check(&EventDecoder::new(&index, &plan, 1_000));
+        let cut = |s: &str| -> (String, bool) {
+            let mut end = s.len().min(TEXT_BYTES);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            (s[..end].to_owned(), end < s.len())
+        };
+        let mut doc = EventDoc {
+            tid: Some(7),
+            generation: Some(3),
+            ..EventDoc::new(1_005, kind, from, to)
+        };
+        if let Some(l) = locker {
+            doc.locker = Some(l.id);
+            doc.resource_type = match l.rules {
+                Rules::Simple => ResourceType::Simple,
+                Rules::Numeric { .. } => ResourceType::Numeric,
+                Rules::Set { .. } => ResourceType::Set,
+                Rules::Hierarchical => ResourceType::Hierarchical,
+                Rules::Sequence { .. } => ResourceType::Sequence,
+                Rules::Timestamp { .. } => ResourceType::Timestamp,
+            };
+            if request.is_none() {
+                (doc.resource_name, doc.cut) = cut(&l.resource_name);
+                doc.since_ns = Some(l.created_ns);
+            }
+        }
+        if let Some(r) = request {
+            let (name, name_cut) = cut(&r.resource_name);
+            let (peer, peer_cut) = cut(&r.peer.name);
+            doc.resource_name = name;
+            doc.peer_name = Some(peer);
+            doc.cut = name_cut || peer_cut;
+            doc.conn = Some(r.conn);
+            doc.lock_mode = r.lock_mode;
+            doc.quantity = r.quantity;
+            doc.peer_pid = r.peer.pid;
+            doc.peer_uid = r.peer.uid;
+            doc.fd = Some(r.peer.fd);
+            doc.since_ns = Some(r.since_ns);
+            if locker.is_some() {
+                if let Some(e) = &r.element {
+                    let (element, element_cut) = cut(e);
+                    doc.element = Some(element);
+                    doc.cut |= element_cut;
+                }
+            } else {
+                doc.resource_type = r.resource_type;
+            }
+        }
+        doc
+    }
+
+    fn resource_types() -> impl Strategy<Value = ResourceType> {
+        proptest::sample::select(vec![
+            ResourceType::Simple,
+            ResourceType::Numeric,
+            ResourceType::Set,
+            ResourceType::Hierarchical,
+            ResourceType::Sequence,
+            ResourceType::Timestamp,
+        ])
+    }
+
+    /// Names short and long (past TEXT_BYTES, with multi-byte characters to cut inside).
+    fn names() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z/\\[\\]0-9]{0,12}", "[aé😀]{60,120}", "[a-z]{250,300}",]
+    }
+
+    fn requests() -> impl Strategy<Value = Request> {
+        (
+            (any::<u64>(), names(), resource_types()),
+            proptest::option::of(proptest::sample::select(LockMode::ALL.to_vec())),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(names()),
+            any::<u64>(),
+            (any::<i32>(), names(), proptest::option::of(any::<u32>())),
+            proptest::option::of(any::<u32>()),
+        )
+            .prop_map(
+                |((conn, name, resource_type), lock_mode, quantity, element, since, peer, uid)| {
+                    Request {
+                        conn,
+                        resource_name: name,
+                        resource_type,
+                        lock_mode,
+                        quantity,
+                        element,
+                        since_ns: since,
+                        wait: true,
+                        lifespan_ms: 0,
+                        peer: Peer {
+                            fd: peer.0,
+                            name: peer.1,
+                            pid: peer.2,
+                            uid,
+                        },
+                    }
+                },
+            )
+    }
+
+    fn lockers() -> impl Strategy<Value = Locker> {
+        let rules = prop_oneof![
+            Just(Rules::Simple),
+            any::<u64>().prop_map(|total| Rules::Numeric { total }),
+            Just(Rules::Set {
+                elements: vec!["a".into()],
+                next: 0
+            }),
+            Just(Rules::Hierarchical),
+            any::<u64>().prop_map(|next| Rules::Sequence { max: 9, next }),
+            Just(Rules::Timestamp {
+                format: "%s".into()
+            }),
+        ];
+        (any::<u64>(), names(), rules, any::<u64>()).prop_map(|(id, name, rules, created)| Locker {
+            id,
+            resource_name: name,
+            rules,
+            created_ns: created,
+            lifespan_ms: 0,
+            holders: Vec::new(),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Every kind of event, from the bytes of real values laid out by rustc: the
+        /// compiled decoder gives the document those values make.
+        #[test]
+        fn records_of_real_values_decode_to_their_documents(
+            locker in lockers(),
+            request in requests(),
+            kind in proptest::sample::select(vec![
+                EventKind::LockerCreate,
+                EventKind::LockerDestroy,
+                EventKind::Incubate,
+                EventKind::Enqueue,
+                EventKind::Release,
+                EventKind::Cancel,
+            ]),
+            incubated in any::<bool>(),
+        ) {
+            let (l, r) = match kind {
+                EventKind::LockerCreate | EventKind::LockerDestroy => (Some(&locker), None),
+                EventKind::Incubate => (None, Some(&request)),
+                EventKind::Cancel if incubated => (None, Some(&request)),
+                _ => (Some(&locker), Some(&request)),
+            };
+            let raw = record(kind, l, r);
+            with_decoder(|decoder| {
+                let decoded = decoder.decode(&raw).map(|e| e.to_doc());
+                assert_eq!(decoded, Ok(expected(kind, l, r)));
+            });
+        }
+
+        /// Garbage in any byte of a record is an error or a document, never a panic.
+        #[test]
+        fn garbage_records_do_not_panic(
+            bytes in proptest::collection::vec(any::<u8>(), BLOCK_BYTES * 2),
+            lens in (0u32..400, 0u32..400, 0u32..400),
+            kind in 0u32..9,
+        ) {
+            let request = Request {
+                conn: 1,
+                resource_name: "r".into(),
+                resource_type: ResourceType::Simple,
+                lock_mode: None,
+                quantity: None,
+                element: Some("e".into()),
+                since_ns: 2,
+                wait: false,
+                lifespan_ms: 0,
+                peer: Peer { fd: 3, name: "p".into(), pid: None, uid: None },
+            };
+            let mut raw = record(EventKind::Enqueue, None, Some(&request));
+            raw.kind = kind;
+            raw.locker.address = 0x1000;
+            raw.locker.len = lens.0;
+            raw.locker.bytes.copy_from_slice(&bytes[..BLOCK_BYTES]);
+            raw.request.len = lens.1;
+            raw.request.bytes.copy_from_slice(&bytes[BLOCK_BYTES..]);
+            raw.texts[TextSlot::Name as usize].len = lens.2;
+            with_decoder(|decoder| {
+                let _ = decoder.decode(&raw);
+            });
+        }
     }
 
     #[test]
@@ -352,7 +600,7 @@ mod tests {
             }
             grant.args[FROM_REGISTER as usize] = 9;
             let error = decoder.grant_from(&grant).unwrap_err();
-            assert!(error.what.contains("`from` argument"), "{error}");
+            assert!(error.contains("`from` argument"), "{error}");
         });
     }
 
@@ -393,27 +641,32 @@ mod tests {
             let error = decoder.decode(&raw(EventKind::Release)).unwrap_err();
             assert_eq!(error.kind, "Release");
             assert!(error.what.contains("neither"), "{error}");
+
+            // A struct whose copy failed.
+            let mut failed = raw(EventKind::Release);
+            failed.locker.address = 0x1000;
+            let error = decoder.decode(&failed).unwrap_err();
+            assert!(error.what.contains("could not be copied"), "{error}");
         });
     }
 
     #[test]
     fn lengths_from_the_record_are_bounded() {
-        let mut block = EMPTY_BLOCK;
+        let mut block = RawBlock::EMPTY;
         block.address = 0x1000;
         block.len = u32::MAX;
-        assert_eq!(block_bytes(&block).len(), BLOCK_BYTES);
+        assert_eq!(
+            block_bytes(&block, "x").map(|b| b.map(<[u8]>::len)),
+            Ok(Some(BLOCK_BYTES))
+        );
         block.len = 12;
-        assert_eq!(block_bytes(&block).len(), 12);
+        assert_eq!(
+            block_bytes(&block, "x").map(|b| b.map(<[u8]>::len)),
+            Ok(Some(12))
+        );
         // No address: the function has no such argument, whatever the length says.
         block.address = 0;
-        assert!(block_bytes(&block).is_empty());
-
-        let mut event = raw(EventKind::Enqueue);
-        event.texts[TextSlot::Name as usize].len = 4;
-        event.texts[TextSlot::Name as usize].claimed = 4;
-        assert!(!cut_text(&event, TextSlot::Name));
-        event.texts[TextSlot::Name as usize].claimed = 5000;
-        assert!(cut_text(&event, TextSlot::Name));
+        assert_eq!(block_bytes(&block, "x"), Ok(None));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   struct sizes, where strings keep their pointer and length). No layout is written here.
 //! - [`probes`]: loading the eBPF object with that plan, attaching it for one process, and
 //!   handing out the raw records and the count of lost ones; dropping it detaches.
-//! - [`event`]: a raw record decoded, with the value reader, into an [`EventDoc`].
+//! - [`layout`]: the decoder compiled from the plan: offsets, sizes and variant tests.
+//! - [`event`]: a raw record decoded, at those offsets, into an [`EventRef`] (or an
+//!   [`EventDoc`]).
 //! - [`follow`]: one snapshot and the events after it, merged into a live state.
 //! - [`feed`]: that live state kept on a thread of its own, the latest published.
 //!
@@ -15,11 +17,13 @@
 //! call and nothing else.
 //!
 //! [`EventDoc`]: latch_probe_common::doc::EventDoc
+//! [`EventRef`]: latch_probe_common::doc::EventRef
 
 mod error;
 pub mod event;
 pub mod feed;
 pub mod follow;
+mod layout;
 pub mod plan;
 pub mod probes;
 
@@ -31,9 +35,9 @@ pub use plan::TracePlan;
 pub use probes::Tracer;
 
 use crate::target::LiveDaemon;
-use latch_probe_common::doc::EventDoc;
+use latch_probe_common::doc::{EventDoc, EventRef};
 use std::os::fd::BorrowedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running daemon being traced: the daemon, the plan read from it, the attached uprobes.
 pub struct Session {
@@ -68,23 +72,56 @@ impl Session {
         &self.daemon
     }
 
-    /// The next event, waiting at most `timeout`: `None` when none came in time, an
+    /// Hands the events already recorded to `each`, decoded (an [`EventError`] for a
+    /// record that could not be, and the trace goes on), at most `max` of them; how many.
+    pub fn drain<E: From<TraceError>>(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(Result<EventRef<'_>, EventError>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let decoder = EventDecoder::new(&self.plan, self.realtime_offset_ns);
+        self.tracer.drain(max, |raw| each(decoder.decode(raw)))
+    }
+
+    /// Waits a little for events ([`Tracer::wait`]): at most `timeout`; whether `wake` is
+    /// readable.
+    pub fn wait(
+        &self,
+        timeout: Duration,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<bool, TraceError> {
+        self.tracer.wait(timeout, wake)
+    }
+
+    /// The next event, owned, waiting at most `timeout`: `None` when none came in time, an
     /// [`EventError`] for a record that could not be decoded (the trace goes on). `wake`
-    /// ends the wait early, as [`Tracer::next_record`] says.
+    /// ends the wait early.
     pub fn next_event(
         &mut self,
         timeout: Duration,
         wake: Option<BorrowedFd<'_>>,
     ) -> Result<Option<Result<EventDoc, EventError>>, TraceError> {
-        let Some(raw) = self.tracer.next_record(timeout, wake)? else {
-            return Ok(None);
-        };
-        let decoder = EventDecoder::new(
-            self.daemon.image().index(),
-            &self.plan,
-            self.realtime_offset_ns,
-        );
-        Ok(Some(decoder.decode(&raw)))
+        let deadline = Instant::now() + timeout;
+        loop {
+            let next = self.take_one()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if next.is_some() || left.is_zero() {
+                return Ok(next);
+            }
+            if self.wait(left, wake)? {
+                // One last look, so a record that came with the wake-up is not left behind.
+                return self.take_one();
+            }
+        }
+    }
+
+    fn take_one(&mut self) -> Result<Option<Result<EventDoc, EventError>>, TraceError> {
+        let mut next = None;
+        self.drain(1, |event| {
+            next = Some(event.map(|e| e.to_doc()));
+            Ok::<_, TraceError>(())
+        })?;
+        Ok(next)
     }
 
     /// Detaches the uprobes; the events already recorded can still be read with

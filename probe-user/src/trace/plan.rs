@@ -7,13 +7,14 @@
 //! knows of the daemon is the contract's names (`docs/contract.md`); everything else comes
 //! from the exact binary, so debug, release and `-Z randomize-layout` builds all trace.
 
+use super::layout::{self as compiled, Choice, LockerLayout, RequestLayout};
 use super::TraceError;
 use crate::model::DaemonImage;
 use dwarfpeek::abi;
 use dwarfpeek::debuginfo::{Executable, FunctionSymbol, Parameter, ParameterClass, TypeRef};
 use dwarfpeek::value::layout::{self, Place};
 use latch_probe_common::raw::{TextPlace, TextSlot, TraceConfig, BLOCK_BYTES};
-use latch_probe_common::EventKind;
+use latch_probe_common::{EntryState, EventKind};
 
 /// The daemon's lock entry types (contract).
 pub const LOCKER_TYPE: &str = "latch::table::Locker";
@@ -101,16 +102,17 @@ pub struct Probe {
     pub function: FunctionSymbol,
 }
 
-/// Everything the uprobes need, computed from one executable.
+/// Everything the uprobes need, computed from one executable, and the decoder of what they
+/// record.
 #[derive(Clone, Debug)]
 pub struct TracePlan {
     pub probes: Vec<Probe>,
     /// The eBPF programs' configuration; `generation_address` is still the link-time one.
     pub config: TraceConfig,
-    pub(super) locker_type: TypeRef,
-    pub(super) request_type: TypeRef,
-    /// The argument register of `grant`'s `from` and its type.
-    pub(super) grant_from: (u32, TypeRef),
+    pub(super) locker: LockerLayout,
+    pub(super) request: RequestLayout,
+    /// The argument register of `grant`'s `from` and how its bits read.
+    pub(super) grant_from: (u32, Choice<EntryState>),
 }
 
 impl TracePlan {
@@ -161,7 +163,7 @@ impl TracePlan {
                         },
                     });
                 }
-                grant_from = Some((abi::argument_register(&sub, index)?, entry_state));
+                grant_from = Some(abi::argument_register(&sub, index)?);
             }
             probes.push(Probe {
                 kind: hook.kind,
@@ -170,32 +172,12 @@ impl TracePlan {
             });
         }
         // HOOKS has a grant, so this is always set; a missing one would be this file's bug.
-        let grant_from = grant_from.ok_or(TraceError::Missing {
+        let from_register = grant_from.ok_or(TraceError::Missing {
             what: "hook",
             name: "grant",
         })?;
-
-        config.locker_size = block_size(index, locker_type, LOCKER_TYPE)?;
-        config.request_size = block_size(index, request_type, REQUEST_TYPE)?;
-        for slot in TextSlot::ALL {
-            let path: &[&str] = match slot {
-                TextSlot::LockerName | TextSlot::Name => &["resource_name"],
-                TextSlot::Element => &["element", "Some", "0"],
-                TextSlot::Peer => &["peer", "name"],
-            };
-            let owner = if slot.in_locker() {
-                locker_type
-            } else {
-                request_type
-            };
-            config.texts[slot as usize] = text_place(index, owner, path)?;
-        }
-
-        if let Some((offset, value)) = none_niche(index, request_type)? {
-            config.element_none_offset = offset;
-            config.element_none_size = 8;
-            config.element_none_value = value;
-        }
+        let (locker, request, from) =
+            compile_types(index, locker_type, request_type, entry_state, &mut config)?;
 
         let table = image.table();
         let generation = layout::place(index, table.ty, &["data", "value", "generation"]).map_err(
@@ -217,11 +199,62 @@ impl TracePlan {
         Ok(TracePlan {
             probes,
             config,
-            locker_type,
-            request_type,
-            grant_from,
+            locker,
+            request,
+            grant_from: (from_register, from),
         })
     }
+}
+
+/// What of the plan depends on the daemon's types alone: the sizes and text places of the
+/// eBPF configuration (set in `config`), and the decoder of the records (for the `Locker`,
+/// the `Request` and `grant`'s `from`, an `EntryState`).
+pub(super) fn compile_types(
+    index: &dwarfpeek::debuginfo::TypeIndex,
+    locker_type: TypeRef,
+    request_type: TypeRef,
+    entry_state: TypeRef,
+    config: &mut TraceConfig,
+) -> Result<(LockerLayout, RequestLayout, Choice<EntryState>), TraceError> {
+    config.locker_size = block_size(index, locker_type, LOCKER_TYPE)?;
+    config.request_size = block_size(index, request_type, REQUEST_TYPE)?;
+    for slot in TextSlot::ALL {
+        let path: &[&str] = match slot {
+            TextSlot::LockerName | TextSlot::Name => &["resource_name"],
+            TextSlot::Element => &["element", "Some", "0"],
+            TextSlot::Peer => &["peer", "name"],
+        };
+        let owner = if slot.in_locker() {
+            locker_type
+        } else {
+            request_type
+        };
+        config.texts[slot as usize] = text_place(index, owner, path)?;
+    }
+
+    if let Some((offset, value)) = none_niche(index, request_type)? {
+        config.element_none_offset = offset;
+        config.element_none_size = 8;
+        config.element_none_value = value;
+    }
+    let locker = LockerLayout::compile(
+        index,
+        locker_type,
+        config.texts[TextSlot::LockerName as usize],
+    )?;
+    let request = RequestLayout::compile(
+        index,
+        request_type,
+        [TextSlot::Name, TextSlot::Element, TextSlot::Peer].map(|s| config.texts[s as usize]),
+    )?;
+
+    let from = Choice::compile(index, entry_state, 0, compiled::entry_state).map_err(|error| {
+        TraceError::Layout {
+            what: ENTRY_STATE_TYPE.to_owned(),
+            error,
+        }
+    })?;
+    Ok((locker, request, from))
 }
 
 /// The function at `path` and its DWARF, checked to be the same function.
@@ -305,38 +338,23 @@ fn none_niche(
     index: &dwarfpeek::debuginfo::TypeIndex,
     request: TypeRef,
 ) -> Result<Option<(u32, u64)>, TraceError> {
-    let Place { ty, offset } =
-        layout::place(index, request, &["element"]).map_err(|error| TraceError::Layout {
-            what: "Request.element".to_owned(),
-            error,
-        })?;
-    let Some(dwarfpeek::debuginfo::TypeDef {
-        kind: dwarfpeek::debuginfo::TypeKind::Struct(c),
-        ..
-    }) = index.get(ty)
-    else {
+    let layout_error = |error| TraceError::Layout {
+        what: "Request.element".to_owned(),
+        error,
+    };
+    let Place { ty, offset } = layout::place(index, request, &["element"]).map_err(layout_error)?;
+    let variants = layout::variants(index, ty).map_err(layout_error)?;
+    let none = variants
+        .variants
+        .iter()
+        .find(|(name, _)| name == "None")
+        .and_then(|(_, value)| *value);
+    let (Some((at, 8)), Some(value)) = (variants.discriminant, none) else {
         return Ok(None);
     };
-    let Some(part) = &c.variant_part else {
-        return Ok(None);
-    };
-    let (Some(discriminant), Some(none)) = (
-        &part.discriminant,
-        part.variants
-            .iter()
-            .find(|v| v.field.name.as_deref() == Some("None")),
-    ) else {
-        return Ok(None);
-    };
-    let (Some(dty), Some(at), Some(value)) =
-        (discriminant.ty, discriminant.offset, none.discr_value)
-    else {
-        return Ok(None);
-    };
-    let eight = layout::size_of(index, dty).ok() == Some(8);
     Ok(u32::try_from(offset.saturating_add(at))
         .ok()
-        .filter(|at| eight && (*at as usize) + 8 <= BLOCK_BYTES)
+        .filter(|at| (*at as usize) + 8 <= BLOCK_BYTES)
         .map(|at| (at, value)))
 }
 

@@ -14,9 +14,9 @@ use aya::{Ebpf, EbpfLoader};
 use latch_probe_common::raw::{RawEvent, TraceConfig};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::num::NonZeroU32;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The eBPF object built by build.rs (aya-build names it after the eBPF crate's bin target).
 static EBPF_OBJECT: &[u8] =
@@ -28,10 +28,10 @@ const LOST_MAP: &str = "LOST";
 /// records, a second or more of the daemon's full traced rate, so that this process can be
 /// kept off the CPU that long by a busy machine without losing any (docs/benchmarks.md).
 const EVENTS_BYTES: u32 = 64 << 20;
-/// How often the reader looks for records: the eBPF side wakes it only when a megabyte is
-/// waiting (a wake-up per record would cost the daemon more than the record), so this is
-/// how late a record may be shown.
-const LOOK_EVERY: Duration = Duration::from_millis(5);
+/// How often the reader looks for records. It sleeps between looks: the eBPF side never
+/// wakes it (a wake-up per record would cost the daemon more than the record), so this is
+/// how late a record may be shown; the ring buffer holds far more than this much.
+const LOOK_EVERY: Duration = Duration::from_millis(20);
 
 /// The configuration as the loader wants it: a local type may implement aya's `Pod`.
 #[derive(Clone, Copy)]
@@ -49,6 +49,8 @@ pub struct Tracer {
     lost: PerCpuArray<MapData, u64>,
     ebpf: Ebpf,
     links: Vec<(&'static str, UProbeLinkId)>,
+    /// The record being handed out, copied out of the ring buffer (boxed: it is large).
+    record: Box<RawEvent>,
 }
 
 impl Tracer {
@@ -85,6 +87,7 @@ impl Tracer {
             lost,
             ebpf,
             links: Vec::with_capacity(plan.probes.len()),
+            record: Box::new(RawEvent::EMPTY),
         };
         // Attached one by one into the tracer, so a failure drops (and detaches) the ones
         // attached before it.
@@ -112,40 +115,48 @@ impl Tracer {
         Ok(tracer)
     }
 
-    /// The next record, waiting at most `timeout`; `None` when none came in time, or as
-    /// soon as `wake` (a signal descriptor, say) is readable while none is there.
-    pub fn next_record(
+    /// Hands the records already in the ring buffer to `each`, oldest first, at most `max`
+    /// of them; how many. Each is gone from the buffer once `each` returns (or fails).
+    pub fn drain<E: From<TraceError>>(
         &mut self,
+        max: usize,
+        mut each: impl FnMut(&RawEvent) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let mut n = 0;
+        while n < max {
+            let Some(item) = self.events.next() else {
+                break;
+            };
+            n += 1;
+            each(record(&item, &mut self.record)?)?;
+        }
+        Ok(n)
+    }
+
+    /// Sleeps until records have had time to gather ([`LOOK_EVERY`], at most `timeout`), or
+    /// `wake` (a signal descriptor, say) is readable; whether `wake` is. The ring buffer is
+    /// not waited on: it is readable as soon as one record is there, and a reader that woke
+    /// for each would pay its system calls for a handful of records at a time.
+    pub fn wait(
+        &self,
         timeout: Duration,
         wake: Option<BorrowedFd<'_>>,
-    ) -> Result<Option<RawEvent>, TraceError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(item) = self.events.next() {
-                return decode(&item).map(Some);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            // Whole milliseconds, rounded up so a short wait does not become a busy loop.
-            let wait = left.min(LOOK_EVERY);
-            let ms = u16::try_from(wait.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
-            let mut fds = vec![PollFd::new(self.events.as_fd(), PollFlags::POLLIN)];
-            fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(TraceError::Poll(e)),
-            }
-            let woken = fds
-                .get(1)
-                .and_then(|fd| fd.revents())
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN));
-            if woken {
-                // One last look, so a record that came with the wake-up is not left behind.
-                return self.events.next().map(|item| decode(&item)).transpose();
-            }
+    ) -> Result<bool, TraceError> {
+        let wait = timeout.min(LOOK_EVERY);
+        let Some(wake) = wake else {
+            std::thread::sleep(wait);
+            return Ok(false);
+        };
+        // Whole milliseconds, rounded up so a short wait does not become a busy loop.
+        let ms = u16::try_from(wait.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(wake, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(TraceError::Poll(e)),
         }
+        Ok(fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN)))
     }
 
     /// Detaches every uprobe now; records already written can still be read.
@@ -194,8 +205,9 @@ fn uprobe<'e>(ebpf: &'e mut Ebpf, name: &'static str) -> Result<&'e mut UProbe, 
         })
 }
 
-/// A ring buffer record as the eBPF program wrote it.
-fn decode(bytes: &[u8]) -> Result<RawEvent, TraceError> {
+/// A ring buffer record as the eBPF program wrote it: read in place where it is aligned (the
+/// ring buffer aligns records to 8 bytes), else copied into `copy`.
+fn record<'b>(bytes: &'b [u8], copy: &'b mut RawEvent) -> Result<&'b RawEvent, TraceError> {
     let expected = std::mem::size_of::<RawEvent>();
     if bytes.len() < expected {
         return Err(TraceError::ShortRecord {
@@ -203,6 +215,13 @@ fn decode(bytes: &[u8]) -> Result<RawEvent, TraceError> {
             expected,
         });
     }
-    // SAFETY: the length is checked and RawEvent is plain integers, valid for any bytes.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RawEvent>()) })
+    let at = bytes.as_ptr().cast::<RawEvent>();
+    if at.is_aligned() {
+        // SAFETY: the length and the alignment are checked, RawEvent is plain integers
+        // (valid for any bytes), and the record is not written while the item is held.
+        return Ok(unsafe { &*at });
+    }
+    // SAFETY: as above, but for the alignment, which an unaligned read does not need.
+    *copy = unsafe { std::ptr::read_unaligned(at) };
+    Ok(copy)
 }
