@@ -321,12 +321,10 @@ impl Settings {
         ] {
             if let Some(v) = reader.string("TLS", key)? {
                 *field = Some(v.value);
-                self.not_implemented.push(not_yet_key(path, "TLS", key));
             }
         }
         if let Some(v) = reader.boolean("TLS", "TlsCheckPeerId")? {
             self.tls_check_peer_id = v;
-            self.not_yet(path, "TLS", "TlsCheckPeerId");
         }
         Ok(())
     }
@@ -536,8 +534,9 @@ mod tests {
             (1, -1, 3, 4)
         );
         assert!(s.tls_check_peer_id);
-        // Discovery's keys are implemented: the VFS's and TLS's remain.
-        assert_eq!(s.not_implemented.len(), 5, "{:?}", s.not_implemented);
+        assert_eq!(s.tls_ca_certificate.as_deref(), Some("/ca"));
+        // Discovery's and TLS's keys are implemented: the VFS's remains.
+        assert_eq!(s.not_implemented.len(), 1, "{:?}", s.not_implemented);
         assert_eq!(s.not_implemented[0], "[Daemon] MountPointVFS (in /f.conf)");
     }
 

@@ -177,6 +177,16 @@ fn decode_name(b64: &str) -> Result<String, WireError> {
     String::from_utf8(bytes).map_err(|_| WireError::BadName)
 }
 
+/// The peer id of a message's `<session peerid="...">`, as it stands (FLoM's ids are hex:
+/// nothing to unescape), for the TLS peer-id check.
+pub fn session_peerid(bytes: &[u8]) -> Option<&str> {
+    const ATTR: &[u8] = b"<session peerid=\"";
+    let start = memchr::memmem::find(bytes, ATTR)? + ATTR.len();
+    let rest = bytes.get(start..)?;
+    let end = memchr::memchr(b'"', rest)?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 /// Parses one whole message from a client (as the daemon does).
 pub fn parse_client(bytes: &[u8]) -> Result<ClientMessage, WireError> {
     let f = fields(bytes)?;

@@ -1,0 +1,278 @@
+//! TLS (`--tls-certificate --tls-private-key --tls-ca-certificate --tls-check-peer-id`):
+//! our client with our daemon, over TCP loopback and over the Unix socket, with a CA and
+//! certificates this test makes (rcgen): a good peer locks and unlocks; a certificate from
+//! another CA, an expired one, a key that is not the certificate's and a peer id that is
+//! not the CN are refused, each with FLoM's exit code (99) and return code.
+
+use latch_tests::bins::Profile;
+use latch_tests::command::TestCommand;
+use latch_tests::daemon::{Daemon, DaemonOptions, Endpoint};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+use time::{Duration, OffsetDateTime};
+
+/// FLoM's generic error exit status.
+const ERROR: i32 = 99;
+const VERIFY_FAILED: &str = "flom_client_connect: ret_cod=-407 (ERROR: 'OpenSSL SSL_get_verify_result' function returned an error)";
+const KEY_MISMATCH: &str = "flom_client_connect: ret_cod=-400 (ERROR: 'OpenSSL SSL_CTX_check_private_key' function returned an error)";
+const ID_MISMATCH: &str = "flom_client_lock: ret_cod=-23 (ERROR: the unique ID sent by the peer does not match the CN field inside the X.509 provided certificate)";
+/// Another machine's id, as FLoM's tests use.
+const OTHER_ID: &str = "00112233445566778899aabbccddeeff";
+
+/// A peer's certificate and key files.
+struct Peer {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
+
+impl Peer {
+    /// The `--tls-*` options for this peer, with `extra` after them.
+    fn args(&self) -> Vec<String> {
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        vec![
+            format!("--tls-certificate={}", s(&self.cert)),
+            format!("--tls-private-key={}", s(&self.key)),
+            format!("--tls-ca-certificate={}", s(&self.ca)),
+        ]
+    }
+}
+
+/// Two CAs and the peers this test needs, in a temporary directory.
+struct Pki {
+    /// Holds the files (removed when the test ends).
+    _dir: TempDir,
+    /// CA1's peers whose CN is this machine's id: the daemon's and a client's.
+    daemon: Peer,
+    client: Peer,
+    /// From CA2, trusting CA2.
+    other_ca: Peer,
+    /// From CA1, expired yesterday.
+    expired: Peer,
+    /// From CA1, its CN another machine's id.
+    other_id: Peer,
+}
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+    pem: PathBuf,
+}
+
+impl Pki {
+    fn new(unique_id: &str) -> Pki {
+        let dir = tempfile::Builder::new()
+            .prefix("latch-tls-")
+            .tempdir()
+            .expect("temporary directory");
+        let ca1 = ca(dir.path(), "CA1");
+        let ca2 = ca(dir.path(), "CA2");
+        let now = OffsetDateTime::now_utc();
+        let valid = (now - Duration::days(1), now + Duration::days(365));
+        let daemon = peer(dir.path(), "daemon", &ca1, unique_id, valid);
+        let client = peer(dir.path(), "client", &ca1, unique_id, valid);
+        let other_ca = peer(dir.path(), "other-ca", &ca2, unique_id, valid);
+        let expired = peer(
+            dir.path(),
+            "expired",
+            &ca1,
+            unique_id,
+            (now - Duration::days(10), now - Duration::days(1)),
+        );
+        let other_id = peer(dir.path(), "other-id", &ca1, OTHER_ID, valid);
+        Pki {
+            _dir: dir,
+            daemon,
+            client,
+            other_ca,
+            expired,
+            other_id,
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {name}: {e}"));
+    path
+}
+
+fn ca(dir: &Path, name: &str) -> Ca {
+    let key = KeyPair::generate().expect("CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("FLoM {name}"));
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("CA certificate");
+    let pem = write(dir, &format!("{name}-cacert.pem"), &cert.pem());
+    Ca { cert, key, pem }
+}
+
+fn peer(
+    dir: &Path,
+    name: &str,
+    ca: &Ca,
+    cn: &str,
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+) -> Peer {
+    let key = KeyPair::generate().expect("peer key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("peer params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params
+        .signed_by(&key, &ca.cert, &ca.key)
+        .expect("peer certificate");
+    Peer {
+        cert: write(dir, &format!("{name}-cert.pem"), &cert.pem()),
+        key: write(dir, &format!("{name}-key.pem"), &key.serialize_pem()),
+        ca: ca.pem.clone(),
+    }
+}
+
+fn unique_id() -> String {
+    let bin = latch_tests::bins::latch_bin(Profile::Debug);
+    TestCommand::new(bin)
+        .arg("--unique-id")
+        .expect_success()
+        .trim()
+        .to_owned()
+}
+
+/// A TLS daemon of `peer` on `endpoint`, with `extra` arguments.
+fn tls_daemon(endpoint: Endpoint, peer: &Peer, extra: &[&str]) -> Daemon {
+    let mut args = peer.args();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    DaemonOptions::new(Profile::Debug)
+        .endpoint(endpoint)
+        .args(&args)
+        .start()
+}
+
+/// `latch -d 0 -r tls <peer's TLS options> <extra> -- sh -c 'echo locked'` to `daemon`.
+fn client(daemon: &Daemon, peer: &Peer, extra: &[&str]) -> TestCommand {
+    let mut cmd = daemon.client();
+    cmd.args(["-d", "0", "-r", "tls"])
+        .args(peer.args())
+        .args(extra);
+    cmd.args(["--", "sh", "-c", "echo locked"]);
+    cmd
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_good_peer_locks_and_unlocks_over_tcp_and_the_unix_socket() {
+    let pki = Pki::new(&unique_id());
+    for endpoint in [Endpoint::TcpLoopback, Endpoint::Unix] {
+        let daemon = tls_daemon(endpoint, &pki.daemon, &["--tls-check-peer-id"]);
+        let out = client(&daemon, &pki.client, &["--tls-check-peer-id=yes"]).expect_success();
+        assert_eq!(out.trim(), "locked", "{endpoint:?}");
+        // The lock is gone with the client: a second one gets it too.
+        client(&daemon, &pki.client, &[]).expect_success();
+        // The daemon speaks nothing but TLS: a plain client gets no lock.
+        let mut plain = daemon.client();
+        plain.args(["-d", "0", "-r", "tls", "--", "true"]);
+        plain.expect_exit(ERROR);
+    }
+}
+
+#[test]
+fn a_daemon_from_another_ca_is_refused_by_the_client() {
+    let pki = Pki::new(&unique_id());
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &[]);
+    let out = client(&daemon, &pki.other_ca, &[]).expect_exit(ERROR);
+    assert!(stderr(&out).contains(VERIFY_FAILED), "{}", stderr(&out));
+}
+
+#[test]
+fn a_client_from_another_ca_is_refused_by_the_daemon() {
+    let pki = Pki::new(&unique_id());
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &[]);
+    // Its certificate is CA2's, but it trusts CA1 (the daemon's): the daemon refuses it.
+    let peer = Peer {
+        ca: pki.daemon.ca.clone(),
+        ..pki.other_ca
+    };
+    let out = client(&daemon, &peer, &[]).expect_exit(ERROR);
+    assert!(
+        stderr(&out).contains("flom_client_lock: ret_cod="),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        daemon.stderr().contains("ret_cod=-407"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_refused_on_either_side() {
+    let pki = Pki::new(&unique_id());
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.expired, &[]);
+    let out = client(&daemon, &pki.client, &[]).expect_exit(ERROR);
+    assert!(stderr(&out).contains(VERIFY_FAILED), "{}", stderr(&out));
+    drop(daemon);
+
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &[]);
+    let out = client(&daemon, &pki.expired, &[]).expect_exit(ERROR);
+    assert!(
+        stderr(&out).contains("flom_client_lock: ret_cod="),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        daemon.stderr().contains("ret_cod=-407"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_is_refused() {
+    let pki = Pki::new(&unique_id());
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &[]);
+    let peer = Peer {
+        key: pki.other_id.key.clone(),
+        ..pki.client
+    };
+    let out = client(&daemon, &peer, &[]).expect_exit(ERROR);
+    assert!(stderr(&out).contains(KEY_MISMATCH), "{}", stderr(&out));
+}
+
+#[test]
+fn a_wrong_peer_id_is_refused_where_it_is_checked() {
+    let pki = Pki::new(&unique_id());
+    // The daemon checks: a client whose CN is another machine's id is closed on.
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &["--tls-check-peer-id"]);
+    let out = client(&daemon, &pki.other_id, &[]).expect_exit(ERROR);
+    assert!(
+        stderr(&out).contains("flom_client_lock: ret_cod="),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        daemon.stderr().contains("ret_cod=-23"),
+        "{}",
+        daemon.stderr()
+    );
+    drop(daemon);
+
+    // Unchecked, the same client locks.
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &[]);
+    client(&daemon, &pki.other_id, &[]).expect_success();
+    drop(daemon);
+
+    // The client checks: a daemon whose CN is another machine's id is refused, and is
+    // not refused by a client that does not check.
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.other_id, &[]);
+    let out = client(&daemon, &pki.client, &["--tls-check-peer-id=yes"]).expect_exit(ERROR);
+    assert!(stderr(&out).contains(ID_MISMATCH), "{}", stderr(&out));
+    client(&daemon, &pki.client, &[]).expect_success();
+}
