@@ -52,6 +52,9 @@ pub enum TlsError {
         "ERROR: the unique ID sent by the peer does not match the CN field inside the X.509 provided certificate"
     )]
     PeerIdMismatch,
+    /// No CN in the certificate, or no peer id in the message (FLoM's `NULL_OBJECT`).
+    #[error("ERROR: the object is null")]
+    NoPeerId,
 }
 
 impl TlsError {
@@ -67,6 +70,7 @@ impl TlsError {
             TlsError::Verify => -407,
             TlsError::NoCertificate => -22,
             TlsError::PeerIdMismatch => -23,
+            TlsError::NoPeerId => -4,
         }
     }
 }
@@ -161,10 +165,8 @@ impl Tls {
         let (end_entity, intermediates) = certs
             .and_then(|c| c.split_first())
             .ok_or(TlsError::NoCertificate)?;
-        let parsed = ParsedCertificate::try_from(end_entity).map_err(|_| TlsError::Verify)?;
-        let algs = self.provider.signature_verification_algorithms.all;
         let now = UnixTime::now();
-        if self.server.is_some() {
+        let verdict = if self.server.is_some() {
             let verifier = WebPkiClientVerifier::builder_with_provider(
                 self.roots.clone(),
                 self.provider.clone(),
@@ -173,16 +175,21 @@ impl Tls {
             .map_err(|_| TlsError::Verify)?;
             verifier
                 .verify_client_cert(end_entity, intermediates, now)
-                .map_err(|_| TlsError::Verify)?;
+                .map(drop)
         } else {
-            rustls::client::verify_server_cert_signed_by_trust_anchor(
-                &parsed,
-                &self.roots,
-                intermediates,
-                now,
-                algs,
-            )
-            .map_err(|_| TlsError::Verify)?;
+            ParsedCertificate::try_from(end_entity).and_then(|parsed| {
+                rustls::client::verify_server_cert_signed_by_trust_anchor(
+                    &parsed,
+                    &self.roots,
+                    intermediates,
+                    now,
+                    self.provider.signature_verification_algorithms.all,
+                )
+            })
+        };
+        if let Err(e) = verdict {
+            log::info!("the peer's certificate is refused: {e}");
+            return Err(TlsError::Verify);
         }
         Ok(PeerCert {
             cn: common_name(end_entity),
@@ -195,7 +202,8 @@ impl PeerCert {
     pub fn check_id(&self, peerid: Option<&str>) -> Result<(), TlsError> {
         match (&self.cn, peerid) {
             (Some(cn), Some(id)) if cn == id => Ok(()),
-            _ => Err(TlsError::PeerIdMismatch),
+            (Some(_), Some(_)) => Err(TlsError::PeerIdMismatch),
+            _ => Err(TlsError::NoPeerId),
         }
     }
 }
@@ -207,36 +215,49 @@ type Loaded = (
     Arc<CryptoProvider>,
 );
 
-/// Reads the three files in FLoM's order, with FLoM's error for each.
+/// Reads the three files in FLoM's order, with FLoM's error for each (the reason logged).
 fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
     let provider = Arc::new(ring::default_provider());
-    let certs: Vec<_> = CertificateDer::pem_file_iter(&files.certificate)
-        .map_err(|_| TlsError::Certificate)?
-        .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::Certificate)?;
-    if certs.is_empty() {
-        return Err(TlsError::Certificate);
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.private_key).map_err(|_| TlsError::PrivateKey)?;
+    let cert_file = &files.certificate;
+    let certs: Vec<_> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| refused(cert_file, &e, TlsError::Certificate))?;
+    // The first must be one webpki reads (not an X.509 v1 one, say).
+    let Some(end_entity) = certs.first() else {
+        return Err(refused(cert_file, &"no certificate", TlsError::Certificate));
+    };
+    ParsedCertificate::try_from(end_entity)
+        .map_err(|e| refused(cert_file, &e, TlsError::Certificate))?;
+    let key_file = &files.private_key;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| refused(key_file, &e, TlsError::PrivateKey))?;
     let signing = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|_| TlsError::PrivateKey)?;
+        .map_err(|e| refused(key_file, &e, TlsError::PrivateKey))?;
     rustls::sign::CertifiedKey::new(certs.clone(), signing)
         .keys_match()
-        .map_err(|_| TlsError::KeyMismatch)?;
+        .map_err(|e| refused(key_file, &e, TlsError::KeyMismatch))?;
+    let ca_file = &files.ca_certificate;
     let mut roots = RootCertStore::empty();
-    for ca in
-        CertificateDer::pem_file_iter(&files.ca_certificate).map_err(|_| TlsError::CaCertificate)?
-    {
+    let cas: Vec<_> = CertificateDer::pem_file_iter(ca_file)
+        .and_then(|cas| cas.collect())
+        .map_err(|e| refused(ca_file, &e, TlsError::CaCertificate))?;
+    for ca in cas {
         roots
-            .add(ca.map_err(|_| TlsError::CaCertificate)?)
-            .map_err(|_| TlsError::CaCertificate)?;
+            .add(ca)
+            .map_err(|e| refused(ca_file, &e, TlsError::CaCertificate))?;
     }
     if roots.is_empty() {
-        return Err(TlsError::CaCertificate);
+        return Err(refused(ca_file, &"no certificate", TlsError::CaCertificate));
     }
     Ok((certs, key, Arc::new(roots), provider))
+}
+
+/// Logs why a file is refused; returns FLoM's error for it.
+fn refused(path: &std::path::Path, why: &dyn std::fmt::Display, e: TlsError) -> TlsError {
+    log::warn!("{}: {why}", path.display());
+    e
 }
 
 fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
@@ -329,5 +350,37 @@ impl ServerCertVerifier for AnyServer {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_id_must_be_the_cn() {
+        let cert = PeerCert {
+            cn: Some("3d12".into()),
+        };
+        assert_eq!(cert.check_id(Some("3d12")), Ok(()));
+        assert_eq!(cert.check_id(Some("0011")), Err(TlsError::PeerIdMismatch));
+        assert_eq!(cert.check_id(None), Err(TlsError::NoPeerId));
+        let no_cn = PeerCert { cn: None };
+        assert_eq!(no_cn.check_id(Some("3d12")), Err(TlsError::NoPeerId));
+        assert_eq!(TlsError::PeerIdMismatch.rc(), -23);
+        assert_eq!(TlsError::NoPeerId.rc(), -4);
+    }
+
+    #[test]
+    fn a_missing_certificate_file_is_flom_s_certificate_error() {
+        let missing = std::path::Path::new("/nonexistent/latch-tls");
+        let files = TlsFiles {
+            certificate: missing.join("cert.pem"),
+            private_key: missing.join("key.pem"),
+            ca_certificate: missing.join("ca.pem"),
+        };
+        assert_eq!(Tls::client(&files).err(), Some(TlsError::Certificate));
+        assert_eq!(Tls::server(&files).err(), Some(TlsError::Certificate));
+        assert_eq!(TlsError::Certificate.rc(), -403);
     }
 }

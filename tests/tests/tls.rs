@@ -276,3 +276,51 @@ fn a_wrong_peer_id_is_refused_where_it_is_checked() {
     assert!(stderr(&out).contains(ID_MISMATCH), "{}", stderr(&out));
     client(&daemon, &pki.client, &[]).expect_success();
 }
+
+#[test]
+fn a_stalled_handshake_does_not_hold_the_daemon() {
+    let pki = Pki::new(&unique_id());
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &[]);
+    // A client that sent the start of a TLS record and nothing more.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", daemon.port())).expect("connect");
+    std::io::Write::write_all(&mut stalled, &[0x16, 0x03, 0x01]).expect("write");
+    let out = client(&daemon, &pki.client, &[])
+        .timeout(std::time::Duration::from_secs(10))
+        .expect_success();
+    assert_eq!(out.trim(), "locked");
+    drop(stalled);
+}
+
+#[test]
+fn tls_from_a_config_file_for_a_started_daemon_and_its_clients() {
+    let pki = Pki::new(&unique_id());
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let socket = dir.path().join("flom.sock");
+    let conf = write(
+        dir.path(),
+        "flom.conf",
+        &format!(
+            "[TLS]\nTlsCertificate={}\nTlsPrivateKey={}\nTlsCaCertificate={}\nTlsCheckPeerId=yes\n",
+            pki.daemon.cert.display(),
+            pki.daemon.key.display(),
+            pki.daemon.ca.display()
+        ),
+    );
+    let bin = latch_tests::bins::latch_bin(Profile::Debug);
+    let latch = |args: &[&str]| {
+        let mut cmd = TestCommand::new(&bin);
+        cmd.arg("-c").arg(&conf).arg("-s").arg(&socket).args(args);
+        cmd
+    };
+    // As FLoM's "TLS client/server": the first client starts a daemon with the file's
+    // TLS, the second overrides the certificate and key on its command line.
+    latch(&["-d", "-1", "--", "true"]).expect_success();
+    let cert = format!("--tls-certificate={}", pki.client.cert.display());
+    let key = format!("--tls-private-key={}", pki.client.key.display());
+    let out = latch(&[&cert, &key, "--", "sh", "-c", "echo locked"]).expect_success();
+    assert_eq!(out.trim(), "locked");
+    // Stopped over TLS too (-X); then nobody answers.
+    latch(&["-X"]).expect_success();
+    let gone = latch(&["-d", "0", "--", "true"]).expect_exit(ERROR);
+    assert!(stderr(&gone).contains("ret_cod=-105"), "{}", stderr(&gone));
+}

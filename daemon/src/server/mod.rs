@@ -154,7 +154,12 @@ impl Server {
             tx,
             waker: Arc::new(Waker::new(poll.registry(), RETURNED)?),
         };
-        let admin = admin::spawn(info.clone(), hub.clone(), listener.try_clone()?, server)?;
+        // A TLS daemon's connections are never accepted by the admin thread (see there).
+        let stand_in = match config.tls {
+            None => Some(listener.try_clone()?),
+            Some(_) => None,
+        };
+        let admin = admin::spawn(info.clone(), hub.clone(), stand_in, server)?;
         // The signal pipe's write end must outlive the handlers.
         std::mem::forget(write_end);
         Ok(Server {

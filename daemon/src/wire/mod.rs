@@ -336,6 +336,19 @@ mod tests {
     const LOCK: &str = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="8"><session peerid="3d1219c7c4c5404aaa1f6d2a48adfda4"/><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#;
 
     #[test]
+    fn session_peerid_is_the_attribute_as_sent() {
+        assert_eq!(
+            session_peerid(LOCK.as_bytes()),
+            Some("3d1219c7c4c5404aaa1f6d2a48adfda4")
+        );
+        assert_eq!(
+            session_peerid(b"<msg><resource name=\"Zm9v\"/></msg>"),
+            None
+        );
+        assert_eq!(session_peerid(b"<session peerid=\"unterminated"), None);
+    }
+
+    #[test]
     fn lock_round_trips_byte_for_byte() {
         let ClientMessage::Lock(m) = parse_client(LOCK.as_bytes()).unwrap() else {
             panic!()
