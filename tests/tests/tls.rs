@@ -2,7 +2,10 @@
 //! our client with our daemon, over TCP loopback and over the Unix socket, with a CA and
 //! certificates this test makes (rcgen): a good peer locks and unlocks; a certificate from
 //! another CA, an expired one, a key that is not the certificate's and a peer id that is
-//! not the CN are refused, each with FLoM's exit code (99) and return code.
+//! not the CN are refused, each with FLoM's exit code (99) and return code. OpenSSL, which
+//! FLoM's client and daemon speak through, is the peer in two tests (`openssl s_client`
+//! locking through our daemon, our client locking through `openssl s_server` playing FLoM's
+//! daemon), and makes RSA certificates as FLoM's own test setup does in a third.
 
 use latch_tests::bins::Profile;
 use latch_tests::command::TestCommand;
@@ -323,4 +326,243 @@ fn tls_from_a_config_file_for_a_started_daemon_and_its_clients() {
     latch(&["-X"]).expect_success();
     let gone = latch(&["-d", "0", "--", "true"]).expect_exit(ERROR);
     assert!(stderr(&gone).contains("ret_cod=-105"), "{}", stderr(&gone));
+}
+
+/// `openssl` (`s_client`, `s_server`): OpenSSL's TLS, the library FLoM's client and
+/// daemon speak through, beside the test, its output read by a thread and ended by pid.
+struct OpenSsl {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    out: std::sync::mpsc::Receiver<u8>,
+    seen: Vec<u8>,
+}
+
+impl OpenSsl {
+    fn spawn(args: &[String]) -> OpenSsl {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run openssl (scripts/setup.sh installs it): {e}"));
+        let stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                if buf[..n].iter().any(|b| tx.send(*b).is_err()) {
+                    break;
+                }
+            }
+        });
+        OpenSsl {
+            child,
+            stdin,
+            out,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        std::io::Write::write_all(stdin, text.as_bytes()).expect("write to openssl");
+    }
+
+    /// Waits (bounded) until its output holds `needle`; all it printed so far.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + latch_tests::timeouts::REPLY;
+        while !String::from_utf8_lossy(&self.seen).contains(needle) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(b) => self.seen.push(b),
+                Err(_) => panic!(
+                    "openssl did not print {needle:?}; it printed:\n{}",
+                    String::from_utf8_lossy(&self.seen)
+                ),
+            }
+        }
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
+
+impl Drop for OpenSsl {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        latch_tests::procs::end_child(&mut self.child);
+    }
+}
+
+fn openssl_peer_args(peer: &Peer) -> Vec<String> {
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    vec![
+        "-cert".into(),
+        s(&peer.cert),
+        "-key".into(),
+        s(&peer.key),
+        "-CAfile".into(),
+        s(&peer.ca),
+        "-verify_return_error".into(),
+    ]
+}
+
+#[test]
+fn an_openssl_client_locks_through_our_daemon() {
+    let id = unique_id();
+    let pki = Pki::new(&id);
+    let daemon = tls_daemon(Endpoint::TcpLoopback, &pki.daemon, &["--tls-check-peer-id"]);
+    let mut args = vec![
+        "s_client".to_string(),
+        "-connect".into(),
+        format!("127.0.0.1:{}", daemon.port()),
+        "-verify".into(),
+        "4".into(),
+    ];
+    args.extend(openssl_peer_args(&pki.client));
+    let mut client = OpenSsl::spawn(&args);
+    // FLoM's lock of "foo", which it then holds.
+    client.send(&format!(
+        r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="8"><session peerid="{id}"/><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#
+    ));
+    let out = client.wait_for(r#"<answer rc="0"/></msg>"#);
+    assert!(
+        out.contains(&format!(r#"<session peerid="{id}"/>"#)),
+        "{out}"
+    );
+    // Held by the OpenSSL client: ours cannot have it now.
+    let mut busy = daemon.client();
+    busy.args(["-d", "0", "-r", "foo", "-o", "0"])
+        .args(pki.client.args())
+        .args(["--", "true"]);
+    busy.expect_exit(98);
+}
+
+#[test]
+fn our_client_locks_through_an_openssl_daemon() {
+    let id = unique_id();
+    let pki = Pki::new(&id);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut args = vec![
+        "s_server".to_string(),
+        "-accept".into(),
+        format!("127.0.0.1:{port}"),
+        "-naccept".into(),
+        "1".into(),
+        "-Verify".into(),
+        "4".into(),
+    ];
+    args.extend(openssl_peer_args(&pki.daemon));
+    let mut server = OpenSsl::spawn(&args);
+    server.wait_for("ACCEPT");
+    let mut cmd = TestCommand::new(latch_tests::bins::latch_bin(Profile::Debug));
+    cmd.args([
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-d",
+        "0",
+        "-r",
+        "foo",
+    ])
+    .args(pki.client.args())
+    .args(["--tls-check-peer-id=yes", "--", "sh", "-c", "echo locked"]);
+    // Run by a thread (bounded by TestCommand's timeout) while this one plays the daemon.
+    let client = std::thread::spawn(move || cmd.output());
+    server.wait_for(r#"<resource name="Zm9v""#);
+    server.send(&format!(
+        r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="16"><session peerid="{id}"/><answer rc="0"/></msg>"#
+    ));
+    // s_server sends what it reads of a line.
+    server.send("\n");
+    // The unlock.
+    server.wait_for(r#"verb="2""#);
+    let out = client.join().expect("the client's thread");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "locked");
+}
+
+/// Runs `openssl ARGS` in `dir` to its end; the test fails if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let mut cmd = TestCommand::new("openssl");
+    cmd.current_dir(dir).args(args);
+    cmd.expect_success();
+}
+
+#[test]
+fn rsa_certificates_made_by_openssl_as_flom_s_setup_makes_them() {
+    let id = unique_id();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let subject = format!("/C=IT/O=FLoM Software/OU=peer1/CN={id}");
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "cakey.pem",
+            "-out",
+            "cacert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/O=FLoM Software/CN=FLoM CA1",
+        ],
+    );
+    write(dir.path(), "usr_cert.cnf", "basicConstraints=CA:FALSE\n");
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "peer1_key.pem",
+            "-out",
+            "peer1.csr",
+            "-subj",
+            &subject,
+        ],
+    );
+    // `-text` as `openssl ca` writes them: the certificate in words before its PEM.
+    openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "peer1.csr",
+            "-CA",
+            "cacert.pem",
+            "-CAkey",
+            "cakey.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "usr_cert.cnf",
+            "-text",
+            "-out",
+            "peer1_cert.pem",
+        ],
+    );
+    let peer = Peer {
+        cert: dir.path().join("peer1_cert.pem"),
+        key: dir.path().join("peer1_key.pem"),
+        ca: dir.path().join("cacert.pem"),
+    };
+    let daemon = tls_daemon(Endpoint::Unix, &peer, &["--tls-check-peer-id"]);
+    let out = client(&daemon, &peer, &["--tls-check-peer-id=yes"]).expect_success();
+    assert_eq!(out.trim(), "locked");
 }
