@@ -566,3 +566,50 @@ fn rsa_certificates_made_by_openssl_as_flom_s_setup_makes_them() {
     let out = client(&daemon, &peer, &["--tls-check-peer-id=yes"]).expect_success();
     assert_eq!(out.trim(), "locked");
 }
+
+#[test]
+fn flom_s_configuration_checks_of_tls() {
+    let pki = Pki::new(&unique_id());
+    let bin = latch_tests::bins::latch_bin(Profile::Debug);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let socket = dir.path().join("flom.sock");
+    let latch = |args: &[&str]| {
+        let mut cmd = TestCommand::new(&bin);
+        cmd.arg("-s").arg(&socket).args(["-d", "0"]).args(args);
+        cmd
+    };
+    // The peer-id check without the three files.
+    let out = latch(&["--tls-check-peer-id=yes", "--", "true"]).expect_exit(ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "ERROR: TLS check peer id can not be specified without full TLS configuration."
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = latch(&["--tls-check-peer-id=xx", "--", "true"]).expect_exit(ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("tls-check-peer-id: 'xx' is an invalid value"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A daemon whose key is not its certificate's does not start (FLoM's "TLS wrong
+    // server key"), saying why.
+    let wrong_key = Peer {
+        key: pki.other_id.key.clone(),
+        ..pki.daemon
+    };
+    let mut daemon = TestCommand::new(&bin);
+    daemon
+        .arg("-s")
+        .arg(&socket)
+        .arg("daemon")
+        .args(wrong_key.args());
+    let out = daemon.expect_exit(ERROR);
+    assert!(stderr(&out).contains("ret_cod=-400"), "{}", stderr(&out));
+    assert!(
+        !socket.exists(),
+        "a daemon that cannot set up TLS must not listen"
+    );
+}

@@ -104,7 +104,6 @@ pub fn settings(
         s.unicast_port = p;
     }
     lay_discovery(&mut s, flom);
-    lay_tls(&mut s, flom)?;
     lay_not_implemented(&mut s, flom);
     if let Some(v) = flom.tcp_keepalive_time {
         s.tcp_keepalive_time = v;
@@ -118,6 +117,8 @@ pub fn settings(
     if !flom.ignore_signal.is_empty() {
         s.ignored_signals = signals::parse_set(&flom.ignore_signal);
     }
+    // After the signals, before the trace file: flom's order.
+    lay_tls(&mut s, flom)?;
     if let Some(text) = &flom.append_trace_file {
         let Some(append) = parse_bool(text) else {
             eprintln!("append-trace-file: '{text}' is an invalid value");
@@ -163,7 +164,7 @@ fn lay_tls(s: &mut Settings, flom: &FlomArgs) -> Result<(), i32> {
     }
     if let Some(text) = &flom.tls_check_peer_id {
         let Some(check) = parse_bool(text) else {
-            eprintln!("tls-check-peer-id: '{text}' is an invalid value");
+            println!("tls-check-peer-id: '{text}' is an invalid value");
             return Err(exit::ERROR);
         };
         s.tls_check_peer_id = check;
