@@ -367,25 +367,52 @@ impl OpenSsl {
         }
     }
 
-    fn send(&mut self, text: &str) {
+    /// Writes to its stdin; `Err` when it has exited.
+    fn send(&mut self, text: &str) -> std::io::Result<()> {
         let stdin = self.stdin.as_mut().expect("stdin still open");
-        std::io::Write::write_all(stdin, text.as_bytes()).expect("write to openssl");
+        std::io::Write::write_all(stdin, text.as_bytes())
     }
 
     /// Waits (bounded) until its output holds `needle`; all it printed so far.
     fn wait_for(&mut self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + latch_tests::timeouts::REPLY;
         while !String::from_utf8_lossy(&self.seen).contains(needle) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.out.recv_timeout(left) {
-                Ok(b) => self.seen.push(b),
-                Err(_) => panic!(
-                    "openssl did not print {needle:?}; it printed:\n{}",
-                    String::from_utf8_lossy(&self.seen)
-                ),
-            }
+            self.next_byte(deadline, needle);
         }
         String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
+
+impl OpenSsl {
+    /// The port of an `s_server -accept 127.0.0.1:0`, from its `ACCEPT 127.0.0.1:PORT`.
+    fn accepting_port(&mut self) -> u16 {
+        const MARK: &str = "ACCEPT 127.0.0.1:";
+        let deadline = std::time::Instant::now() + latch_tests::timeouts::REPLY;
+        loop {
+            let out = String::from_utf8_lossy(&self.seen).into_owned();
+            let line = out
+                .find(MARK)
+                .and_then(|i| out[i + MARK.len()..].split_once('\n'))
+                .map(|(line, _)| line.trim().to_owned());
+            if let Some(line) = line {
+                return line
+                    .parse()
+                    .unwrap_or_else(|e| panic!("s_server's port {line:?}: {e}"));
+            }
+            self.next_byte(deadline, MARK);
+        }
+    }
+
+    /// Takes one more byte of its output; the test fails past `deadline`.
+    fn next_byte(&mut self, deadline: std::time::Instant, awaited: &str) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match self.out.recv_timeout(left) {
+            Ok(b) => self.seen.push(b),
+            Err(_) => panic!(
+                "openssl did not print {awaited:?}; it printed:\n{}",
+                String::from_utf8_lossy(&self.seen)
+            ),
+        }
     }
 }
 
@@ -424,9 +451,11 @@ fn an_openssl_client_locks_through_our_daemon() {
     args.extend(openssl_peer_args(&pki.client));
     let mut client = OpenSsl::spawn(&args);
     // FLoM's lock of "foo", which it then holds.
-    client.send(&format!(
+    client
+        .send(&format!(
         r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="8"><session peerid="{id}"/><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#
-    ));
+    ))
+        .expect("write to openssl s_client");
     let out = client.wait_for(r#"<answer rc="0"/></msg>"#);
     assert!(
         out.contains(&format!(r#"<session peerid="{id}"/>"#)),
@@ -444,14 +473,11 @@ fn an_openssl_client_locks_through_our_daemon() {
 fn our_client_locks_through_an_openssl_daemon() {
     let id = unique_id();
     let pki = Pki::new(&id);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
     let mut args = vec![
         "s_server".to_string(),
         "-accept".into(),
-        format!("127.0.0.1:{port}"),
+        // The port the kernel chooses, as s_server then says.
+        "127.0.0.1:0".into(),
         "-naccept".into(),
         "1".into(),
         "-Verify".into(),
@@ -459,7 +485,7 @@ fn our_client_locks_through_an_openssl_daemon() {
     ];
     args.extend(openssl_peer_args(&pki.daemon));
     let mut server = OpenSsl::spawn(&args);
-    server.wait_for("ACCEPT");
+    let port = server.accepting_port();
     let mut cmd = TestCommand::new(latch_tests::bins::latch_bin(Profile::Debug));
     cmd.args([
         "-a",
@@ -476,11 +502,17 @@ fn our_client_locks_through_an_openssl_daemon() {
     // Run by a thread (bounded by TestCommand's timeout) while this one plays the daemon.
     let client = std::thread::spawn(move || cmd.output());
     server.wait_for(r#"<resource name="Zm9v""#);
-    server.send(&format!(
+    let answer = format!(
         r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="16"><session peerid="{id}"/><answer rc="0"/></msg>"#
-    ));
+    );
     // s_server sends what it reads of a line.
-    server.send("\n");
+    if let Err(e) = server.send(&answer).and_then(|()| server.send("\n")) {
+        let out = client.join().expect("the client's thread");
+        panic!(
+            "openssl s_server is gone ({e}); the client said: {}",
+            stderr(&out)
+        );
+    }
     // The unlock.
     server.wait_for(r#"verb="2""#);
     let out = client.join().expect("the client's thread");
@@ -611,5 +643,46 @@ fn flom_s_configuration_checks_of_tls() {
     assert!(
         !socket.exists(),
         "a daemon that cannot set up TLS must not listen"
+    );
+}
+
+#[test]
+fn a_failed_handshake_is_flom_s_connect_error() {
+    let pki = Pki::new(&unique_id());
+    // A daemon offering only a cipher suite rustls does not speak: no handshake.
+    let mut args = vec![
+        "s_server".to_string(),
+        "-accept".into(),
+        // The port the kernel chooses, as s_server then says.
+        "127.0.0.1:0".into(),
+        "-naccept".into(),
+        "1".into(),
+        "-tls1_3".into(),
+        "-ciphersuites".into(),
+        "TLS_AES_128_CCM_8_SHA256".into(),
+    ];
+    args.extend(openssl_peer_args(&pki.daemon));
+    let mut server = OpenSsl::spawn(&args);
+    let port = server.accepting_port();
+    let mut cmd = TestCommand::new(latch_tests::bins::latch_bin(Profile::Debug));
+    cmd.args([
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-d",
+        "0",
+        "-r",
+        "foo",
+    ])
+    .args(pki.client.args())
+    .args(["--", "true"]);
+    let out = cmd.expect_exit(ERROR);
+    assert!(
+        stderr(&out).contains(
+            "flom_client_connect: ret_cod=-406 (ERROR: 'OpenSSL SSL_connect' function returned an error)"
+        ),
+        "{}",
+        stderr(&out)
     );
 }
