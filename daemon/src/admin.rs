@@ -91,11 +91,12 @@ struct Conn {
 }
 
 /// Starts the admin thread; `listener` is a second handle on the server's listening socket
-/// (accepted from only while the server thread stalls).
+/// (accepted from only while the server thread stalls; none for a TLS daemon, whose
+/// connections all start with a handshake this thread does not make).
 pub fn spawn(
     info: Arc<DaemonInfo>,
     hub: Arc<Hub>,
-    listener: Listener,
+    listener: Option<Listener>,
     server: ServerHandle,
 ) -> io::Result<AdminHandle> {
     let poll = Poll::new()?;
@@ -116,7 +117,7 @@ fn run(
     rx: mpsc::Receiver<(Stream, Vec<u8>)>,
     info: Arc<DaemonInfo>,
     hub: Arc<Hub>,
-    listener: Listener,
+    listener: Option<Listener>,
     server: ServerHandle,
 ) {
     let mut conns: HashMap<Token, Conn> = HashMap::new();
@@ -151,10 +152,10 @@ fn run(
         }
         if last_check.elapsed() >= STALL_CHECK {
             let turn = info.turn.load(Ordering::Relaxed);
-            if turn % 2 == 1 && turn == last_turn {
+            if let (true, Some(listener)) = (turn % 2 == 1 && turn == last_turn, &listener) {
                 // The server thread has been handling one batch of events since the last
                 // check: accept in its place.
-                accept_pending(&listener, &poll, &mut conns, &mut next, &mut touched);
+                accept_pending(listener, &poll, &mut conns, &mut next, &mut touched);
             }
             last_turn = turn;
             last_check = Instant::now();
@@ -433,7 +434,7 @@ mod tests {
         spawn(
             info,
             Arc::new(Hub::default()),
-            clone,
+            Some(clone),
             ServerHandle { tx, waker },
         )
         .expect("spawn");

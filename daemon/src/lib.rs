@@ -19,4 +19,5 @@ pub mod server;
 pub mod snapshot;
 pub mod table;
 pub mod timefmt;
+pub mod tls;
 pub mod wire;

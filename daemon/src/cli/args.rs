@@ -165,16 +165,16 @@ pub struct FlomArgs {
     /// Multicast discovery: hop limit of the requests [default: 1].
     #[arg(long = "discovery-ttl")]
     pub discovery_ttl: Option<i32>,
-    /// TLS: this peer's X.509 certificate file (not implemented yet in latch).
+    /// TLS: this peer's X.509 certificate file.
     #[arg(long = "tls-certificate", value_name = "FILE")]
     pub tls_certificate: Option<String>,
-    /// TLS: this peer's private key file (not implemented yet in latch).
+    /// TLS: this peer's private key file.
     #[arg(long = "tls-private-key", value_name = "FILE")]
     pub tls_private_key: Option<String>,
-    /// TLS: the certification authority's certificate file (not implemented yet in latch).
+    /// TLS: the certification authority's certificate file.
     #[arg(long = "tls-ca-certificate", value_name = "FILE")]
     pub tls_ca_certificate: Option<String>,
-    /// TLS: check the peer's unique id, yes/no (not implemented yet in latch).
+    /// TLS: check the peer's unique id, yes/no.
     #[arg(long = "tls-check-peer-id", value_name = "YES/NO")]
     pub tls_check_peer_id: Option<String>,
     /// The client's debug features, as flom's (not implemented yet in latch; `latch daemon
@@ -243,6 +243,38 @@ pub struct DaemonArgs {
     /// TCP keepalive of accepted connections: probes before the connection is dropped.
     #[arg(long = "tcp-keepalive-probes", default_value_t = DEFAULT_TCP_KEEPALIVE_PROBES)]
     pub tcp_keepalive_probes: i32,
+    /// TLS: the daemon's X.509 certificate (PEM); with the key and the CA, every
+    /// connection speaks TLS, as flom's.
+    #[arg(long = "tls-certificate", value_name = "FILE", requires_all = ["tls_private_key", "tls_ca_certificate"])]
+    pub tls_certificate: Option<PathBuf>,
+    /// TLS: the daemon's private key (PEM).
+    #[arg(
+        long = "tls-private-key",
+        value_name = "FILE",
+        requires = "tls_certificate"
+    )]
+    pub tls_private_key: Option<PathBuf>,
+    /// TLS: the certification authority's certificate (PEM) clients' certificates must chain to.
+    #[arg(
+        long = "tls-ca-certificate",
+        value_name = "FILE",
+        requires = "tls_certificate"
+    )]
+    pub tls_ca_certificate: Option<PathBuf>,
+    /// TLS: refuse a client whose peer id is not its certificate's CN.
+    #[arg(long = "tls-check-peer-id", requires = "tls_certificate")]
+    pub tls_check_peer_id: bool,
+}
+
+impl DaemonArgs {
+    /// The three TLS files, when given.
+    pub fn tls_files(&self) -> Option<latch::tls::TlsFiles> {
+        Some(latch::tls::TlsFiles {
+            certificate: self.tls_certificate.clone()?,
+            private_key: self.tls_private_key.clone()?,
+            ca_certificate: self.tls_ca_certificate.clone()?,
+        })
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -8,7 +8,7 @@
 //! Starts and detaches; what the started daemon does is [`latch::server`]'s, how a daemon
 //! is discovered [`super::discover`]'s.
 
-use super::client::Trace;
+use super::client::{TlsJob, Trace};
 use super::discover::{self, Discovery, Failure, Multicast};
 use super::stream::{connect, ClientStream};
 use latch::net::{Endpoint, Keepalive};
@@ -35,6 +35,8 @@ pub struct Start {
     pub multicast: Option<Multicast>,
     /// Where it serves FLoM's VFS (`-m`), if anywhere.
     pub vfs: Option<PathBuf>,
+    /// TLS, which it speaks too.
+    pub tls: Option<TlsJob>,
 }
 
 /// How a client reaches the daemon: at a known endpoint, or by discovery (`-A` without
@@ -185,6 +187,17 @@ fn start_daemon(place: &[String], start: &Start) -> io::Result<()> {
     if let Some(dir) = &start.vfs {
         cmd.arg("--mount-point-vfs").arg(dir);
     }
+    if let Some(tls) = &start.tls {
+        cmd.arg("--tls-certificate")
+            .arg(absolute(&tls.files.certificate))
+            .arg("--tls-private-key")
+            .arg(absolute(&tls.files.private_key))
+            .arg("--tls-ca-certificate")
+            .arg(absolute(&tls.files.ca_certificate));
+        if tls.check_peer_id {
+            cmd.arg("--tls-check-peer-id");
+        }
+    }
     cmd.args(place);
     // With a group configured it answers discovery, at a known endpoint too (FLoM's).
     if let Some(m) = &start.multicast {
@@ -203,6 +216,11 @@ fn start_daemon(place: &[String], start: &Start) -> io::Result<()> {
     // The child forks the real daemon and exits at once; reap it.
     let _ = child.wait();
     Ok(())
+}
+
+/// A path as the daemon must be given it: it changes directory to / when it detaches.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// The start-up lock's path for a daemon at an endpoint or, when it has none of its own

@@ -14,9 +14,10 @@ use super::discover::Multicast;
 use super::exit;
 use super::session::machine_id;
 use super::signals;
-use super::stream::ClientStream;
+use super::stream::{secure, ClientStream};
 use latch::net::Keepalive;
 use latch::timefmt;
+use latch::tls::{PeerCert, Tls, TlsFiles};
 use latch::wire::framer::Framer;
 use latch::wire::write::{format_lock, format_shutdown, format_unlock};
 use latch::wire::{self, LockMsg, Rc};
@@ -32,7 +33,20 @@ pub enum Job {
     /// Lock, run the command while holding the lock, unlock.
     Lock(Box<LockJob>),
     /// `-x` (quiesce) or `-X` (immediate): ask the daemon to shut down.
-    Shutdown { route: Route, immediate: bool },
+    Shutdown {
+        route: Route,
+        immediate: bool,
+        tls: Option<TlsJob>,
+    },
+}
+
+/// TLS as asked (`--tls-*` or `[TLS]`, all three files given).
+#[derive(Debug, Clone)]
+pub struct TlsJob {
+    pub files: TlsFiles,
+    /// Check the daemon's peer id against its certificate's CN (and have a started daemon
+    /// check the clients').
+    pub check_peer_id: bool,
 }
 
 pub struct LockJob {
@@ -55,6 +69,8 @@ pub struct LockJob {
     pub daemon_trace: Option<Trace>,
     /// Where a daemon this client starts serves FLoM's VFS (`-m`, absolute).
     pub vfs: Option<std::path::PathBuf>,
+    /// TLS on the connection, and for a daemon this client starts.
+    pub tls: Option<TlsJob>,
 }
 
 /// A trace file (`-t`, `-T`) and whether to append to it (`--append-trace-file`).
@@ -68,7 +84,11 @@ pub struct Trace {
 pub fn run(job: Job) -> i32 {
     match job {
         Job::Lock(job) => lock_and_run(&job),
-        Job::Shutdown { route, immediate } => shutdown(&route, immediate),
+        Job::Shutdown {
+            route,
+            immediate,
+            tls,
+        } => shutdown(&route, immediate, tls.as_ref()),
     }
 }
 
@@ -85,6 +105,7 @@ fn lock_and_run(job: &LockJob) -> i32 {
         keepalive,
         daemon_trace,
         vfs,
+        tls,
     } = job;
     let start = Start {
         lifespan_ms: *daemon_lifespan_ms,
@@ -92,8 +113,9 @@ fn lock_and_run(job: &LockJob) -> i32 {
         trace: daemon_trace.clone(),
         multicast: multicast.clone(),
         vfs: vfs.clone(),
+        tls: tls.clone(),
     };
-    let mut stream = match connect_route(route, &start) {
+    let stream = match connect_route(route, &start) {
         Ok(s) => s,
         Err(failure) => {
             eprintln!(
@@ -104,12 +126,18 @@ fn lock_and_run(job: &LockJob) -> i32 {
             return exit::ERROR;
         }
     };
+    let (mut stream, daemon_cert) = match secure_if_asked(stream, tls.as_ref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    // FLoM checks the daemon's peer id only when asked.
+    let daemon_cert = daemon_cert.filter(|_| tls.as_ref().is_some_and(|t| t.check_peer_id));
     if let Err(e) = stream.set_keepalive(keepalive) {
         eprintln!("latch: cannot set TCP keepalive ({keepalive:?}) on the connection to {route}: {e}; give valid --tcp-keepalive-* values");
         return exit::ERROR;
     }
     tracing::info!("connected to {route}; locking {:?}", msg.name);
-    let element = match lock(&mut stream, msg, *timeout_ms) {
+    let element = match lock(&mut stream, msg, *timeout_ms, daemon_cert.as_ref()) {
         Ok(element) => element,
         Err(code) => {
             disconnect(&mut stream);
@@ -132,8 +160,32 @@ fn lock_and_run(job: &LockJob) -> i32 {
     status
 }
 
+/// FLoM's switch to TLS after connecting, when asked; `Err` is the exit status (FLoM's
+/// message printed). Returns the daemon's certificate with a TLS stream.
+fn secure_if_asked(
+    stream: ClientStream,
+    tls: Option<&TlsJob>,
+) -> Result<(ClientStream, Option<PeerCert>), i32> {
+    let Some(job) = tls else {
+        return Ok((stream, None));
+    };
+    match Tls::client(&job.files).and_then(|tls| secure(stream, &tls)) {
+        Ok((stream, cert)) => Ok((stream, Some(cert))),
+        Err(e) => {
+            eprintln!("flom_client_connect: ret_cod={} ({e})", e.rc());
+            Err(exit::ERROR)
+        }
+    }
+}
+
 /// Sends the lock and waits for the grant; `Err` is the exit status (message printed).
-fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Option<String>, i32> {
+/// With `daemon_cert`, the first answer's peer id must be its CN (FLoM's peer-id check).
+fn lock(
+    stream: &mut ClientStream,
+    msg: &LockMsg,
+    timeout_ms: i64,
+    mut daemon_cert: Option<&PeerCert>,
+) -> Result<Option<String>, i32> {
     let recv_error = || {
         eprintln!(
             "flom_client_lock: ret_cod=-126 (ERROR: 'recv' function returned an error condition)"
@@ -153,7 +205,15 @@ fn lock(stream: &mut ClientStream, msg: &LockMsg, timeout_ms: i64) -> Result<Opt
     let mut framer = Framer::default();
     loop {
         let answer = match read_message(stream, &mut framer, per_message) {
-            Ok(Some(bytes)) => wire::parse_answer(&bytes).map_err(|_| recv_error())?,
+            Ok(Some(bytes)) => {
+                if let Some(cert) = daemon_cert.take() {
+                    if let Err(e) = cert.check_id(wire::session_peerid(&bytes)) {
+                        eprintln!("flom_client_lock: ret_cod={} ({e})", e.rc());
+                        return Err(exit::ERROR);
+                    }
+                }
+                wire::parse_answer(&bytes).map_err(|_| recv_error())?
+            }
             Ok(None) => return Err(recv_error()),
             Err(e)
                 if matches!(
@@ -272,11 +332,14 @@ fn disconnect(stream: &mut ClientStream) {
 }
 
 /// `-x` / `-X`: ask the daemon to shut down.
-fn shutdown(route: &Route, immediate: bool) -> i32 {
+fn shutdown(route: &Route, immediate: bool, tls: Option<&TlsJob>) -> i32 {
     let what = if immediate { "immediate" } else { "quiesce" };
     println!("Starting FLoM daemon {what} shutdown...");
     let _ = io::stdout().flush();
-    let Ok(mut stream) = connect_only(route) else {
+    let Ok(stream) = connect_only(route) else {
+        return exit::ERROR;
+    };
+    let Ok((mut stream, _)) = secure_if_asked(stream, tls) else {
         return exit::ERROR;
     };
     if stream

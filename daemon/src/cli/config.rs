@@ -66,8 +66,8 @@ pub struct Settings {
     pub tls_private_key: Option<String>,
     pub tls_ca_certificate: Option<String>,
     pub tls_check_peer_id: bool,
-    /// Options and keys given that latch does not implement yet (TLS, the VFS), each as
-    /// the user wrote it; refused after `-V`'s print-out.
+    /// Options given that latch does not implement (the client's `--debug-feature`), each
+    /// as the user wrote it; refused after `-V`'s print-out.
     pub not_implemented: Vec<String>,
 }
 
@@ -320,18 +320,12 @@ impl Settings {
         ] {
             if let Some(v) = reader.string("TLS", key)? {
                 *field = Some(v.value);
-                self.not_implemented.push(not_yet_key(path, "TLS", key));
             }
         }
         if let Some(v) = reader.boolean("TLS", "TlsCheckPeerId")? {
             self.tls_check_peer_id = v;
-            self.not_yet(path, "TLS", "TlsCheckPeerId");
         }
         Ok(())
-    }
-
-    fn not_yet(&mut self, path: &Path, group: &str, key: &str) {
-        self.not_implemented.push(not_yet_key(path, group, key));
     }
 
     /// `-V`'s lines, as flom's `flom_config_print` (numbers for modes and booleans).
@@ -378,10 +372,6 @@ impl Settings {
             format!("[TLS]/TlsCheckPeerId={}", b(self.tls_check_peer_id)),
         ]
     }
-}
-
-fn not_yet_key(path: &Path, group: &str, key: &str) -> String {
-    format!("[{group}] {key} (in {})", path.display())
 }
 
 /// Reads typed values out of one file, turning its errors into [`ConfigError`]s.
@@ -517,7 +507,7 @@ mod tests {
     }
 
     #[test]
-    fn not_yet_implemented_keys_are_read_and_listed() {
+    fn discovery_vfs_and_tls_keys_are_read() {
         let s = apply(
             "[Daemon]\nMulticastAddress=224.0.0.1\nMulticastPort=1\nMountPointVFS=/mnt\n\
              [Network]\nNetworkInterface=eth0\nDiscoveryAttempts=-1\nDiscoveryTimeout=3\nDiscoveryTTL=4\n\
@@ -535,9 +525,9 @@ mod tests {
             (1, -1, 3, 4)
         );
         assert!(s.tls_check_peer_id);
-        // Discovery's keys and the VFS's are implemented: TLS's remain.
-        assert_eq!(s.not_implemented.len(), 4, "{:?}", s.not_implemented);
-        assert_eq!(s.not_implemented[0], "[TLS] TlsCertificate (in /f.conf)");
+        assert_eq!(s.tls_ca_certificate.as_deref(), Some("/ca"));
+        // Every key of flom's is implemented.
+        assert!(s.not_implemented.is_empty(), "{:?}", s.not_implemented);
     }
 
     #[test]

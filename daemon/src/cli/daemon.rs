@@ -15,6 +15,8 @@ use super::vfs::{self, Vfs};
 use latch::net::{raise_fd_limit, Endpoint, Keepalive};
 use latch::server::{Config, Server};
 use latch::table::VERSION;
+use latch::tls::Tls;
+use std::sync::Arc;
 
 /// Where the daemon listens: as `-s`, `-a` (scoped by `-n`) and `-p` say, or, with `-A`
 /// and neither `-s` nor `-a`, on TCP on every address of the group's family, on a port the
@@ -89,6 +91,24 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
         return exit::ERROR;
     }
     raise_fd_limit();
+    let tls = match args
+        .tls_files()
+        .map(|files| Tls::server(&files).map_err(|e| (files, e)))
+    {
+        None => None,
+        Some(Ok(tls)) => Some(Arc::new(tls)),
+        Some(Err((files, e))) => {
+            eprintln!(
+                "latch daemon: cannot set up TLS from {} (certificate), {} (key) and {} (CA): ret_cod={} ({e})",
+                files.certificate.display(),
+                files.private_key.display(),
+                files.ca_certificate.display(),
+                e.rc()
+            );
+            tracing::error!("cannot set up TLS: ret_cod={} ({e})", e.rc());
+            return exit::ERROR;
+        }
+    };
     let config = Config {
         endpoint: endpoint.clone(),
         lifespan_ms: args.lifespan_ms,
@@ -100,6 +120,8 @@ pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
             probes: args.tcp_keepalive_probes,
         },
         discovery: discovery.clone(),
+        tls,
+        tls_check_peer_id: args.tls_check_peer_id,
     };
     let server = match Server::bind(config) {
         Ok(s) => s,

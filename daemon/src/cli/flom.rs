@@ -54,7 +54,7 @@ fn package_info() -> String {
         "latch: a FLoM-compatible lock daemon and client\n\
          License: {}\n\
          Package name: {}; package version: {}\n\
-         TLS supported protocol(s): none (TLS is not implemented yet in latch)\n\
+         TLS supported protocol(s): TLS 1.2 and TLS 1.3\n\
          Command line, configuration files and protocol: FLoM 1.7.2's\n",
         env!("CARGO_PKG_LICENSE"),
         env!("CARGO_PKG_NAME"),

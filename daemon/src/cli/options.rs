@@ -9,13 +9,14 @@
 
 use super::args::{resolve_endpoint, scoped, EndpointArgs, FlomArgs, LockArgs};
 use super::autostart::Route;
-use super::client::{Job, LockJob, Trace};
+use super::client::{Job, LockJob, TlsJob, Trace};
 use super::config::{self, parse_bool, parse_mode, Settings};
 use super::discover::{Discovery, Multicast};
 use super::exit;
 use super::signals;
 use super::vfs;
 use latch::net::Keepalive;
+use latch::tls::TlsFiles;
 use latch::wire::LockMsg;
 use latch_probe_common::resource;
 use std::ffi::OsString;
@@ -120,6 +121,8 @@ pub fn settings(
     if !flom.ignore_signal.is_empty() {
         s.ignored_signals = signals::parse_set(&flom.ignore_signal);
     }
+    // After the signals, before the trace file: flom's order.
+    lay_tls(&mut s, flom)?;
     if let Some(text) = &flom.append_trace_file {
         let Some(append) = parse_bool(text) else {
             eprintln!("append-trace-file: '{text}' is an invalid value");
@@ -152,21 +155,8 @@ fn lay_discovery(s: &mut Settings, flom: &FlomArgs) {
     }
 }
 
-/// The options latch reads (and `-V` shows) but does not implement yet.
-fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
-    let mut given = |option: &str| s.not_implemented.push(option.to_owned());
-    let strings = [
-        ("--tls-certificate", &flom.tls_certificate),
-        ("--tls-private-key", &flom.tls_private_key),
-        ("--tls-ca-certificate", &flom.tls_ca_certificate),
-        ("--tls-check-peer-id", &flom.tls_check_peer_id),
-        ("--debug-feature", &flom.debug_feature),
-    ];
-    for (option, value) in strings {
-        if value.is_some() {
-            given(option);
-        }
-    }
+/// TLS's options over the files.
+fn lay_tls(s: &mut Settings, flom: &FlomArgs) -> Result<(), i32> {
     if let Some(v) = &flom.tls_certificate {
         s.tls_certificate = Some(v.clone());
     }
@@ -176,9 +166,24 @@ fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
     if let Some(v) = &flom.tls_ca_certificate {
         s.tls_ca_certificate = Some(v.clone());
     }
-    if let Some(v) = &flom.tls_check_peer_id {
-        // flom's own check of the value comes with TLS; any text is shown as given.
-        s.tls_check_peer_id = parse_bool(v).unwrap_or(false);
+    if let Some(text) = &flom.tls_check_peer_id {
+        let Some(check) = parse_bool(text) else {
+            println!("tls-check-peer-id: '{text}' is an invalid value");
+            return Err(exit::ERROR);
+        };
+        s.tls_check_peer_id = check;
+    }
+    Ok(())
+}
+
+/// The options latch reads (and `-V` shows) but does not implement yet.
+fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
+    let mut given = |option: &str| s.not_implemented.push(option.to_owned());
+    let strings = [("--debug-feature", &flom.debug_feature)];
+    for (option, value) in strings {
+        if value.is_some() {
+            given(option);
+        }
     }
 }
 
@@ -190,8 +195,31 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         eprintln!("Configuration is not valid, cannot go on!");
         return Err(exit::ERROR);
     }
+    let tls = match (
+        &s.tls_certificate,
+        &s.tls_private_key,
+        &s.tls_ca_certificate,
+    ) {
+        (Some(certificate), Some(private_key), Some(ca_certificate)) => Some(TlsJob {
+            files: TlsFiles {
+                certificate: certificate.into(),
+                private_key: private_key.into(),
+                ca_certificate: ca_certificate.into(),
+            },
+            check_peer_id: s.tls_check_peer_id,
+        }),
+        _ if s.tls_check_peer_id => {
+            println!(
+                "ERROR: TLS check peer id can not be specified without full TLS configuration."
+            );
+            eprintln!("Configuration is not valid, cannot go on!");
+            return Err(exit::ERROR);
+        }
+        // FLoM speaks TLS only with all three files.
+        _ => None,
+    };
     if let Some(option) = s.not_implemented.first() {
-        eprintln!("latch: not implemented yet in latch: {option}; leave it out (latch speaks to its daemon by -s, -a/-p or -A discovery, without TLS)");
+        eprintln!("latch: not implemented yet in latch: {option}; leave it out");
         return Err(exit::ERROR);
     }
     let multicast = s.multicast_address.as_ref().map(|address| Multicast {
@@ -226,6 +254,7 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
         return Ok(Job::Shutdown {
             route,
             immediate: lock.immediate,
+            tls,
         });
     }
     if command.is_empty() {
@@ -278,6 +307,7 @@ pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job,
             append: s.append_trace_file,
         }),
         vfs,
+        tls,
     })))
 }
 

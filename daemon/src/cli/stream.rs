@@ -6,13 +6,35 @@
 #![forbid(unsafe_code)]
 
 use latch::net::{Endpoint, Keepalive};
+use latch::tls::{PeerCert, Tls, TlsError};
 use std::io;
+use std::io::Write;
 use std::time::Duration;
 
 /// A connected client socket, blocking.
 pub enum ClientStream {
     Unix(std::os::unix::net::UnixStream),
     Tcp(std::net::TcpStream),
+    /// TLS over one of the others (see [`secure`]).
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, ClientStream>>),
+}
+
+/// FLoM's switch to TLS right after connecting: the handshake, then its check of the
+/// daemon's certificate; returns what that certificate says (for the peer-id check).
+pub fn secure(stream: ClientStream, tls: &Tls) -> Result<(ClientStream, PeerCert), TlsError> {
+    let mut conn = tls.connect()?;
+    let mut sock = stream;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut sock) {
+            tracing::info!("TLS handshake failed: {e}");
+            return Err(TlsError::Connect);
+        }
+    }
+    let peer = tls.check_peer(conn.peer_certificates())?;
+    Ok((
+        ClientStream::Tls(Box::new(rustls::StreamOwned::new(conn, sock))),
+        peer,
+    ))
 }
 
 /// Connects to the daemon at `endpoint` (TCP without Nagle: every message is one write).
@@ -34,6 +56,11 @@ impl io::Read for ClientStream {
         match self {
             ClientStream::Unix(s) => s.read(buf),
             ClientStream::Tcp(s) => s.read(buf),
+            // A daemon that closes without close_notify has ended the stream too.
+            ClientStream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                done => done,
+            },
         }
     }
 }
@@ -43,6 +70,7 @@ impl io::Write for ClientStream {
         match self {
             ClientStream::Unix(s) => s.write(buf),
             ClientStream::Tcp(s) => s.write(buf),
+            ClientStream::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -55,13 +83,22 @@ impl ClientStream {
         match self {
             ClientStream::Unix(s) => s.set_read_timeout(t),
             ClientStream::Tcp(s) => s.set_read_timeout(t),
+            ClientStream::Tls(s) => s.sock.set_read_timeout(t),
         }
     }
 
-    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+    pub fn shutdown(&mut self, how: std::net::Shutdown) -> io::Result<()> {
         match self {
             ClientStream::Unix(s) => s.shutdown(how),
             ClientStream::Tcp(s) => s.shutdown(how),
+            ClientStream::Tls(s) => {
+                // TLS's half-close first, then the socket's.
+                s.conn.send_close_notify();
+                while s.conn.wants_write() {
+                    s.conn.write_tls(&mut s.sock)?;
+                }
+                s.sock.shutdown(how)
+            }
         }
     }
 
@@ -70,16 +107,27 @@ impl ClientStream {
         match self {
             ClientStream::Unix(_) => Ok(()),
             ClientStream::Tcp(s) => keepalive.apply(s),
+            ClientStream::Tls(s) => s.sock.set_keepalive(keepalive),
         }
     }
 
     /// Sends one whole message with MSG_NOSIGNAL, as flom does (EPIPE is an error, not a
     /// signal).
-    pub fn send_message(&self, bytes: &[u8]) -> io::Result<()> {
+    pub fn send_message(&mut self, bytes: &[u8]) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let fd = match self {
             ClientStream::Unix(s) => s.as_raw_fd(),
             ClientStream::Tcp(s) => s.as_raw_fd(),
+            // The records go out through the socket's own send_message.
+            ClientStream::Tls(s) => {
+                s.conn.writer().write_all(bytes)?;
+                while s.conn.wants_write() {
+                    let mut records = Vec::new();
+                    s.conn.write_tls(&mut records)?;
+                    s.sock.send_message(&records)?;
+                }
+                return Ok(());
+            }
         };
         let mut sent = 0;
         while sent < bytes.len() {

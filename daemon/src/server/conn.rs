@@ -5,10 +5,12 @@
 //! Acts on one connection at a time; the loop that decides which is ready is in
 //! [`super`], the timers in [`super::timers`].
 
+use super::secure::Secure;
 use super::{hang_forever, lock_table, Exit, Server};
 use crate::engine::{self, Answer};
 use crate::net::Stream;
 use crate::table::{Peer, Request};
+use crate::tls::TlsError;
 use crate::wire::framer::Framer;
 use crate::wire::{self, ClientMessage, LockMsg, Rc, WireError, STEP_FIRST_ANSWER};
 use latch_probe_common::resource;
@@ -37,6 +39,31 @@ pub struct Conn {
     want_write: bool,
     /// It was granted its lock (its next message is most likely the unlock).
     pub(super) holding: bool,
+    /// The daemon speaks TLS: every byte in and out goes through it.
+    tls: Option<Box<Secure>>,
+}
+
+impl Conn {
+    /// Reads what the client sent (the plaintext, with TLS).
+    fn read(&mut self, tls: Option<&crate::tls::Tls>, buf: &mut [u8]) -> io::Result<usize> {
+        match (&mut self.tls, tls) {
+            (Some(secure), Some(tls)) => secure.read(&mut self.stream, tls, buf),
+            _ => self.stream.read(buf),
+        }
+    }
+
+    /// Writes what the socket takes of `output`; false when the connection is dead.
+    fn write_out(&mut self) -> bool {
+        match &mut self.tls {
+            Some(secure) => secure.write(&mut self.stream, &mut self.output),
+            None => self.stream.write_pending(&mut self.output),
+        }
+    }
+
+    /// Output is left for the socket to take.
+    fn want_write(&self) -> bool {
+        !self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.pending())
+    }
 }
 
 impl Server {
@@ -53,7 +80,24 @@ impl Server {
         let token = Token(self.next_token);
         self.next_token += 1;
         let mut framer = Framer::default();
-        framer.push(read);
+        let tls = match &self.config.tls {
+            Some(tls) => match Secure::new(tls, read) {
+                Ok(secure) => Some(Box::new(secure)),
+                Err(e) => {
+                    log::warn!(
+                        "cannot start TLS on a new connection: ret_cod={} ({e})",
+                        e.rc()
+                    );
+                    return None;
+                }
+            },
+            None => {
+                framer.push(read);
+                None
+            }
+        };
+        // Bytes handed over are a TLS record to answer now.
+        let eager = eager || (tls.is_some() && !read.is_empty());
         self.conns.insert(
             token,
             Conn {
@@ -68,6 +112,7 @@ impl Server {
                 watched: false,
                 want_write: false,
                 holding: false,
+                tls,
             },
         );
         self.info
@@ -91,7 +136,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let want_write = !conn.output.is_empty();
+        let want_write = conn.want_write();
         let interest = if want_write {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -132,13 +177,14 @@ impl Server {
             let conn = self.conns.get_mut(&token)?;
             // Reused, not zeroed per call: every lock costs two or three of these reads.
             let buf = &mut self.read_buf[..];
-            let drained = match conn.stream.read(buf) {
+            let drained = match conn.read(self.config.tls.as_deref(), buf) {
                 Ok(0) => {
                     eof = true;
                     true
                 }
                 Ok(n) => {
                     if conn.id.is_none()
+                        && conn.tls.is_none()
                         && !conn.locked
                         && conn.framer.pending() == 0
                         && buf[0] == b'{'
@@ -152,7 +198,8 @@ impl Server {
                     // nothing can follow what was just read: that is the EOF, known without
                     // the read that would return 0 (a flom client half-closes after its
                     // unlock, so this saves a system call per lock).
-                    let drained = n < buf.len();
+                    // (With TLS, a short read of plaintext says nothing of the socket.)
+                    let drained = n < buf.len() && conn.tls.is_none();
                     eof = drained && read_closed;
                     drained
                 }
@@ -175,6 +222,15 @@ impl Server {
         if eof {
             // FLoM clients half-close and wait for our close: release and close now.
             self.close(token);
+        } else if self
+            .conns
+            .get(&token)
+            .is_some_and(|c| c.want_write() && !c.want_write)
+        {
+            // The handshake's answer did not all fit in the socket: write it when it can.
+            if !self.flush(token) {
+                self.close(token);
+            }
         }
         None
     }
@@ -187,7 +243,28 @@ impl Server {
                 return Err(None);
             };
             // Parsed where it lies in the framer's buffer: no copy of it is made.
+            let check_id = self.config.tls_check_peer_id;
             let parsed = match conn.framer.next_in_place() {
+                Ok(Some(msg)) if check_id && conn.tls.as_ref().is_some_and(|t| !t.id_checked) => {
+                    // FLoM's check of the first message's peer id against the CN.
+                    let Some(secure) = conn.tls.as_mut() else {
+                        return Err(None);
+                    };
+                    let verdict = match &secure.peer {
+                        Some(peer) => peer.check_id(wire::session_peerid(msg)),
+                        None => Err(TlsError::NoCertificate),
+                    };
+                    if let Err(e) = verdict {
+                        log::warn!(
+                            "TLS connection refused: its peer id is not its certificate's CN: ret_cod={} ({e})",
+                            e.rc()
+                        );
+                        self.close(token);
+                        return Err(None);
+                    }
+                    secure.id_checked = true;
+                    wire::parse_client(msg)
+                }
                 Ok(Some(msg)) => wire::parse_client(msg),
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -352,13 +429,13 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return false;
         };
-        if !conn.stream.write_pending(&mut conn.output) {
+        if !conn.write_out() {
             return false;
         }
-        if conn.output.is_empty() && conn.closing {
+        let want_write = conn.want_write();
+        if !want_write && conn.closing {
             return false;
         }
-        let want_write = !conn.output.is_empty();
         // Not watched yet: `watch` registers for what is left then.
         if conn.watched && want_write != conn.want_write {
             let interest = if want_write {
@@ -380,7 +457,10 @@ impl Server {
     }
 
     fn half_close(&mut self, token: Token) {
-        if let Some(conn) = self.conns.get(&token) {
+        if let Some(conn) = self.conns.get_mut(&token) {
+            if let Some(secure) = &mut conn.tls {
+                secure.close_notify(&mut conn.stream);
+            }
             let _ = conn.stream.shutdown_write();
         }
     }

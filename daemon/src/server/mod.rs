@@ -13,6 +13,7 @@
 
 mod answers;
 mod conn;
+mod secure;
 mod timers;
 
 use crate::admin::{self, AdminHandle, DaemonInfo, Returned, ServerHandle};
@@ -23,6 +24,7 @@ use crate::journal::Journal;
 use crate::net::{Endpoint, Keepalive, Listener};
 use crate::table::{LockTable, LOCK_TABLE};
 use crate::timefmt::now_ns;
+use crate::tls::Tls;
 use crate::wire::STEP_LATER_ANSWER;
 use answers::AnswerCache;
 use conn::Conn;
@@ -66,6 +68,10 @@ pub struct Config {
     pub tcp_keepalive: Keepalive,
     /// The multicast group to answer discovery on (TCP endpoints only).
     pub discovery: Option<Group>,
+    /// Every connection speaks TLS (FLoM's, when its three files are given).
+    pub tls: Option<Arc<Tls>>,
+    /// Refuse a TLS client whose first message's peer id is not its certificate's CN.
+    pub tls_check_peer_id: bool,
 }
 
 /// Why [`Server::run`] returned.
@@ -148,7 +154,12 @@ impl Server {
             tx,
             waker: Arc::new(Waker::new(poll.registry(), RETURNED)?),
         };
-        let admin = admin::spawn(info.clone(), hub.clone(), listener.try_clone()?, server)?;
+        // A TLS daemon's connections are never accepted by the admin thread (see there).
+        let stand_in = match config.tls {
+            None => Some(listener.try_clone()?),
+            Some(_) => None,
+        };
+        let admin = admin::spawn(info.clone(), hub.clone(), stand_in, server)?;
         // The signal pipe's write end must outlive the handlers.
         std::mem::forget(write_end);
         Ok(Server {

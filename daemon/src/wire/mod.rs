@@ -177,6 +177,16 @@ fn decode_name(b64: &str) -> Result<String, WireError> {
     String::from_utf8(bytes).map_err(|_| WireError::BadName)
 }
 
+/// The peer id of a message's `<session peerid="...">`, as it stands (FLoM's ids are hex:
+/// nothing to unescape), for the TLS peer-id check.
+pub fn session_peerid(bytes: &[u8]) -> Option<&str> {
+    const ATTR: &[u8] = b"<session peerid=\"";
+    let start = memchr::memmem::find(bytes, ATTR)? + ATTR.len();
+    let rest = bytes.get(start..)?;
+    let end = memchr::memchr(b'"', rest)?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 /// Parses one whole message from a client (as the daemon does).
 pub fn parse_client(bytes: &[u8]) -> Result<ClientMessage, WireError> {
     let f = fields(bytes)?;
@@ -324,6 +334,19 @@ mod tests {
     }
 
     const LOCK: &str = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="8"><session peerid="3d1219c7c4c5404aaa1f6d2a48adfda4"/><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#;
+
+    #[test]
+    fn session_peerid_is_the_attribute_as_sent() {
+        assert_eq!(
+            session_peerid(LOCK.as_bytes()),
+            Some("3d1219c7c4c5404aaa1f6d2a48adfda4")
+        );
+        assert_eq!(
+            session_peerid(b"<msg><resource name=\"Zm9v\"/></msg>"),
+            None
+        );
+        assert_eq!(session_peerid(b"<session peerid=\"unterminated"), None);
+    }
 
     #[test]
     fn lock_round_trips_byte_for_byte() {
