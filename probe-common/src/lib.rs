@@ -9,6 +9,7 @@
 //! It may not know how either side stores its state: the daemon's tables and the probe's
 //! decoder are theirs. Fields may be added to the documents; none may change meaning.
 #![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "std")]
 pub mod doc;

@@ -3,8 +3,6 @@
 //! Pure functions of the name; nothing here knows about lockers or connections.
 //! The daemon classifies every request with it; the probe reads capacities with it.
 
-#![forbid(unsafe_code)]
-
 use crate::ResourceType;
 
 /// The default resource of a client given no `-r`; clients may not name it themselves.

@@ -118,10 +118,13 @@ fn emit(ctx: &ProbeContext, kind: EventKind) {
 /// `array` must point into `CONFIG`.
 #[inline(always)]
 unsafe fn config_item<T: Copy + Default, const N: usize>(array: *const [T; N], i: usize) -> T {
-    if i >= N {
-        return T::default();
+    // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
+    unsafe {
+        if i >= N {
+            return T::default();
+        }
+        read_volatile(array.cast::<T>().add(i))
     }
-    read_volatile(array.cast::<T>().add(i))
 }
 
 fn count_lost() {
@@ -138,14 +141,18 @@ fn count_lost() {
 /// `block` must point to writable memory for a [`RawBlock`].
 #[inline(always)]
 unsafe fn copy_block(block: *mut RawBlock, address: u64, size: u32) {
-    let size = if size as usize > BLOCK_BYTES {
-        BLOCK_BYTES as u32
-    } else {
-        size
-    };
-    let copied = address != 0 && read_user(addr_of_mut!((*block).bytes) as *mut u8, size, address);
-    addr_of_mut!((*block).address).write(address);
-    addr_of_mut!((*block).len).write(if copied { size } else { 0 });
+    // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
+    unsafe {
+        let size = if size as usize > BLOCK_BYTES {
+            BLOCK_BYTES as u32
+        } else {
+            size
+        };
+        let copied =
+            address != 0 && read_user(addr_of_mut!((*block).bytes) as *mut u8, size, address);
+        addr_of_mut!((*block).address).write(address);
+        addr_of_mut!((*block).len).write(if copied { size } else { 0 });
+    }
 }
 
 /// Copies the string of `slot` from the struct `block` if `wanted`, else records none.
@@ -154,17 +161,20 @@ unsafe fn copy_block(block: *mut RawBlock, address: u64, size: u32) {
 /// `texts` must point to the record's texts, `block` to a [`RawBlock`].
 #[inline(always)]
 unsafe fn fill_text(texts: *mut RawText, slot: TextSlot, wanted: bool, block: *const RawBlock) {
-    let text = texts.add(slot as usize);
-    if wanted {
-        copy_text(
-            text,
-            block,
-            config_item(&raw const CONFIG.texts, slot as usize),
-        );
-    } else {
-        addr_of_mut!((*text).address).write(0);
-        addr_of_mut!((*text).claimed).write(0);
-        addr_of_mut!((*text).len).write(0);
+    // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
+    unsafe {
+        let text = texts.add(slot as usize);
+        if wanted {
+            copy_text(
+                text,
+                block,
+                config_item(&raw const CONFIG.texts, slot as usize),
+            );
+        } else {
+            addr_of_mut!((*text).address).write(0);
+            addr_of_mut!((*text).claimed).write(0);
+            addr_of_mut!((*text).len).write(0);
+        }
     }
 }
 
@@ -174,10 +184,14 @@ unsafe fn fill_text(texts: *mut RawText, slot: TextSlot, wanted: bool, block: *c
 /// `block` must point to a [`RawBlock`].
 #[inline(always)]
 unsafe fn element_is_none(block: *const RawBlock) -> bool {
-    let size = read_volatile(&raw const CONFIG.element_none_size);
-    let offset = read_volatile(&raw const CONFIG.element_none_offset);
-    size == 8
-        && block_word(block, offset) == Some(read_volatile(&raw const CONFIG.element_none_value))
+    // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
+    unsafe {
+        let size = read_volatile(&raw const CONFIG.element_none_size);
+        let offset = read_volatile(&raw const CONFIG.element_none_offset);
+        size == 8
+            && block_word(block, offset)
+                == Some(read_volatile(&raw const CONFIG.element_none_value))
+    }
 }
 
 /// The 8 bytes at `offset` of a copied struct, if they were copied.
@@ -186,13 +200,16 @@ unsafe fn element_is_none(block: *const RawBlock) -> bool {
 /// `block` must point to a [`RawBlock`].
 #[inline(always)]
 unsafe fn block_word(block: *const RawBlock, offset: u32) -> Option<u64> {
-    let at = offset as usize;
-    // Bounded for the verifier, and within what was copied.
-    if at > BLOCK_BYTES - 8 || at + 8 > (*block).len as usize {
-        return None;
+    // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
+    unsafe {
+        let at = offset as usize;
+        // Bounded for the verifier, and within what was copied.
+        if at > BLOCK_BYTES - 8 || at + 8 > (*block).len as usize {
+            return None;
+        }
+        let bytes = addr_of!((*block).bytes) as *const u8;
+        Some(core::ptr::read_unaligned(bytes.add(at) as *const u64))
     }
-    let bytes = addr_of!((*block).bytes) as *const u8;
-    Some(core::ptr::read_unaligned(bytes.add(at) as *const u64))
 }
 
 /// Copies the string whose pointer and length sit at `place` in the copied struct `block`,
@@ -203,17 +220,21 @@ unsafe fn block_word(block: *const RawBlock, offset: u32) -> Option<u64> {
 /// `text` and `block` must point to writable memory for a [`RawText`] and a [`RawBlock`].
 #[inline(always)]
 unsafe fn copy_text(text: *mut RawText, block: *const RawBlock, place: TextPlace) {
-    let pointer = block_word(block, place.pointer_offset).unwrap_or(0);
-    let claimed = block_word(block, place.len_offset).unwrap_or(0);
-    let len = if claimed > TEXT_BYTES as u64 {
-        TEXT_BYTES as u32
-    } else {
-        claimed as u32
-    };
-    let copied = pointer != 0 && read_user(addr_of_mut!((*text).bytes) as *mut u8, len, pointer);
-    addr_of_mut!((*text).address).write(pointer);
-    addr_of_mut!((*text).claimed).write(claimed);
-    addr_of_mut!((*text).len).write(if copied { len } else { 0 });
+    // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
+    unsafe {
+        let pointer = block_word(block, place.pointer_offset).unwrap_or(0);
+        let claimed = block_word(block, place.len_offset).unwrap_or(0);
+        let len = if claimed > TEXT_BYTES as u64 {
+            TEXT_BYTES as u32
+        } else {
+            claimed as u32
+        };
+        let copied =
+            pointer != 0 && read_user(addr_of_mut!((*text).bytes) as *mut u8, len, pointer);
+        addr_of_mut!((*text).address).write(pointer);
+        addr_of_mut!((*text).claimed).write(claimed);
+        addr_of_mut!((*text).len).write(if copied { len } else { 0 });
+    }
 }
 
 /// Copies `len` bytes of the daemon's memory at `address` to `dst`; whether it worked.
@@ -222,7 +243,8 @@ unsafe fn copy_text(text: *mut RawText, block: *const RawBlock, place: TextPlace
 /// `dst` must be writable for `len` bytes.
 #[inline(always)]
 unsafe fn read_user(dst: *mut u8, len: u32, address: u64) -> bool {
-    bpf_probe_read_user(dst.cast(), len, address as *const _) == 0
+    // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
+    unsafe { bpf_probe_read_user(dst.cast(), len, address as *const _) == 0 }
 }
 
 #[inline(always)]

@@ -14,11 +14,11 @@ use latch_probe_common::doc::{EventDoc, StateDoc};
 use std::io::{self, BufRead, BufReader, Write};
 use std::time::Duration;
 
-pub const EXIT_NO_DAEMON: i32 = 2;
-pub const EXIT_TIMEOUT: i32 = 3;
+pub(crate) const EXIT_NO_DAEMON: i32 = 2;
+pub(crate) const EXIT_TIMEOUT: i32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Ping,
     Status,
     State,
@@ -36,7 +36,7 @@ impl Op {
     }
 }
 
-pub fn run(endpoint: &Endpoint, op: Op, args: &AdminArgs) -> i32 {
+pub(crate) fn run(endpoint: &Endpoint, op: Op, args: &AdminArgs) -> i32 {
     match talk(endpoint, op, args) {
         Ok(()) => 0,
         Err(e)
@@ -130,7 +130,7 @@ fn human(op: Op, line: &str) -> String {
     }
 }
 
-pub fn render_state(d: &StateDoc) -> String {
+pub(crate) fn render_state(d: &StateDoc) -> String {
     let header = format!(
         "daemon pid {} version {} generation {}\n",
         d.pid, d.version, d.generation

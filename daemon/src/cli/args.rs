@@ -33,7 +33,7 @@ use std::path::PathBuf;
     after_help = "Exit status: the command's own; 96 the requester can't wait; 97 the command \
         could not be run; 98 busy or timeout expired; 99 any other error."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub endpoint: EndpointArgs,
 
@@ -57,7 +57,7 @@ pub struct Cli {
 }
 
 #[derive(Args, Debug, Clone, Default)]
-pub struct EndpointArgs {
+pub(crate) struct EndpointArgs {
     /// Unix socket of the daemon [default: /tmp/flom-<login>, as flom's].
     #[arg(short = 's', long = "socket-name", global = true)]
     pub socket: Option<PathBuf>,
@@ -70,7 +70,7 @@ pub struct EndpointArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct LockArgs {
+pub(crate) struct LockArgs {
     /// The resource to lock: name (simple), name[N] (numeric), a.b.c (set), /a/b
     /// (hierarchical), _s_name[N] / _S_name[N] (sequence), _t_FORMAT[N] (timestamp).
     #[arg(short = 'r', long = "resource-name")]
@@ -106,7 +106,7 @@ pub struct LockArgs {
 /// keepalive, multicast discovery, and the ones latch reads but does not implement yet
 /// (TLS, the VFS, the client's debug features).
 #[derive(Args, Debug, Clone, Default)]
-pub struct FlomArgs {
+pub(crate) struct FlomArgs {
     /// Print the package info (as flom's) and exit.
     #[arg(short = 'v')]
     pub package_info: bool,
@@ -184,7 +184,7 @@ pub struct FlomArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Sub {
+pub(crate) enum Sub {
     /// Run a daemon in the foreground (until stopped, unless -d is given).
     // Not inherited from the top-level command: `latch daemon -d -1` must parse as flom's.
     #[command(allow_negative_numbers = true)]
@@ -203,7 +203,7 @@ pub enum Sub {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct DaemonArgs {
+pub(crate) struct DaemonArgs {
     /// Exit after this long idle, ms; negative: never.
     #[arg(short = 'd', long = "daemon-lifespan", default_value_t = -1)]
     pub lifespan_ms: i64,
@@ -268,7 +268,7 @@ pub struct DaemonArgs {
 
 impl DaemonArgs {
     /// The three TLS files, when given.
-    pub fn tls_files(&self) -> Option<latch::tls::TlsFiles> {
+    pub(crate) fn tls_files(&self) -> Option<latch::tls::TlsFiles> {
         Some(latch::tls::TlsFiles {
             certificate: self.tls_certificate.clone()?,
             private_key: self.tls_private_key.clone()?,
@@ -278,7 +278,7 @@ impl DaemonArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Concurrent clients, each a thread doing one lock after another.
     #[arg(long, default_value_t = 1)]
     pub clients: usize,
@@ -305,7 +305,7 @@ pub struct BenchArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct AdminArgs {
+pub(crate) struct AdminArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -317,7 +317,7 @@ pub struct AdminArgs {
 impl EndpointArgs {
     /// Where to talk: TCP if an address was given, else the Unix socket (flom's default
     /// path). Refuses both at once, as flom does.
-    pub fn endpoint(&self) -> Result<Endpoint, EndpointError> {
+    pub(crate) fn endpoint(&self) -> Result<Endpoint, EndpointError> {
         resolve_endpoint(
             self.socket.clone(),
             self.address.clone(),
@@ -327,7 +327,7 @@ impl EndpointArgs {
 }
 
 /// The endpoint a socket path, a TCP address and a port mean, as flom reads them.
-pub fn resolve_endpoint(
+pub(crate) fn resolve_endpoint(
     socket: Option<PathBuf>,
     address: Option<String>,
     port: i32,
@@ -345,7 +345,7 @@ pub fn resolve_endpoint(
 
 /// A TCP address with the interface `-n` names as its scope, when it is an IPv6 address
 /// without one (FLoM's `sin6_scope_id`, which a link-local address needs).
-pub fn scoped(address: String, interface: Option<&str>) -> String {
+pub(crate) fn scoped(address: String, interface: Option<&str>) -> String {
     match interface {
         Some(i) if address.parse::<std::net::Ipv6Addr>().is_ok() => format!("{address}%{i}"),
         _ => address,
@@ -354,7 +354,7 @@ pub fn scoped(address: String, interface: Option<&str>) -> String {
 
 /// An endpoint that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum EndpointError {
+pub(crate) enum EndpointError {
     #[error("-s (Unix socket) and -a (TCP address) cannot be used together")]
     Conflict,
     #[error("unicast port {0} is not a TCP port (0 to 65535); give another -p")]
@@ -362,7 +362,7 @@ pub enum EndpointError {
 }
 
 /// flom's default socket: `/tmp/flom-<login>`.
-pub fn default_socket() -> PathBuf {
+pub(crate) fn default_socket() -> PathBuf {
     let login = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten()

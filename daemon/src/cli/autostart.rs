@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 const START_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What a daemon started by a client is given.
-pub struct Start {
+pub(crate) struct Start {
     /// Its lifespan, ms (`-d`): 0 starts none, negative runs forever.
     pub lifespan_ms: i64,
     /// For the TCP connections it accepts.
@@ -42,7 +42,7 @@ pub struct Start {
 /// How a client reaches the daemon: at a known endpoint, or by discovery (`-A` without
 /// `-a`).
 #[derive(Clone, Debug)]
-pub enum Route {
+pub(crate) enum Route {
     Direct(Endpoint),
     Discover(Discovery),
 }
@@ -62,7 +62,7 @@ impl std::fmt::Display for Route {
 
 /// Connects along `route`, starting a daemon (as `start` says) when nobody is there and
 /// the lifespan is not 0; `Err` is FLoM's failure (its return code and text).
-pub fn connect_route(route: &Route, start: &Start) -> Result<ClientStream, Failure> {
+pub(crate) fn connect_route(route: &Route, start: &Start) -> Result<ClientStream, Failure> {
     match route {
         Route::Direct(endpoint) => connect_or_start(endpoint, start).map_err(|e| {
             tracing::info!("cannot connect to {endpoint}: {e}");
@@ -73,7 +73,7 @@ pub fn connect_route(route: &Route, start: &Start) -> Result<ClientStream, Failu
 }
 
 /// Connects along `route` without starting anything (`-x`, `-X`).
-pub fn connect_only(route: &Route) -> Result<ClientStream, Failure> {
+pub(crate) fn connect_only(route: &Route) -> Result<ClientStream, Failure> {
     let endpoint = match route {
         Route::Direct(endpoint) => endpoint.clone(),
         Route::Discover(d) => discover::find(d)?,
@@ -112,7 +112,7 @@ fn discover_or_start(d: &Discovery, start: &Start) -> Result<ClientStream, Failu
 
 /// Connects to `endpoint`; if nobody listens and the lifespan is not 0, starts a daemon
 /// as `start` says and connects to it.
-pub fn connect_or_start(endpoint: &Endpoint, start: &Start) -> io::Result<ClientStream> {
+pub(crate) fn connect_or_start(endpoint: &Endpoint, start: &Start) -> io::Result<ClientStream> {
     match connect(endpoint) {
         Ok(s) => Ok(s),
         Err(e) if start.lifespan_ms != 0 && nobody_listens(&e) => {
@@ -226,7 +226,7 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 /// The start-up lock's path for a daemon at an endpoint or, when it has none of its own
 /// (an ephemeral port found by discovery), for its multicast group in this network
 /// namespace (a group is one per network, and /tmp is shared between namespaces).
-pub fn lock_path(endpoint: &Endpoint, group: Option<&latch::discovery::Group>) -> PathBuf {
+pub(crate) fn lock_path(endpoint: &Endpoint, group: Option<&latch::discovery::Group>) -> PathBuf {
     match (endpoint, group) {
         (Endpoint::Tcp(_, 0), Some(g)) => {
             use std::os::unix::fs::MetadataExt;
@@ -249,7 +249,7 @@ pub fn lock_path(endpoint: &Endpoint, group: Option<&latch::discovery::Group>) -
 /// to reap the daemon), and the start-up lock. Returns the held lock in the daemon process
 /// (keep it for the daemon's life), or `None` if another daemon is starting (exit then).
 /// Must run before any thread is started.
-pub fn detach_and_lock(lock: &std::path::Path) -> io::Result<Option<Flock<File>>> {
+pub(crate) fn detach_and_lock(lock: &std::path::Path) -> io::Result<Option<Flock<File>>> {
     nix::unistd::setsid().map_err(io::Error::from)?;
     // SAFETY: the process has one thread here: `cli::daemon::run` calls this before it
     // starts logging, the admin thread or anything else.
@@ -272,7 +272,7 @@ pub fn detach_and_lock(lock: &std::path::Path) -> io::Result<Option<Flock<File>>
 }
 
 /// Tells the starting client the daemon listens, then lets go of the pipe.
-pub fn report_ready() {
+pub(crate) fn report_ready() {
     let mut out = io::stdout();
     let _ = writeln!(out, "ready");
     let _ = out.flush();

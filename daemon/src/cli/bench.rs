@@ -33,7 +33,7 @@ struct Rate {
     ops_per_sec: f64,
 }
 
-pub fn run(endpoint: &Endpoint, args: &BenchArgs) -> Result<()> {
+pub(crate) fn run(endpoint: &Endpoint, args: &BenchArgs) -> Result<()> {
     raise_fd_limit();
     if let Some(slice) = &args.hold_slice {
         return hold_worker(endpoint, slice, args.waiters);

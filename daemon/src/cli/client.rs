@@ -29,7 +29,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// What the client was asked to do, in plain values (see [`super::options`]).
-pub enum Job {
+pub(crate) enum Job {
     /// Lock, run the command while holding the lock, unlock.
     Lock(Box<LockJob>),
     /// `-x` (quiesce) or `-X` (immediate): ask the daemon to shut down.
@@ -42,14 +42,14 @@ pub enum Job {
 
 /// TLS as asked (`--tls-*` or `[TLS]`, all three files given).
 #[derive(Debug, Clone)]
-pub struct TlsJob {
+pub(crate) struct TlsJob {
     pub files: TlsFiles,
     /// Check the daemon's peer id against its certificate's CN (and have a started daemon
     /// check the clients').
     pub check_peer_id: bool,
 }
 
-pub struct LockJob {
+pub(crate) struct LockJob {
     pub route: Route,
     /// The discovery group (`-A`), which a daemon this client starts answers on.
     pub multicast: Option<Multicast>,
@@ -75,13 +75,13 @@ pub struct LockJob {
 
 /// A trace file (`-t`, `-T`) and whether to append to it (`--append-trace-file`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trace {
+pub(crate) struct Trace {
     pub path: std::path::PathBuf,
     pub append: bool,
 }
 
 /// Runs the client as flom does; returns the process exit status.
-pub fn run(job: Job) -> i32 {
+pub(crate) fn run(job: Job) -> i32 {
     match job {
         Job::Lock(job) => lock_and_run(&job),
         Job::Shutdown {

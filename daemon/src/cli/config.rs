@@ -14,28 +14,28 @@ use latch_probe_common::LockMode;
 use std::path::{Path, PathBuf};
 
 /// flom's `_SYSTEM_CONFIG_FILENAME` in its `sysconfdir`.
-pub const SYSTEM_CONFIG: &str = "/etc/flom.conf";
+pub(crate) const SYSTEM_CONFIG: &str = "/etc/flom.conf";
 /// Test hook: the system file's path instead of [`SYSTEM_CONFIG`] (flom has no override;
 /// the end-to-end tests cannot write /etc on a shared machine).
-pub const SYSTEM_CONFIG_ENV: &str = "LATCH_SYSTEM_CONFIG";
+pub(crate) const SYSTEM_CONFIG_ENV: &str = "LATCH_SYSTEM_CONFIG";
 /// flom's `_USER_CONFIG_FILENAME`, in `$HOME`.
-pub const USER_CONFIG: &str = ".flom";
+pub(crate) const USER_CONFIG: &str = ".flom";
 
 /// flom's defaults for what the daemon and discovery are given.
-pub const DEFAULT_PORT: i32 = 28015;
-pub const DEFAULT_DAEMON_LIFESPAN: i32 = 5000;
-pub const DEFAULT_DISCOVERY_ATTEMPTS: i32 = 2;
-pub const DEFAULT_DISCOVERY_TIMEOUT: i32 = 500;
-pub const DEFAULT_DISCOVERY_TTL: i32 = 1;
-pub const DEFAULT_TCP_KEEPALIVE_TIME: i32 = 60;
-pub const DEFAULT_TCP_KEEPALIVE_INTVL: i32 = 10;
-pub const DEFAULT_TCP_KEEPALIVE_PROBES: i32 = 6;
+pub(crate) const DEFAULT_PORT: i32 = 28015;
+pub(crate) const DEFAULT_DAEMON_LIFESPAN: i32 = 5000;
+pub(crate) const DEFAULT_DISCOVERY_ATTEMPTS: i32 = 2;
+pub(crate) const DEFAULT_DISCOVERY_TIMEOUT: i32 = 500;
+pub(crate) const DEFAULT_DISCOVERY_TTL: i32 = 1;
+pub(crate) const DEFAULT_TCP_KEEPALIVE_TIME: i32 = 60;
+pub(crate) const DEFAULT_TCP_KEEPALIVE_INTVL: i32 = 10;
+pub(crate) const DEFAULT_TCP_KEEPALIVE_PROBES: i32 = 6;
 /// The longest Unix socket path flom accepts (`sun_path` less its NUL).
 const MAX_SOCKET_NAME: usize = 107;
 
 /// The effective configuration, field for field flom's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub daemon_trace_file: Option<String>,
     pub command_trace_file: Option<String>,
     pub append_trace_file: bool,
@@ -111,7 +111,7 @@ impl Default for Settings {
 
 /// A configuration file that cannot be used; the message names file, line and key.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read configuration file {}: {source}; check the -c path", path.display())]
     Read {
         path: PathBuf,
@@ -133,7 +133,7 @@ pub enum ConfigError {
 /// flom's `-e`, `AppendTraceFile`, `Create`, `Verbose`, `TlsCheckPeerId`: any text
 /// containing "no", "yes", "n" or "y" (case-insensitive, in that order) means
 /// no/yes/no/yes; anything else is refused.
-pub fn parse_bool(text: &str) -> Option<bool> {
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     let lower = text.to_ascii_lowercase();
     [("no", false), ("yes", true), ("n", false), ("y", true)]
         .into_iter()
@@ -143,7 +143,7 @@ pub fn parse_bool(text: &str) -> Option<bool> {
 
 /// flom's `-l`: a case-insensitive substring search, long then short name, in the order
 /// NL CR CW PW PR EX (tests/data/flom-transcripts.md, e).
-pub fn parse_mode(text: &str) -> Option<LockMode> {
+pub(crate) fn parse_mode(text: &str) -> Option<LockMode> {
     let lower = text.to_ascii_lowercase();
     [
         LockMode::NL,
@@ -161,19 +161,19 @@ pub fn parse_mode(text: &str) -> Option<LockMode> {
 }
 
 /// Whether flom accepts `name` for `-r` / `[Resource] Name` (the default one is reserved).
-pub fn valid_resource_name(name: &str) -> bool {
+pub(crate) fn valid_resource_name(name: &str) -> bool {
     name != DEFAULT_RESOURCE && resource::classify(name).is_some()
 }
 
 /// Whether flom accepts `name` for `-s` / `[Daemon] SocketName`.
-pub fn valid_socket_name(name: &str) -> bool {
+pub(crate) fn valid_socket_name(name: &str) -> bool {
     name.len() <= MAX_SOCKET_NAME
 }
 
 /// The configuration files flom reads, in its order: the system file, the user's, then
 /// the one given with `-c`. A missing system or user file is skipped, a missing `-c` file
 /// is an error.
-pub fn files(custom: Option<&Path>) -> Vec<(PathBuf, bool)> {
+pub(crate) fn files(custom: Option<&Path>) -> Vec<(PathBuf, bool)> {
     let system = std::env::var_os(SYSTEM_CONFIG_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
@@ -189,7 +189,7 @@ pub fn files(custom: Option<&Path>) -> Vec<(PathBuf, bool)> {
 
 impl Settings {
     /// flom's `flom_config_init`: the defaults with every file of [`files`] laid over them.
-    pub fn load(custom: Option<&Path>) -> Result<Settings, ConfigError> {
+    pub(crate) fn load(custom: Option<&Path>) -> Result<Settings, ConfigError> {
         let mut settings = Settings::default();
         for (path, required) in files(custom) {
             let text = match std::fs::read_to_string(&path) {
@@ -204,7 +204,7 @@ impl Settings {
 
     /// One file's keys over the values so far (flom's `flom_config_init_load`); unknown
     /// groups and keys are ignored, as flom does.
-    pub fn apply_text(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+    pub(crate) fn apply_text(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let kf = KeyFile::parse(text).map_err(|source| ConfigError::Syntax {
             path: path.to_owned(),
             source,
@@ -329,7 +329,7 @@ impl Settings {
     }
 
     /// `-V`'s lines, as flom's `flom_config_print` (numbers for modes and booleans).
-    pub fn print_lines(&self) -> Vec<String> {
+    pub(crate) fn print_lines(&self) -> Vec<String> {
         fn s(v: &Option<String>) -> &str {
             v.as_deref().unwrap_or("")
         }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// Where the daemon listens: as `-s`, `-a` (scoped by `-n`) and `-p` say, or, with `-A`
 /// and neither `-s` nor `-a`, on TCP on every address of the group's family, on a port the
 /// kernel chooses (FLoM's `flom_listen_tcp_automatic`).
-pub fn endpoint(given: &EndpointArgs, args: &DaemonArgs) -> Result<Endpoint, EndpointError> {
+pub(crate) fn endpoint(given: &EndpointArgs, args: &DaemonArgs) -> Result<Endpoint, EndpointError> {
     match (&args.multicast_address, &given.socket, &given.address) {
         (Some(_), None, None) => {
             let v6 = multicast(args)
@@ -45,7 +45,7 @@ fn multicast(args: &DaemonArgs) -> Option<Multicast> {
 }
 
 /// Runs a daemon on `endpoint` until it exits; returns the process exit status.
-pub fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
+pub(crate) fn run(endpoint: Endpoint, args: &DaemonArgs) -> i32 {
     let mut hang_on_lock = None;
     for feature in &args.debug_feature {
         match feature.split_once('=') {

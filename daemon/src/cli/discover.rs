@@ -20,7 +20,7 @@ use std::time::Duration;
 /// The multicast group as configured (`-A`, `-P`, `-n`): what a daemon started for it is
 /// given, and what discovery resolves.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Multicast {
+pub(crate) struct Multicast {
     pub address: String,
     pub port: i32,
     pub interface: Option<String>,
@@ -29,7 +29,7 @@ pub struct Multicast {
 /// How to look for a daemon (`-A -P -n -D -I --discovery-ttl`, and `-V`'s print-out of
 /// the datagrams).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Discovery {
+pub(crate) struct Discovery {
     pub multicast: Multicast,
     pub attempts: i32,
     pub timeout_ms: i32,
@@ -40,7 +40,7 @@ pub struct Discovery {
 /// Why discovery found nothing, each with FLoM's return code and text (as
 /// `flom_client_connect: ret_cod=RC (TEXT)` prints them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The group's address or interface does not resolve.
     Resolve,
     /// No socket could be set up for the group; also what a client that may not start a
@@ -57,7 +57,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn rc(self) -> i32 {
+    pub(crate) fn rc(self) -> i32 {
         match self {
             Failure::Resolve => -110,
             Failure::Connect => -105,
@@ -69,7 +69,7 @@ impl Failure {
         }
     }
 
-    pub fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Failure::Resolve => "ERROR: 'getaddrinfo' function returned an error condition",
             Failure::Connect => "ERROR: 'connect' function returned an error condition",
@@ -86,7 +86,7 @@ impl Failure {
 
 /// The group `m` names: its address resolved (IPv6 only with an interface, as FLoM's
 /// `getaddrinfo` hints say), the interface's index.
-pub fn resolve(m: &Multicast) -> Result<Group, String> {
+pub(crate) fn resolve(m: &Multicast) -> Result<Group, String> {
     let port = u16::try_from(m.port)
         .map_err(|_| format!("multicast port {} is not a UDP port (0 to 65535)", m.port))?;
     let interface = match &m.interface {
@@ -110,7 +110,7 @@ pub fn resolve(m: &Multicast) -> Result<Group, String> {
 /// Asks the group up to `attempts` times; the TCP endpoint of the first daemon that
 /// answers: the address it names, or else the one its answer came from (with its scope,
 /// for an IPv6 link-local address).
-pub fn find(d: &Discovery) -> Result<Endpoint, Failure> {
+pub(crate) fn find(d: &Discovery) -> Result<Endpoint, Failure> {
     let group = resolve(&d.multicast).map_err(|e| {
         tracing::info!("discovery: {e}");
         Failure::Resolve

@@ -6,10 +6,10 @@
 #![forbid(unsafe_code)]
 
 /// The resource could be available later, but the requester can't wait (`-e no -o 0`).
-pub const CANT_WAIT: i32 = 96;
+pub(crate) const CANT_WAIT: i32 = 96;
 /// The command could not be run (or none was given).
-pub const CANT_EXEC: i32 = 97;
+pub(crate) const CANT_EXEC: i32 = 97;
 /// Busy (`-o 0`), or the timeout expired.
-pub const BUSY: i32 = 98;
+pub(crate) const BUSY: i32 = 98;
 /// Any other error.
-pub const ERROR: i32 = 99;
+pub(crate) const ERROR: i32 = 99;

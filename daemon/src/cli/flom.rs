@@ -11,7 +11,7 @@ use super::session::machine_id;
 use super::{client, exit, options, signals, trace};
 
 /// Runs the flom-compatible client; returns the process exit status.
-pub fn run(cli: &Cli) -> i32 {
+pub(crate) fn run(cli: &Cli) -> i32 {
     let flom = &cli.flom;
     if flom.package_info {
         print!("{}", package_info());

@@ -11,7 +11,7 @@ use std::fmt;
 
 /// A parsed key file: entries in file order (a later duplicate wins, as in GLib).
 #[derive(Debug, Default)]
-pub struct KeyFile {
+pub(crate) struct KeyFile {
     entries: Vec<Entry>,
 }
 
@@ -25,7 +25,7 @@ struct Entry {
 
 /// A value read from a key file, with where it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Value<T> {
+pub(crate) struct Value<T> {
     pub value: T,
     /// 1-based line of the key.
     pub line: usize,
@@ -33,7 +33,7 @@ pub struct Value<T> {
 
 /// What is wrong with a key file's text, and where (file names are added by the caller).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyFileError {
+pub(crate) enum KeyFileError {
     #[error("line {line}: the file does not start with a [Group] line; put the key under one")]
     NoGroup { line: usize },
     #[error("line {line}: '{text}' is not a key=value pair, a [Group] or a # comment")]
@@ -62,7 +62,7 @@ pub enum KeyFileError {
 
 impl KeyFile {
     /// Parses a whole file's text, as GLib does (a syntax error rejects the whole file).
-    pub fn parse(text: &str) -> Result<KeyFile, KeyFileError> {
+    pub(crate) fn parse(text: &str) -> Result<KeyFile, KeyFileError> {
         let mut entries = Vec::new();
         let mut group: Option<String> = None;
         for (index, raw_line) in text.lines().enumerate() {
@@ -117,7 +117,11 @@ impl KeyFile {
     }
 
     /// `g_key_file_get_string`: the unescaped value, or `None` if the key is absent.
-    pub fn string(&self, group: &str, key: &str) -> Result<Option<Value<String>>, KeyFileError> {
+    pub(crate) fn string(
+        &self,
+        group: &str,
+        key: &str,
+    ) -> Result<Option<Value<String>>, KeyFileError> {
         self.entry(group, key)
             .map(|e| {
                 Ok(Value {
@@ -130,7 +134,11 @@ impl KeyFile {
 
     /// `g_key_file_get_integer`: a 32-bit decimal integer (sign allowed, surrounding
     /// whitespace ignored), or `None` if the key is absent.
-    pub fn integer(&self, group: &str, key: &str) -> Result<Option<Value<i32>>, KeyFileError> {
+    pub(crate) fn integer(
+        &self,
+        group: &str,
+        key: &str,
+    ) -> Result<Option<Value<i32>>, KeyFileError> {
         self.entry(group, key)
             .map(|e| {
                 let text = e.raw.trim();
@@ -157,7 +165,11 @@ impl KeyFile {
 
     /// `g_key_file_get_string_list`: items separated by `;` (a trailing one optional,
     /// `\;` a literal semicolon), each unescaped; `None` if the key is absent.
-    pub fn list(&self, group: &str, key: &str) -> Result<Option<Value<Vec<String>>>, KeyFileError> {
+    pub(crate) fn list(
+        &self,
+        group: &str,
+        key: &str,
+    ) -> Result<Option<Value<Vec<String>>>, KeyFileError> {
         self.entry(group, key)
             .map(|e| {
                 let (_, items) = unescape(&e.raw, true).ok_or_else(|| e.bad_escape())?;

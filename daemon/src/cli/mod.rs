@@ -6,20 +6,20 @@
 //! takes ([`latch::server::Config`], [`latch::wire::LockMsg`]). The library never imports
 //! from here.
 
-pub mod admin_client;
-pub mod args;
-pub mod autostart;
-pub mod bench;
-pub mod client;
-pub mod config;
-pub mod daemon;
-pub mod discover;
-pub mod exit;
-pub mod flom;
-pub mod keyfile;
-pub mod options;
-pub mod session;
-pub mod signals;
-pub mod stream;
-pub mod trace;
-pub mod vfs;
+pub(crate) mod admin_client;
+pub(crate) mod args;
+pub(crate) mod autostart;
+pub(crate) mod bench;
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod daemon;
+pub(crate) mod discover;
+pub(crate) mod exit;
+pub(crate) mod flom;
+pub(crate) mod keyfile;
+pub(crate) mod options;
+pub(crate) mod session;
+pub(crate) mod signals;
+pub(crate) mod stream;
+pub(crate) mod trace;
+pub(crate) mod vfs;

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 /// The effective configuration: flom's files, then the command line over them; `Err` is
 /// the exit status, its message printed (the checks, their messages and their order are
 /// flom's).
-pub fn settings(
+pub(crate) fn settings(
     endpoint: &EndpointArgs,
     lock: &LockArgs,
     flom: &FlomArgs,
@@ -189,7 +189,7 @@ fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
 
 /// flom's check of the whole configuration (`flom_config_check`), then the [`Job`]; `Err`
 /// is the exit status, its message printed.
-pub fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job, i32> {
+pub(crate) fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job, i32> {
     if s.socket_name.is_some() && (s.unicast_address.is_some() || s.multicast_address.is_some()) {
         println!("ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.");
         eprintln!("Configuration is not valid, cannot go on!");

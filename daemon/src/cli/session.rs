@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 /// The machine id, as flom uses it (all zeros when the machine has none).
-pub fn machine_id() -> String {
+pub(crate) fn machine_id() -> String {
     ["/etc/machine-id", "/var/lib/dbus/machine-id"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())

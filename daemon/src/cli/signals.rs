@@ -69,7 +69,7 @@ fn parse_one(item: &str) -> Option<i32> {
 }
 
 /// The set of signal numbers a list names, ascending and without repeats.
-pub fn parse_set<S: AsRef<str>>(items: &[S]) -> Vec<i32> {
+pub(crate) fn parse_set<S: AsRef<str>>(items: &[S]) -> Vec<i32> {
     let mut set: Vec<i32> = items.iter().filter_map(|i| parse_one(i.as_ref())).collect();
     set.sort_unstable();
     set.dedup();
@@ -77,12 +77,12 @@ pub fn parse_set<S: AsRef<str>>(items: &[S]) -> Vec<i32> {
 }
 
 /// The names of a set, in order (for `-V`).
-pub fn names(set: &[i32]) -> Vec<&'static str> {
+pub(crate) fn names(set: &[i32]) -> Vec<&'static str> {
     set.iter().filter_map(|&n| name(n)).collect()
 }
 
 /// `--signal-list`: flom's table, four to a line, tab-separated.
-pub fn list_text() -> String {
+pub(crate) fn list_text() -> String {
     let mut out = String::new();
     for (i, n) in NAMES.iter().enumerate() {
         out.push_str(&format!("{}) {n}\t", i + 1));
@@ -95,14 +95,14 @@ pub fn list_text() -> String {
 }
 
 /// Signals ignored by this process until dropped (the previous actions are put back).
-pub struct Ignored {
+pub(crate) struct Ignored {
     previous: Vec<(Signal, SigAction)>,
 }
 
 /// Ignores `set` in this process, as flom's client does while its command runs (the
 /// command was started before and keeps the default actions). A signal that cannot be
 /// ignored (SIGKILL, SIGSTOP) gets flom's warning.
-pub fn ignore(set: &[i32]) -> Ignored {
+pub(crate) fn ignore(set: &[i32]) -> Ignored {
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     let mut previous = Vec::new();
     for &n in set {

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::time::Duration;
 
 /// A connected client socket, blocking.
-pub enum ClientStream {
+pub(crate) enum ClientStream {
     Unix(std::os::unix::net::UnixStream),
     Tcp(std::net::TcpStream),
     /// TLS over one of the others (see [`secure`]).
@@ -21,7 +21,10 @@ pub enum ClientStream {
 
 /// FLoM's switch to TLS right after connecting: the handshake, then its check of the
 /// daemon's certificate; returns what that certificate says (for the peer-id check).
-pub fn secure(stream: ClientStream, tls: &Tls) -> Result<(ClientStream, PeerCert), TlsError> {
+pub(crate) fn secure(
+    stream: ClientStream,
+    tls: &Tls,
+) -> Result<(ClientStream, PeerCert), TlsError> {
     let mut conn = tls.connect()?;
     let mut sock = stream;
     while conn.is_handshaking() {
@@ -38,7 +41,7 @@ pub fn secure(stream: ClientStream, tls: &Tls) -> Result<(ClientStream, PeerCert
 }
 
 /// Connects to the daemon at `endpoint` (TCP without Nagle: every message is one write).
-pub fn connect(endpoint: &Endpoint) -> io::Result<ClientStream> {
+pub(crate) fn connect(endpoint: &Endpoint) -> io::Result<ClientStream> {
     match endpoint {
         Endpoint::Unix(path) => Ok(ClientStream::Unix(std::os::unix::net::UnixStream::connect(
             path,
@@ -79,7 +82,7 @@ impl io::Write for ClientStream {
 }
 
 impl ClientStream {
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             ClientStream::Unix(s) => s.set_read_timeout(t),
             ClientStream::Tcp(s) => s.set_read_timeout(t),
@@ -87,7 +90,7 @@ impl ClientStream {
         }
     }
 
-    pub fn shutdown(&mut self, how: std::net::Shutdown) -> io::Result<()> {
+    pub(crate) fn shutdown(&mut self, how: std::net::Shutdown) -> io::Result<()> {
         match self {
             ClientStream::Unix(s) => s.shutdown(how),
             ClientStream::Tcp(s) => s.shutdown(how),
@@ -103,7 +106,7 @@ impl ClientStream {
     }
 
     /// TCP keepalive on a TCP connection (a Unix socket has none).
-    pub fn set_keepalive(&self, keepalive: &Keepalive) -> io::Result<()> {
+    pub(crate) fn set_keepalive(&self, keepalive: &Keepalive) -> io::Result<()> {
         match self {
             ClientStream::Unix(_) => Ok(()),
             ClientStream::Tcp(s) => keepalive.apply(s),
@@ -113,7 +116,7 @@ impl ClientStream {
 
     /// Sends one whole message with MSG_NOSIGNAL, as flom does (EPIPE is an error, not a
     /// signal).
-    pub fn send_message(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn send_message(&mut self, bytes: &[u8]) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let fd = match self {
             ClientStream::Unix(s) => s.as_raw_fd(),

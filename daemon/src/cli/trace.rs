@@ -15,7 +15,7 @@ use tracing_subscriber::prelude::*;
 
 /// A trace file that cannot be opened, or a `LATCH_LOG` that is not a filter.
 #[derive(Debug, thiserror::Error)]
-pub enum TraceError {
+pub(crate) enum TraceError {
     #[error("cannot open trace file {}: {source}; give a writable path", path.display())]
     Open {
         path: PathBuf,
@@ -30,7 +30,11 @@ pub enum TraceError {
 
 /// Logs to `file` (appended to or truncated) or, without one, to stderr; `LATCH_LOG`
 /// (a level, or `target=level` pairs) overrides `default_level`.
-pub fn init(file: Option<&Path>, append: bool, default_level: &str) -> Result<(), TraceError> {
+pub(crate) fn init(
+    file: Option<&Path>,
+    append: bool,
+    default_level: &str,
+) -> Result<(), TraceError> {
     let filter = std::env::var("LATCH_LOG").unwrap_or_else(|_| default_level.to_owned());
     let targets: Targets = filter
         .parse()

@@ -18,7 +18,7 @@ const STOP_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Why the VFS cannot be served.
 #[derive(Debug, thiserror::Error)]
-pub enum VfsError {
+pub(crate) enum VfsError {
     #[error("-m needs {PROBE}, found neither next to {} nor on PATH; install it beside latch (cargo build -p latch-probe, or the latch-probe package) or leave out -m", exe.display())]
     NoProbe { exe: PathBuf },
     #[error("-m {}: not a directory; create it, or give an existing one", dir.display())]
@@ -32,7 +32,7 @@ pub enum VfsError {
 }
 
 /// Whether `-m dir` can be served: a directory, and a probe to serve it (see [`find_probe`]).
-pub fn check(dir: &Path) -> Result<(), VfsError> {
+pub(crate) fn check(dir: &Path) -> Result<(), VfsError> {
     if !dir.is_dir() {
         return Err(VfsError::NotADirectory {
             dir: dir.to_owned(),
@@ -42,7 +42,7 @@ pub fn check(dir: &Path) -> Result<(), VfsError> {
 }
 
 /// `latch-probe` next to the running `latch`, else the first on PATH.
-pub fn find_probe() -> Result<PathBuf, VfsError> {
+pub(crate) fn find_probe() -> Result<PathBuf, VfsError> {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("latch"));
     let beside = exe.parent().map(|dir| dir.join(PROBE));
     let on_path = std::env::var_os("PATH")
@@ -63,14 +63,14 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// The running probe serving this daemon's tree; [`Vfs::stop`] unmounts it.
-pub struct Vfs {
+pub(crate) struct Vfs {
     child: Child,
 }
 
 impl Vfs {
     /// Starts `latch-probe mount --live --pid <this process> DIR` (DIR made absolute: a
     /// client-started daemon runs in /).
-    pub fn start(dir: &Path) -> Result<Vfs, VfsError> {
+    pub(crate) fn start(dir: &Path) -> Result<Vfs, VfsError> {
         let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let probe = find_probe()?;
         let daemon = std::process::id();
@@ -112,7 +112,7 @@ impl Vfs {
     }
 
     /// SIGTERM (the probe unmounts and exits), then SIGKILL if it takes too long.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         if let Ok(Some(_)) = self.child.try_wait() {
             return;

@@ -7,7 +7,7 @@ use crate::engine::Answer;
 use crate::wire::write::write_answer;
 use crate::wire::Rc;
 
-pub struct AnswerCache {
+pub(super) struct AnswerCache {
     /// The session id put in first answers (FLoM uses the machine id).
     peerid: String,
     /// (step, rc) → the whole message.
@@ -15,7 +15,7 @@ pub struct AnswerCache {
 }
 
 impl AnswerCache {
-    pub fn new(peerid: String) -> AnswerCache {
+    pub(super) fn new(peerid: String) -> AnswerCache {
         AnswerCache {
             peerid,
             formatted: Vec::new(),
@@ -25,7 +25,7 @@ impl AnswerCache {
     /// Appends `answer` as a step-`step` message to `out`.
     // Inlined as it was when this was part of the server's send: it is on every answer.
     #[inline]
-    pub fn write(&mut self, out: &mut Vec<u8>, step: u32, answer: &Answer) {
+    pub(super) fn write(&mut self, out: &mut Vec<u8>, step: u32, answer: &Answer) {
         let Some(element) = &answer.element else {
             let key = (step, answer.rc);
             let i = match self.formatted.iter().position(|(k, _)| *k == key) {

@@ -19,7 +19,7 @@ use mio::{Interest, Token};
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 
-pub struct Conn {
+pub(super) struct Conn {
     stream: Stream,
     peer: Peer,
     framer: Framer,

@@ -10,7 +10,7 @@ use crate::net::Stream;
 use crate::tls::{PeerCert, Tls, TlsError};
 use std::io::{self, Read, Write};
 
-pub struct Secure {
+pub(super) struct Secure {
     conn: rustls::ServerConnection,
     /// The peer's certificate, once the handshake is done and it passed the check.
     pub peer: Option<PeerCert>,
@@ -20,7 +20,7 @@ pub struct Secure {
 
 impl Secure {
     /// A TLS connection starting with `read`, what the admin thread already read of it.
-    pub fn new(tls: &Tls, mut read: &[u8]) -> Result<Secure, TlsError> {
+    pub(super) fn new(tls: &Tls, mut read: &[u8]) -> Result<Secure, TlsError> {
         let mut conn = tls.accept()?;
         while !read.is_empty() {
             conn.read_tls(&mut read).map_err(|_| TlsError::Accept)?;
@@ -35,7 +35,12 @@ impl Secure {
     /// Reads plaintext into `buf`: `Ok(0)` at the end, `WouldBlock` when nothing more has
     /// arrived. Handshake records are answered on the way; a failed handshake or a peer
     /// certificate FLoM would refuse is an error (logged with FLoM's code).
-    pub fn read(&mut self, stream: &mut Stream, tls: &Tls, buf: &mut [u8]) -> io::Result<usize> {
+    pub(super) fn read(
+        &mut self,
+        stream: &mut Stream,
+        tls: &Tls,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
         loop {
             let state = self.conn.process_new_packets();
             // The handshake's answers, or the alert telling the peer why it failed.
@@ -65,7 +70,7 @@ impl Secure {
 
     /// Encrypts as much of `output` as rustls buffers (bounded) and drops it from
     /// `output`, then writes what the socket takes; false when the connection is dead.
-    pub fn write(&mut self, stream: &mut Stream, output: &mut Vec<u8>) -> bool {
+    pub(super) fn write(&mut self, stream: &mut Stream, output: &mut Vec<u8>) -> bool {
         if !output.is_empty() {
             match self.conn.writer().write(output) {
                 Ok(n) => {
@@ -78,12 +83,12 @@ impl Secure {
     }
 
     /// Encrypted bytes the socket has not taken yet.
-    pub fn pending(&self) -> bool {
+    pub(super) fn pending(&self) -> bool {
         self.conn.wants_write()
     }
 
     /// TLS's half-close: close_notify, written if the socket takes it now.
-    pub fn close_notify(&mut self, stream: &mut Stream) {
+    pub(super) fn close_notify(&mut self, stream: &mut Stream) {
         self.conn.send_close_notify();
         self.flush(stream);
     }

@@ -14,7 +14,7 @@ const QUIESCE_LIFESPAN_MS: i64 = 100;
 
 /// Pending timers, earliest first.
 #[derive(Default)]
-pub struct Timers {
+pub(super) struct Timers {
     /// (wall-clock ns, locker id)
     due: BTreeSet<(u64, u64)>,
     /// The earliest pending timer of each locker: one is enough, [`crate::engine::on_timer`]
@@ -27,7 +27,7 @@ impl Timers {
     /// Asks for locker `id`'s timer at `at_ns`; an earlier one already pending stands.
     // Inlined as it was inside the server's change: most unlocks ask for one.
     #[inline]
-    pub fn ask(&mut self, at_ns: u64, id: u64) {
+    pub(super) fn ask(&mut self, at_ns: u64, id: u64) {
         match self.of.get(&id) {
             Some(&pending) if pending <= at_ns => {}
             _ => {
@@ -40,7 +40,7 @@ impl Timers {
     }
 
     /// Takes the earliest timer due at `now_ns`, if any: the locker's id.
-    pub fn pop_due(&mut self, now_ns: u64) -> Option<u64> {
+    pub(super) fn pop_due(&mut self, now_ns: u64) -> Option<u64> {
         let &(at, id) = self.due.first()?;
         if at > now_ns {
             return None;
@@ -51,13 +51,13 @@ impl Timers {
     }
 
     /// When the earliest timer is due (wall-clock ns).
-    pub fn next_ns(&self) -> Option<u64> {
+    pub(super) fn next_ns(&self) -> Option<u64> {
         self.due.first().map(|&(at, _)| at)
     }
 }
 
 /// How long the daemon lives without clients or lockers.
-pub struct Lifespan {
+pub(super) struct Lifespan {
     /// Exit after this long idle, ms; negative: never.
     lifespan_ms: i64,
     /// When the daemon became idle (no clients, no lockers).
@@ -66,7 +66,7 @@ pub struct Lifespan {
 
 impl Lifespan {
     /// A daemon that starts idle, now.
-    pub fn new(lifespan_ms: i64) -> Lifespan {
+    pub(super) fn new(lifespan_ms: i64) -> Lifespan {
         Lifespan {
             lifespan_ms,
             idle_since: Some(Instant::now()),
@@ -74,13 +74,13 @@ impl Lifespan {
     }
 
     /// A quiesce request (`-x`): exit soon after the last client leaves.
-    pub fn quiesce(&mut self) {
+    pub(super) fn quiesce(&mut self) {
         log::info!("quiesce requested: lifespan now {QUIESCE_LIFESPAN_MS} ms");
         self.lifespan_ms = QUIESCE_LIFESPAN_MS;
     }
 
     /// Starts the idle clock when `idle` (unless it runs already), stops it otherwise.
-    pub fn set_idle(&mut self, idle: bool) {
+    pub(super) fn set_idle(&mut self, idle: bool) {
         if idle {
             self.idle_since.get_or_insert_with(Instant::now);
         } else {
@@ -95,7 +95,7 @@ impl Lifespan {
     // Inlined as it was inside the loop, which asks on every turn (plain `#[inline]` left
     // it out of line once the server's two callers were inlined into the loop).
     #[inline(always)]
-    pub fn time_left(&self, ever_created: impl FnOnce() -> bool) -> Option<Duration> {
+    pub(super) fn time_left(&self, ever_created: impl FnOnce() -> bool) -> Option<Duration> {
         let since = self.idle_since?;
         if self.lifespan_ms < 0 {
             return None;

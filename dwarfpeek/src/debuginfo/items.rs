@@ -204,7 +204,7 @@ mod tests {
 
     /// Something with data in its variants, to find in this very test executable.
     #[allow(dead_code)]
-    pub enum Shape {
+    pub(super) enum Shape {
         Dot,
         Circle { radius: u32 },
         Label(String),
@@ -212,12 +212,12 @@ mod tests {
 
     #[allow(dead_code)]
     #[derive(Clone, Copy)]
-    pub enum Color {
+    pub(super) enum Color {
         Red,
         Green,
     }
 
-    pub static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(7);
+    pub(super) static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(7);
 
     fn this_exe() -> Executable {
         Executable::open(&std::env::current_exe().expect("current exe")).expect("open test exe")

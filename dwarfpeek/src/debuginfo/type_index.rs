@@ -634,12 +634,12 @@ mod tests {
     use super::*;
 
     #[allow(dead_code)]
-    pub enum Sample {
+    pub(super) enum Sample {
         Unit,
         Pair(u32, u16),
     }
 
-    pub static SAMPLE: Option<Sample> = Some(Sample::Pair(1, 2));
+    pub(super) static SAMPLE: Option<Sample> = Some(Sample::Pair(1, 2));
 
     fn index() -> TypeIndex {
         let exe = Executable::open(&std::env::current_exe().expect("current exe")).expect("open");

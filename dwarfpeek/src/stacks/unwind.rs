@@ -18,7 +18,7 @@ const MAX_FRAMES: usize = 256;
 
 /// One file the process maps, placed.
 #[derive(Clone, Debug)]
-pub struct Placed {
+pub(super) struct Placed {
     pub path: PathBuf,
     /// Where its mappings are in the process.
     pub avma: Range<u64>,
@@ -27,7 +27,7 @@ pub struct Placed {
 }
 
 /// The process's files and their unwind information.
-pub struct Unwind {
+pub(super) struct Unwind {
     unwinder: UnwinderX86_64<Vec<u8>>,
     pub modules: Vec<Placed>,
 }
@@ -35,7 +35,7 @@ pub struct Unwind {
 impl Unwind {
     /// Reads the unwind sections of every file in `mappings`; a file that cannot be read
     /// (gone since, or of another machine) is left out, and its frames stay unnamed.
-    pub fn new(mappings: &[FileMapping]) -> Unwind {
+    pub(super) fn new(mappings: &[FileMapping]) -> Unwind {
         let mut by_path: BTreeMap<&PathBuf, Vec<&FileMapping>> = BTreeMap::new();
         for m in mappings {
             by_path.entry(&m.path).or_default().push(m);
@@ -60,7 +60,13 @@ impl Unwind {
 
     /// The code addresses of the thread's frames, innermost first: the instruction pointer,
     /// then return addresses. An error ends the walk with what was found.
-    pub fn frames(&self, pc: u64, sp: u64, fp: u64, stack: &dyn MemorySource) -> Vec<FrameAddress> {
+    pub(super) fn frames(
+        &self,
+        pc: u64,
+        sp: u64,
+        fp: u64,
+        stack: &dyn MemorySource,
+    ) -> Vec<FrameAddress> {
         let mut cache = CacheX86_64::<_>::new();
         let mut read = |address: u64| {
             let mut word = [0u8; 8];
@@ -83,7 +89,7 @@ impl Unwind {
     }
 
     /// The file that maps `address`.
-    pub fn module_at(&self, address: u64) -> Option<&Placed> {
+    pub(super) fn module_at(&self, address: u64) -> Option<&Placed> {
         self.modules.iter().find(|m| m.avma.contains(&address))
     }
 }

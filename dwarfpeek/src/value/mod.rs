@@ -141,13 +141,13 @@ mod tests {
     use std::collections::{BTreeMap, VecDeque};
     use std::sync::Mutex;
 
-    pub struct Table {
+    pub(super) struct Table {
         pub generation: u64,
         pub names: BTreeMap<u64, String>,
         pub queue: VecDeque<Option<Box<u32>>>,
     }
 
-    pub static TABLE: Mutex<Table> = Mutex::new(Table {
+    pub(super) static TABLE: Mutex<Table> = Mutex::new(Table {
         generation: 0,
         names: BTreeMap::new(),
         queue: VecDeque::new(),

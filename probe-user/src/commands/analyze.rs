@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
                   the state file's modification time."
 )]
 #[command(group(ArgGroup::new("origin").required(true).args(["pid", "core", "state"])))]
-pub struct AnalyzeArgs {
+pub(super) struct AnalyzeArgs {
     /// The daemon's pid.
     #[arg(long)]
     pid: Option<u32>,
@@ -75,7 +75,7 @@ pub struct AnalyzeArgs {
     stats: bool,
 }
 
-pub fn run(args: &AnalyzeArgs) -> Result<u8> {
+pub(super) fn run(args: &AnalyzeArgs) -> Result<u8> {
     let origin = match (&args.pid, &args.core, &args.exe, &args.state) {
         (Some(pid), ..) => Origin::Live(*pid),
         (_, Some(core), Some(exe), _) => Origin::Core {

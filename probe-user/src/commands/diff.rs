@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
                   (the same entry, since the same time, in both: what a stuck service leaves \
                   behind)."
 )]
-pub struct DiffArgs {
+pub(super) struct DiffArgs {
     /// The earlier state.
     before: PathBuf,
     /// The later state.
@@ -31,7 +31,7 @@ pub struct DiffArgs {
     json: bool,
 }
 
-pub fn run(args: &DiffArgs) -> Result<u8> {
+pub(super) fn run(args: &DiffArgs) -> Result<u8> {
     let diff = Diff::new(&load(&args.before)?, &load(&args.after)?);
     let mut out = std::io::stdout().lock();
     if args.json {

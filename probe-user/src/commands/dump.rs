@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args)]
-pub struct DumpArgs {
+pub(super) struct DumpArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Print the latch.state/1 document (the same as `latch state --json`).
@@ -44,7 +44,7 @@ pub struct DumpArgs {
 }
 
 /// Runs the command; the exit code of a capture that was taken.
-pub fn run(args: &DumpArgs) -> Result<u8> {
+pub(super) fn run(args: &DumpArgs) -> Result<u8> {
     let capture = match args.target.target() {
         Target::Core { core, exe } => model::capture_core(core, exe)?,
         Target::Live(pid) => target::capture_once(

@@ -29,7 +29,7 @@ const SETTLE: Duration = Duration::from_secs(5);
                   frozen only for the state and stack copies, and never left stopped.\n\n\
                   Find conns with `latch-probe dump --pid P` (or `latch state`)."
 )]
-pub struct EvictArgs {
+pub(super) struct EvictArgs {
     /// The daemon's pid.
     #[arg(long)]
     pid: u32,
@@ -41,7 +41,7 @@ pub struct EvictArgs {
     force: bool,
 }
 
-pub fn run(args: &EvictArgs) -> Result<u8> {
+pub(super) fn run(args: &EvictArgs) -> Result<u8> {
     let pid = args.pid;
     let daemon = LiveDaemon::open(pid)?;
     let capture = daemon.capture(CaptureOptions::default())?;

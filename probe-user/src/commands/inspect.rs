@@ -23,7 +23,7 @@ const EXPR_HELP: &str = "EXPR: a static's Rust path (a unique suffix is enough: 
     about = "Print any static of a Rust program (or a part of it) by path",
     after_help = EXPR_HELP
 )]
-pub struct PrintArgs {
+pub(super) struct PrintArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// What to print (see below).
@@ -35,7 +35,7 @@ pub struct PrintArgs {
 
 /// How a value is shown: the options of `print`, here and in the shell.
 #[derive(Args, Clone, Copy, Debug)]
-pub struct ShowArgs {
+pub(super) struct ShowArgs {
     /// JSON instead of Rust-Debug-like text.
     #[arg(long)]
     pub json: bool,
@@ -52,7 +52,7 @@ pub struct ShowArgs {
 
 impl ShowArgs {
     /// The value `expr` names in `inspected`, as text or JSON.
-    pub fn show(&self, inspected: &Inspected, expr: &Expr) -> Result<String> {
+    pub(super) fn show(&self, inspected: &Inspected, expr: &Expr) -> Result<String> {
         // One more element than shown, so that a cut collection still says how long it is.
         let value = inspected.value(expr, self.limit as u64 + 1)?;
         let shown = Shown {
@@ -73,7 +73,7 @@ impl ShowArgs {
     about = "Print the layout DWARF gives a static's type, or a part's (offsets, sizes)",
     after_help = EXPR_HELP
 )]
-pub struct TypeArgs {
+pub(super) struct TypeArgs {
     #[command(flatten)]
     target: TargetArgs,
     #[arg(value_name = "EXPR")]
@@ -81,21 +81,21 @@ pub struct TypeArgs {
 }
 
 /// The process or core file `target` names, opened for `print` and `type`.
-pub fn open(target: &TargetArgs) -> Result<Inspected, ProbeError> {
+pub(super) fn open(target: &TargetArgs) -> Result<Inspected, ProbeError> {
     match target.target() {
         Target::Live(pid) => target::inspect_live(pid),
         Target::Core { core, exe } => target::inspect_core(core, exe),
     }
 }
 
-pub fn print(args: &PrintArgs) -> Result<u8> {
+pub(super) fn print(args: &PrintArgs) -> Result<u8> {
     let expr = Expr::parse(&args.expr)?;
     let inspected = open(&args.target)?;
     println!("{}", args.show.show(&inspected, &expr)?);
     Ok(exit_code::OK)
 }
 
-pub fn type_of(args: &TypeArgs) -> Result<u8> {
+pub(super) fn type_of(args: &TypeArgs) -> Result<u8> {
     let expr = Expr::parse(&args.expr)?;
     let inspected = open(&args.target)?;
     print!("{}", inspected.type_layout(&expr)?);

@@ -37,7 +37,7 @@ use latch_probe::error::exit_code;
         3 not a latch daemon or no debug info; 4 torn or partial result (printed anyway).\n\
         Docs: docs/guide.md, docs/probe.md, docs/trace.md, docs/inspect.md, docs/formats.md."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -67,7 +67,7 @@ enum Command {
 
 impl Cli {
     /// Runs the command; its exit code.
-    pub fn run(self) -> Result<u8> {
+    pub(crate) fn run(self) -> Result<u8> {
         match self.command {
             Command::Trace(args) => trace::run(&args),
             Command::Watch(args) => watch::run(&args),

@@ -31,7 +31,7 @@ const DEFAULT_INTERVAL_SECS: f64 = 2.0;
                   Stop: SIGINT (Ctrl-C), SIGTERM or SIGHUP unmount the tree and exit 0; \
                   a busy mount point is detached lazily."
 )]
-pub struct MountArgs {
+pub(super) struct MountArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// The directory to mount the tree on.
@@ -54,7 +54,7 @@ pub struct MountArgs {
     live: bool,
 }
 
-pub fn run(args: &MountArgs) -> Result<u8> {
+pub(super) fn run(args: &MountArgs) -> Result<u8> {
     // Before any thread starts (the live feed's, the mount's), so that all inherit the mask.
     let signals = StopSignals::take_over().context("taking over SIGINT and SIGTERM")?;
     let options = CaptureOptions {

@@ -39,7 +39,7 @@ EXPR: a static's path (a unique suffix will do), then .field, .0, [i], [a..b], [
     about = "An interactive (or scripted) shell over a live process or a core file",
     after_help = HELP
 )]
-pub struct ShellArgs {
+pub(super) struct ShellArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Run the commands of FILE (one a line; `#` starts a comment) and exit: 0 if all
@@ -241,7 +241,7 @@ fn words(line: &str) -> Vec<String> {
     words
 }
 
-pub fn run(args: &ShellArgs) -> Result<u8> {
+pub(super) fn run(args: &ShellArgs) -> Result<u8> {
     let mut session = Session {
         target: &args.target,
         held: None,

@@ -21,7 +21,7 @@ use std::io::Write;
                   copied, and left exactly as stopped as it was. From a core file (--core \
                   --exe): the same, by tid (a core keeps no thread names)."
 )]
-pub struct StacksArgs {
+pub(super) struct StacksArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// One JSON document: an array of threads (tid, name, state, frames, blocked_on).
@@ -29,7 +29,7 @@ pub struct StacksArgs {
     json: bool,
 }
 
-pub fn run(args: &StacksArgs) -> Result<u8> {
+pub(super) fn run(args: &StacksArgs) -> Result<u8> {
     let threads = match args.target.target() {
         Target::Live(pid) => LiveDaemon::open(pid)?.stacks()?,
         Target::Core { core, exe } => target::core_stacks(core, exe)?,

@@ -6,14 +6,14 @@ use latch_probe::stop::StopSignals;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-pub struct Stopping {
+pub(super) struct Stopping {
     signals: StopSignals,
     deadline: Option<Instant>,
 }
 
 impl Stopping {
     /// Takes over SIGINT, SIGTERM and SIGHUP; `duration` in seconds, as the user gave it.
-    pub fn new(duration: Option<f64>) -> Result<Stopping> {
+    pub(super) fn new(duration: Option<f64>) -> Result<Stopping> {
         let duration = duration
             .map(Duration::try_from_secs_f64)
             .transpose()
@@ -26,7 +26,7 @@ impl Stopping {
     }
 
     /// Why the command should end now, if it should.
-    pub fn why(&self) -> Result<Option<String>> {
+    pub(super) fn why(&self) -> Result<Option<String>> {
         if let Some(signal) = self.signals.received()? {
             return Ok(Some(format!("on {}", signal.as_str())));
         }
@@ -37,14 +37,14 @@ impl Stopping {
     }
 
     /// How long to wait for more work: at most `max`, and not past the deadline.
-    pub fn wait(&self, max: Duration) -> Duration {
+    pub(super) fn wait(&self, max: Duration) -> Duration {
         self.deadline
             .map_or(max, |d| d.saturating_duration_since(Instant::now()))
             .min(max)
     }
 
     /// Readable when a stop signal is pending: to end a wait early.
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
         self.signals.as_fd()
     }
 }

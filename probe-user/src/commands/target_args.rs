@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("target").required(true).args(["pid", "core"])))]
-pub struct TargetArgs {
+pub(super) struct TargetArgs {
     /// The daemon's pid.
     #[arg(long)]
     pid: Option<u32>,
@@ -21,13 +21,13 @@ pub struct TargetArgs {
 }
 
 /// A parsed target.
-pub enum Target<'a> {
+pub(super) enum Target<'a> {
     Live(u32),
     Core { core: &'a PathBuf, exe: &'a PathBuf },
 }
 
 impl TargetArgs {
-    pub fn target(&self) -> Target<'_> {
+    pub(super) fn target(&self) -> Target<'_> {
         match (&self.core, &self.exe, self.pid) {
             (Some(core), Some(exe), _) => Target::Core { core, exe },
             // clap requires --pid or --core, and --exe with --core.

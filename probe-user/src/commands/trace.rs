@@ -24,7 +24,7 @@ const OUT_BUFFER: usize = 256 << 10;
 const BATCH: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(super) enum Format {
     /// One line of text an event.
     Text,
     /// One `latch.event/1` JSON object a line (NDJSON).
@@ -48,7 +48,7 @@ pub enum Format {
                   Stop: SIGINT (Ctrl-C), SIGTERM or SIGHUP, or --duration; the uprobes are \
                   detached either way. Needs root (CAP_BPF, CAP_PERFMON)."
 )]
-pub struct TraceArgs {
+pub(super) struct TraceArgs {
     /// The daemon's pid.
     #[arg(long)]
     pid: u32,
@@ -62,7 +62,7 @@ pub struct TraceArgs {
     duration: Option<f64>,
 }
 
-pub fn run(args: &TraceArgs) -> Result<u8> {
+pub(super) fn run(args: &TraceArgs) -> Result<u8> {
     let stopping = Stopping::new(args.duration)?;
     let format = if args.json { Format::Json } else { args.format };
     let mut out = std::io::stdout().lock();
@@ -152,7 +152,7 @@ fn patches(pid: u32, stopping: &Stopping, out: &mut impl Write) -> Result<String
 }
 
 /// Said once attached, so that a script (or a test) knows from when on nothing is missed.
-pub fn attached(pid: u32, probes: usize) {
+pub(super) fn attached(pid: u32, probes: usize) {
     eprintln!("latch-probe: tracing pid {pid}: {probes} uprobes attached");
 }
 

@@ -46,7 +46,7 @@ const TICK: Duration = Duration::from_millis(100);
                   Stop: SIGINT, SIGTERM or SIGHUP, or --duration; the uprobes are detached \
                   either way. Needs root."
 )]
-pub struct WatchArgs {
+pub(super) struct WatchArgs {
     /// The daemon's pid.
     #[arg(long)]
     pid: u32,
@@ -67,7 +67,7 @@ pub struct WatchArgs {
     duration: Option<f64>,
 }
 
-pub fn run(args: &WatchArgs) -> Result<u8> {
+pub(super) fn run(args: &WatchArgs) -> Result<u8> {
     let stopping = Stopping::new(args.duration)?;
     let options = CaptureOptions {
         freeze: !args.no_freeze,

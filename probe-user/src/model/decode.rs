@@ -22,7 +22,7 @@ const MAX_TABLE_STATIC: u64 = 1 << 20;
 const GENERATION_ONLY: FieldSelection<'static> = &[("latch::table::LockTable", &["generation"])];
 
 /// Decodes the daemon's state from `memory`, where the executable was loaded at `bias`.
-pub fn decode_table(
+pub(super) fn decode_table(
     image: &DaemonImage,
     memory: &dyn MemorySource,
     bias: u64,
@@ -77,7 +77,7 @@ pub fn decode_table(
 /// The table's generation in `memory`: the static's own bytes copied out and decoded alone
 /// (what it points to is left out and decodes as errors; the generation, an inline field,
 /// does not). One small read, so it can be asked of a running process cheaply.
-pub fn generation_in(
+pub(super) fn generation_in(
     image: &DaemonImage,
     memory: &dyn MemorySource,
     table: Region,
@@ -114,12 +114,12 @@ fn runtime(address: u64, bias: u64) -> Result<u64, String> {
 }
 
 /// Wall-clock Unix nanoseconds now.
-pub fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, duration_ns)
 }
 
-pub fn duration_ns(d: Duration) -> u64 {
+pub(crate) fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -15,7 +15,7 @@ use latch_probe_common::{LockMode, ResourceType};
 
 /// What the document says about where it came from.
 #[derive(Clone, Copy, Debug)]
-pub struct Header<'a> {
+pub(super) struct Header<'a> {
     pub source: Source,
     pub pid: u32,
     pub version: &'a str,
@@ -23,7 +23,7 @@ pub struct Header<'a> {
 
 /// A decoded table: the document and what could not be decoded into it.
 #[derive(Clone, Debug)]
-pub struct Decoded {
+pub(super) struct Decoded {
     pub doc: StateDoc,
     /// One line per entry, locker or collection that was left out or cut; empty when the
     /// document is whole.
@@ -32,7 +32,7 @@ pub struct Decoded {
 
 /// Why a part of the tree could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fault {
+pub(super) enum Fault {
     /// The type lacks a name the contract promises: every value of it will.
     Contract(String),
     /// This value is damaged or missing; others of its type may be fine.
@@ -43,7 +43,7 @@ pub enum Fault {
 /// decodes only these (the table's indexes `by_key` and `placements`, and fields such as
 /// `Request.wait`, are left out). A name here that the decoding below does not read costs
 /// time only; a name it reads must be here, or it is missing from every value.
-pub const READ_FIELDS: &[(&str, &[&str])] = &[
+pub(super) const READ_FIELDS: &[(&str, &[&str])] = &[
     (
         "latch::table::LockTable",
         &["generation", "lockers", "incubator"],
@@ -76,7 +76,7 @@ pub const READ_FIELDS: &[(&str, &[&str])] = &[
 ];
 
 /// Decodes `lock_table` (the value of the `LOCK_TABLE` static: a `Mutex<LockTable>`).
-pub fn decode_state(lock_table: &Value, header: Header<'_>) -> Result<Decoded, Fault> {
+pub(super) fn decode_state(lock_table: &Value, header: Header<'_>) -> Result<Decoded, Fault> {
     let table = lock_table.innermost();
     let at = "LockTable";
     let generation = uint(field(table, "generation", at)?, "LockTable.generation")?;
@@ -121,13 +121,13 @@ pub fn decode_state(lock_table: &Value, header: Header<'_>) -> Result<Decoded, F
 }
 
 /// The `generation` of a decoded `LOCK_TABLE`, if it could be decoded.
-pub fn generation(lock_table: &Value) -> Option<u64> {
+pub(super) fn generation(lock_table: &Value) -> Option<u64> {
     lock_table.innermost().field("generation")?.as_u64()
 }
 
 /// A locker without its holders and waitings: what an event about the locker carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LockerHeader {
+pub(super) struct LockerHeader {
     pub id: u64,
     pub resource_name: String,
     pub resource_type: ResourceType,
@@ -135,7 +135,7 @@ pub struct LockerHeader {
 }
 
 /// The header of a decoded `Locker`; its lists are not looked at.
-pub fn locker_header(value: &Value) -> Result<LockerHeader, Fault> {
+pub(super) fn locker_header(value: &Value) -> Result<LockerHeader, Fault> {
     let (id, resource_type) = locker_identity(value)?;
     Ok(LockerHeader {
         id,
@@ -149,7 +149,7 @@ pub fn locker_header(value: &Value) -> Result<LockerHeader, Fault> {
 }
 
 /// A decoded `Locker`'s id and resource type: what an event about one of its entries needs.
-pub fn locker_identity(value: &Value) -> Result<(u64, ResourceType), Fault> {
+pub(super) fn locker_identity(value: &Value) -> Result<(u64, ResourceType), Fault> {
     let at = "Locker";
     let rules = field(value, "rules", at)?;
     Ok((
@@ -215,7 +215,7 @@ fn request_doc(request: &Value) -> Result<RequestDoc, Fault> {
 }
 
 /// A decoded `Request` as a holder or a waiter.
-pub fn entry(request: &Value) -> Result<EntryDoc, Fault> {
+pub(super) fn entry(request: &Value) -> Result<EntryDoc, Fault> {
     Ok(EntryDoc {
         request: request_doc(request)?,
         element: optional(
@@ -227,7 +227,7 @@ pub fn entry(request: &Value) -> Result<EntryDoc, Fault> {
 }
 
 /// A decoded `Request` as an incubated client.
-pub fn incubated(request: &Value) -> Result<IncubatedDoc, Fault> {
+pub(super) fn incubated(request: &Value) -> Result<IncubatedDoc, Fault> {
     let doc = request_doc(request)?;
     let kind = field(request, "resource_type", "Request")?;
     Ok(IncubatedDoc {

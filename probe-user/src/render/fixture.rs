@@ -9,11 +9,11 @@ use latch_probe_common::doc::{
 use latch_probe_common::{LockMode, ResourceType};
 
 /// 2026-11-21T22:18:37Z: the snapshot's second.
-pub const T0: u64 = 1_795_299_517_000_000_000;
-pub const SECOND: u64 = 1_000_000_000;
-pub const SNAPSHOT: u64 = T0 + 60 * SECOND;
+pub(super) const T0: u64 = 1_795_299_517_000_000_000;
+pub(super) const SECOND: u64 = 1_000_000_000;
+pub(super) const SNAPSHOT: u64 = T0 + 60 * SECOND;
 
-pub fn entry(conn: u64, name: &str, since_ns: u64) -> EntryDoc {
+pub(super) fn entry(conn: u64, name: &str, since_ns: u64) -> EntryDoc {
     EntryDoc {
         request: request(conn, name, since_ns),
         element: None,
@@ -58,7 +58,7 @@ fn locker(
     }
 }
 
-pub fn capture() -> Capture {
+pub(super) fn capture() -> Capture {
     use ResourceType::*;
     let t = |s: u64| T0 + s * SECOND;
     let mut numeric_holder = entry(7, "num[3]", t(3));

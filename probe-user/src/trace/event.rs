@@ -219,7 +219,7 @@ mod tests {
     /// `grant`'s `from`: the shape of the daemon's entry state.
     #[allow(dead_code)]
     #[derive(Clone, Copy, Debug)]
-    pub enum Before {
+    pub(super) enum Before {
         None,
         Incubating,
         Waiting,
@@ -228,7 +228,7 @@ mod tests {
 
     #[allow(dead_code)]
     #[derive(Clone, Debug)]
-    pub enum Rules {
+    pub(super) enum Rules {
         Simple,
         Numeric { total: u64 },
         Set { elements: Vec<String>, next: usize },
@@ -239,7 +239,7 @@ mod tests {
 
     #[allow(dead_code)]
     #[derive(Clone, Debug)]
-    pub struct Locker {
+    pub(super) struct Locker {
         pub id: u64,
         pub resource_name: String,
         pub rules: Rules,
@@ -250,7 +250,7 @@ mod tests {
 
     #[allow(dead_code)]
     #[derive(Clone, Debug)]
-    pub struct Peer {
+    pub(super) struct Peer {
         pub fd: i32,
         pub name: String,
         pub pid: Option<u32>,
@@ -259,7 +259,7 @@ mod tests {
 
     #[allow(dead_code)]
     #[derive(Clone, Debug)]
-    pub struct Request {
+    pub(super) struct Request {
         pub conn: u64,
         pub resource_name: String,
         pub resource_type: ResourceType,
@@ -275,12 +275,12 @@ mod tests {
     /// All the stand-ins in one static: `.debug_aranges` leads to the unit that holds
     /// their types, so the index reads that unit and not every one.
     #[allow(dead_code)]
-    pub struct StandIns {
+    pub(super) struct StandIns {
         locker: Option<Locker>,
         request: Option<Request>,
         before: Before,
     }
-    pub static STAND_INS: StandIns = StandIns {
+    pub(super) static STAND_INS: StandIns = StandIns {
         locker: None,
         request: None,
         before: Before::Waiting,

@@ -45,7 +45,7 @@ pub(super) struct RequestLayout {
 }
 
 impl LockerLayout {
-    pub fn compile(
+    pub(super) fn compile(
         index: &TypeIndex,
         locker: TypeRef,
         name: TextPlace,
@@ -65,7 +65,7 @@ impl LockerLayout {
 }
 
 impl RequestLayout {
-    pub fn compile(
+    pub(super) fn compile(
         index: &TypeIndex,
         request: TypeRef,
         texts: [TextPlace; 3],
@@ -209,7 +209,7 @@ impl Int {
     }
 
     /// The value as a `T`, or what is wrong with it.
-    pub fn get<T: TryFrom<i128>>(&self, bytes: &[u8], what: &str) -> Result<T, Miss> {
+    pub(super) fn get<T: TryFrom<i128>>(&self, bytes: &[u8], what: &str) -> Result<T, Miss> {
         let value = self
             .read(bytes)
             .ok_or_else(|| format!("{what} lies beyond the copied bytes"))?;
@@ -238,7 +238,7 @@ pub(super) struct Choice<T> {
 impl<T: Copy> Choice<T> {
     /// The enum `ty` at `at`, each variant given the value `value` maps its name to; a name
     /// it does not know is a broken contract.
-    pub fn compile(
+    pub(super) fn compile(
         index: &TypeIndex,
         ty: TypeRef,
         at: u64,
@@ -271,7 +271,7 @@ impl<T: Copy> Choice<T> {
     }
 
     /// The value of the variant `bytes` hold.
-    pub fn get(&self, bytes: &[u8], what: &str) -> Result<T, Miss> {
+    pub(super) fn get(&self, bytes: &[u8], what: &str) -> Result<T, Miss> {
         let bits = match self.variants.discriminant {
             None => 0,
             Some((offset, size)) => word(bytes, self.at + offset as u32, size as u8)
@@ -294,7 +294,7 @@ pub(super) struct Optional<T> {
 
 impl<T> Optional<T> {
     /// `read` of the content if the option is `Some`.
-    pub fn get<V>(
+    pub(super) fn get<V>(
         &self,
         bytes: &[u8],
         what: &str,

@@ -39,14 +39,14 @@ enum Handle {
     Text(Vec<u8>),
 }
 
-pub struct TreeFs {
+pub(super) struct TreeFs {
     latest: Arc<Latest>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_handle: AtomicU64,
 }
 
 impl TreeFs {
-    pub fn new(latest: Arc<Latest>) -> TreeFs {
+    pub(super) fn new(latest: Arc<Latest>) -> TreeFs {
         TreeFs {
             latest,
             handles: Mutex::new(HashMap::new()),

@@ -10,20 +10,20 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 /// FUSE's root inode.
-pub const ROOT: u64 = 1;
+pub(super) const ROOT: u64 = 1;
 /// The control file `.refresh` (not a node of any tree).
-pub const CONTROL: u64 = 2;
+pub(super) const CONTROL: u64 = 2;
 /// Hashed numbers start here, clear of the fixed ones.
 const FIRST_HASHED: u64 = 3;
 
 /// The inode of every node of one tree, both ways.
-pub struct Inodes {
+pub(super) struct Inodes {
     by_ino: HashMap<u64, NodeId>,
     by_node: HashMap<NodeId, u64>,
 }
 
 impl Inodes {
-    pub fn new(tree: &Tree) -> Inodes {
+    pub(super) fn new(tree: &Tree) -> Inodes {
         let mut inodes = Inodes {
             by_ino: HashMap::with_capacity(tree.ids().size_hint().0),
             by_node: HashMap::with_capacity(tree.ids().size_hint().0),
@@ -46,11 +46,11 @@ impl Inodes {
         self.by_node.insert(id, ino);
     }
 
-    pub fn node(&self, ino: u64) -> Option<NodeId> {
+    pub(super) fn node(&self, ino: u64) -> Option<NodeId> {
         self.by_ino.get(&ino).copied()
     }
 
-    pub fn ino(&self, id: NodeId) -> u64 {
+    pub(super) fn ino(&self, id: NodeId) -> u64 {
         // Every node got a number in `new`.
         self.by_node[&id]
     }

@@ -15,14 +15,14 @@ pub type CaptureError = Box<dyn std::error::Error + Send + Sync>;
 pub type CaptureFn = Box<dyn FnMut() -> Result<Capture, CaptureError> + Send>;
 
 #[derive(Debug, Error)]
-pub enum RefreshError {
+pub(super) enum RefreshError {
     #[error("the mount is being taken down")]
     Closed,
     #[error(transparent)]
     Capture(CaptureError),
 }
 
-pub struct Latest {
+pub(super) struct Latest {
     current: RwLock<Arc<View>>,
     source: Mutex<Source>,
 }
@@ -33,7 +33,7 @@ struct Source {
 }
 
 impl Latest {
-    pub fn new(first: &Capture, capture: CaptureFn) -> Latest {
+    pub(super) fn new(first: &Capture, capture: CaptureFn) -> Latest {
         Latest {
             current: RwLock::new(Arc::new(View::new(first))),
             source: Mutex::new(Source {
@@ -43,13 +43,13 @@ impl Latest {
         }
     }
 
-    pub fn view(&self) -> Arc<View> {
+    pub(super) fn view(&self) -> Arc<View> {
         // A panic elsewhere cannot leave a half-replaced Arc: the old view is still whole.
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Takes a new capture and serves it from now on; on failure the last view stays.
-    pub fn refresh(&self) -> Result<Arc<View>, RefreshError> {
+    pub(super) fn refresh(&self) -> Result<Arc<View>, RefreshError> {
         let mut source = self.source.lock().unwrap_or_else(PoisonError::into_inner);
         if source.closed {
             return Err(RefreshError::Closed);
@@ -62,7 +62,7 @@ impl Latest {
 
     /// Waits for a capture in progress to end and refuses any later one: once this returns,
     /// the daemon is not stopped by this mount, and will not be again.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.source
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -13,19 +13,19 @@ use fuser::{FileAttr, FileType, INodeNo};
 /// What `stat` reports as the block size; nothing depends on it.
 const BLOCK_SIZE: u32 = 4096;
 
-pub struct View {
+pub(super) struct View {
     pub tree: Tree,
     pub inodes: Inodes,
 }
 
 impl View {
-    pub fn new(capture: &Capture) -> View {
+    pub(super) fn new(capture: &Capture) -> View {
         let tree = build(capture);
         let inodes = Inodes::new(&tree);
         View { tree, inodes }
     }
 
-    pub fn attr(&self, id: NodeId) -> FileAttr {
+    pub(super) fn attr(&self, id: NodeId) -> FileAttr {
         let node = self.tree.node(id);
         let (kind, size, nlink) = match &node.kind {
             Kind::Dir(_) => (FileType::Directory, 0, 2),
@@ -36,7 +36,7 @@ impl View {
 
     /// The control file: empty (what reading it returns is made when it is opened), owned
     /// and dated like the root.
-    pub fn control_attr(&self) -> FileAttr {
+    pub(super) fn control_attr(&self) -> FileAttr {
         let root = self.tree.node(self.tree.root());
         self.attr_with(CONTROL, FileType::RegularFile, 0, 1, root.mtime_ns)
     }
@@ -76,7 +76,7 @@ impl View {
     }
 
     /// The bytes of a file node (none for a directory).
-    pub fn bytes(&self, id: NodeId) -> Option<&[u8]> {
+    pub(super) fn bytes(&self, id: NodeId) -> Option<&[u8]> {
         match &self.tree.node(id).kind {
             Kind::File(bytes) => Some(bytes),
             Kind::Dir(_) => None,
@@ -84,7 +84,7 @@ impl View {
     }
 
     /// The text reading `.refresh` returns: the new view's `daemon/snapshot_time`.
-    pub fn control_text(&self) -> Vec<u8> {
+    pub(super) fn control_text(&self) -> Vec<u8> {
         self.tree
             .find("daemon/snapshot_time")
             .and_then(|id| self.bytes(id))

@@ -10,7 +10,7 @@ pub fn system_time(unix_ns: u64) -> SystemTime {
 
 /// `2026-11-21T22:24:03.123456789Z`: always nine fractional digits, so the text sorts as the
 /// time does.
-pub fn rfc3339(unix_ns: u64) -> String {
+pub(super) fn rfc3339(unix_ns: u64) -> String {
     let secs = unix_ns / 1_000_000_000;
     let nanos = unix_ns % 1_000_000_000;
     let (year, month, day) = civil_from_days(secs / 86_400);
