@@ -7,7 +7,8 @@
 
 /// Integer argument registers recorded per hit (x86-64: rdi, rsi, rdx, rcx, r8, r9).
 pub const ARGUMENT_REGISTERS: usize = 6;
-/// Bytes of a `Locker` or a `Request` copied per hit; larger structs are refused at plan time.
+/// Bytes of a `Locker` or a `Request` that can be copied per hit: the fields an event reads
+/// must lie in the first `BLOCK_BYTES` of the struct, or the plan is refused.
 pub const BLOCK_BYTES: usize = 256;
 /// Bytes of one string copied per hit; a longer string is cut (see [`RawText::claimed`]).
 pub const TEXT_BYTES: usize = 256;
@@ -43,15 +44,46 @@ impl TextSlot {
     }
 }
 
-/// A struct copied from the daemon's memory.
+/// The part of a struct: its bytes `offset..offset + len`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub offset: u32,
+    pub len: u32,
+}
+
+impl Span {
+    /// Where it ends (saturating: an absurd span is refused by its end, never wrapped).
+    pub const fn end(self) -> u32 {
+        self.offset.saturating_add(self.len)
+    }
+
+    /// The smallest span that holds this one and `offset..offset + len` (an empty span
+    /// holds nothing, so `cover` of it is the other).
+    pub fn cover(self, offset: u32, len: u32) -> Span {
+        if self.len == 0 {
+            return Span { offset, len };
+        }
+        let start = self.offset.min(offset);
+        let end = self.end().max(offset.saturating_add(len));
+        Span {
+            offset: start,
+            len: end - start,
+        }
+    }
+}
+
+/// The part of a struct copied from the daemon's memory: the bytes the event reads, each at
+/// its offset in the struct (`bytes[start..start + len]`; the others are not the daemon's).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawBlock {
-    /// Where it was, in the daemon (0: the function has no such argument).
+    /// Where the struct was, in the daemon (0: the function has no such argument).
     pub address: u64,
     /// Bytes copied (0 when the copy failed or there was nothing to copy).
     pub len: u32,
-    pub _pad: u32,
+    /// The offset in the struct of the first byte copied.
+    pub start: u32,
     pub bytes: [u8; BLOCK_BYTES],
 }
 
@@ -93,7 +125,7 @@ impl RawBlock {
     pub const EMPTY: RawBlock = RawBlock {
         address: 0,
         len: 0,
-        _pad: 0,
+        start: 0,
         bytes: [0; BLOCK_BYTES],
     };
 }
@@ -139,9 +171,10 @@ pub struct TraceConfig {
     pub locker_arg: [u32; 8],
     /// Per [`crate::EventKind`]: the argument slot of the request pointer, or [`NO_ARGUMENT`].
     pub request_arg: [u32; 8],
-    /// `size_of::<Locker>()` and `size_of::<Request>()`, at most [`BLOCK_BYTES`].
-    pub locker_size: u32,
-    pub request_size: u32,
+    /// Per [`crate::EventKind`]: the part of the `Locker` and of the `Request` its event
+    /// reads (ending by [`BLOCK_BYTES`]), the only bytes of them copied.
+    pub locker_span: [Span; 8],
+    pub request_span: [Span; 8],
     /// Per [`TextSlot`]: where its `String` keeps pointer and length, in the locker or the
     /// request ([`TextSlot::in_locker`]).
     pub texts: [TextPlace; TEXT_SLOTS],
@@ -160,8 +193,8 @@ impl TraceConfig {
     pub const EMPTY: TraceConfig = TraceConfig {
         locker_arg: [NO_ARGUMENT; 8],
         request_arg: [NO_ARGUMENT; 8],
-        locker_size: 0,
-        request_size: 0,
+        locker_span: [Span { offset: 0, len: 0 }; 8],
+        request_span: [Span { offset: 0, len: 0 }; 8],
         texts: [TextPlace {
             pointer_offset: 0,
             len_offset: 0,

@@ -1,11 +1,11 @@
 //! The latch probe's eBPF side: one uprobe per daemon state-change function (the contract's
 //! `latch::change::*`), each copying what its event needs into the `EVENTS` ring buffer: the
-//! argument registers, the `Locker` and `Request` its arguments point to, the strings those
-//! hold (names, element, peer name) and the table's generation.
+//! argument registers, the part of the `Locker` and `Request` its arguments point to that the
+//! event reads, the strings those hold (names, element, peer name) and the table's generation.
 //!
-//! It may not know the daemon's layout: which argument holds what, the structs' sizes and
-//! where a string's pointer and length sit are in `CONFIG`, which user space computes from the
-//! exact binary's DWARF and sets at load time. It copies bytes and interprets none of them
+//! It may not know the daemon's layout: which argument holds what, which bytes of the structs
+//! each event reads and where a string's pointer and length sit are in `CONFIG`, which user
+//! space computes from the exact binary's DWARF and sets at load time. It copies bytes and interprets none of them
 //! beyond a string's pointer and length. It never writes to the daemon and never blocks: when
 //! the ring buffer is full the event is counted in `LOST`, never waited for.
 #![no_std]
@@ -20,8 +20,8 @@ use aya_ebpf::{
 };
 use core::ptr::{addr_of, addr_of_mut, read_volatile};
 use latch_probe_common::raw::{
-    RawBlock, RawEvent, RawText, TextPlace, TextSlot, TraceConfig, ARGUMENT_REGISTERS, BLOCK_BYTES,
-    TEXT_BYTES,
+    RawBlock, RawEvent, RawText, Span, TextPlace, TextSlot, TraceConfig, ARGUMENT_REGISTERS,
+    BLOCK_BYTES, TEXT_BYTES,
 };
 use latch_probe_common::EventKind;
 
@@ -86,12 +86,12 @@ fn emit(ctx: &ProbeContext, kind: EventKind) {
         copy_block(
             addr_of_mut!((*event).locker),
             locker,
-            read_volatile(&raw const CONFIG.locker_size),
+            config_item(&raw const CONFIG.locker_span, k),
         );
         copy_block(
             addr_of_mut!((*event).request),
             request,
-            read_volatile(&raw const CONFIG.request_size),
+            config_item(&raw const CONFIG.request_span, k),
         );
 
         let texts = addr_of_mut!((*event).texts) as *mut RawText;
@@ -134,24 +134,34 @@ fn count_lost() {
     }
 }
 
-/// Copies `size` bytes (at most [`BLOCK_BYTES`]) from `address` in the daemon; a failed copy
-/// or a missing argument leaves `len` 0.
+/// Copies the bytes of `span` (cut to end by [`BLOCK_BYTES`]) of the struct at `address` in
+/// the daemon, each to its offset in the block; a failed copy or a missing argument leaves
+/// `len` 0. Only the span: a hit's cost grows with the bytes it copies.
 ///
 /// # Safety
 /// `block` must point to writable memory for a [`RawBlock`].
 #[inline(always)]
-unsafe fn copy_block(block: *mut RawBlock, address: u64, size: u32) {
+unsafe fn copy_block(block: *mut RawBlock, address: u64, span: Span) {
     // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
     unsafe {
-        let size = if size as usize > BLOCK_BYTES {
+        let start = if span.offset as usize > BLOCK_BYTES {
             BLOCK_BYTES as u32
         } else {
-            size
+            span.offset
         };
-        let copied =
-            address != 0 && read_user(addr_of_mut!((*block).bytes) as *mut u8, size, address);
+        let room = BLOCK_BYTES as u32 - start;
+        let len = if span.len > room { room } else { span.len };
+        let bytes = addr_of_mut!((*block).bytes) as *mut u8;
+        let copied = address != 0
+            && len != 0
+            && read_user(
+                bytes.add(start as usize),
+                len,
+                address.wrapping_add(u64::from(start)),
+            );
         addr_of_mut!((*block).address).write(address);
-        addr_of_mut!((*block).len).write(if copied { size } else { 0 });
+        addr_of_mut!((*block).start).write(start);
+        addr_of_mut!((*block).len).write(if copied { len } else { 0 });
     }
 }
 
@@ -203,8 +213,9 @@ unsafe fn block_word(block: *const RawBlock, offset: u32) -> Option<u64> {
     // SAFETY: what the caller guarantees (# Safety above) is all this body relies on.
     unsafe {
         let at = offset as usize;
+        let start = (*block).start as usize;
         // Bounded for the verifier, and within what was copied.
-        if at > BLOCK_BYTES - 8 || at + 8 > (*block).len as usize {
+        if at > BLOCK_BYTES - 8 || at < start || at + 8 > start + (*block).len as usize {
             return None;
         }
         let bytes = addr_of!((*block).bytes) as *const u8;

@@ -55,8 +55,8 @@ pub enum TraceError {
     #[error("the layout of `{what}` could not be read from the DWARF: {error}")]
     Layout { what: String, error: ValueError },
     #[error(
-        "`{type_name}` is {size} bytes, more than the {max} the eBPF programs copy per event; \
-         raise BLOCK_BYTES in probe-common"
+        "the fields an event reads of `{type_name}` reach byte {size}, beyond the {max} the \
+         eBPF programs can copy of it; raise BLOCK_BYTES in probe-common"
     )]
     TooLarge {
         type_name: String,

@@ -8,10 +8,10 @@
 //! an [`EventError`] naming the event, never a panic. A string longer than the eBPF side
 //! copies is shown cut (at a character boundary) and the event is marked `cut`.
 
-use super::layout::{self, Miss};
+use super::layout::{self, Copied, Miss};
 use super::plan::TracePlan;
 use latch_probe_common::doc::{EventRef, EVENT_SCHEMA};
-use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot, BLOCK_BYTES};
+use latch_probe_common::raw::{RawBlock, RawEvent, TextSlot};
 use latch_probe_common::{EntryState, EventKind};
 use nix::time::{clock_gettime, ClockId};
 use thiserror::Error;
@@ -165,7 +165,7 @@ impl<'p> EventDecoder<'p> {
             .args
             .get(*register as usize)
             .ok_or_else(|| format!("no argument register {register}"))?;
-        from.get(&bits.to_le_bytes(), "its `from` argument")
+        from.get(Copied::whole(&bits.to_le_bytes()), "its `from` argument")
     }
 
     /// A `bpf_ktime_get_ns` time as wall-clock Unix nanoseconds.
@@ -176,11 +176,11 @@ impl<'p> EventDecoder<'p> {
 
 /// The copied bytes of a struct: none if the function has no such argument, an error if the
 /// copy failed.
-fn block_bytes<'r>(block: &'r RawBlock, what: &str) -> Result<Option<&'r [u8]>, Miss> {
+fn block_bytes<'r>(block: &'r RawBlock, what: &str) -> Result<Option<Copied<'r>>, Miss> {
     if block.address == 0 {
         return Ok(None);
     }
-    let copied = &block.bytes[..(block.len as usize).min(BLOCK_BYTES)];
+    let copied = Copied::of(block);
     if copied.is_empty() {
         return Err(format!(
             "the {what} at {:#x} could not be copied",
@@ -209,7 +209,7 @@ mod tests {
     use dwarfpeek::debuginfo::{Executable, TypeIndex};
     use dwarfpeek::memory::{LiveProcess, MemorySource};
     use latch_probe_common::doc::EventDoc;
-    use latch_probe_common::raw::{RawText, TraceConfig, TEXT_BYTES};
+    use latch_probe_common::raw::{RawText, Span, TraceConfig, BLOCK_BYTES, TEXT_BYTES};
     use latch_probe_common::{LockMode, ResourceType};
     use proptest::prelude::*;
 
@@ -299,11 +299,11 @@ mod tests {
         }
     }
 
-    /// The decoder compiled from this binary's stand-ins, as `TracePlan::from_image`
-    /// compiles it from the daemon's types; compiled once (reading the DWARF is slow).
-    fn with_decoder(check: impl FnOnce(&EventDecoder<'_>)) {
+    /// The plan compiled from this binary's stand-ins, as `TracePlan::from_image` compiles
+    /// it from the daemon's types; compiled once (reading the DWARF is slow).
+    fn plan() -> &'static TracePlan {
         static PLAN: std::sync::OnceLock<TracePlan> = std::sync::OnceLock::new();
-        let plan = PLAN.get_or_init(|| {
+        PLAN.get_or_init(|| {
             let exe = Executable::open(&std::env::current_exe().expect("exe")).expect("open");
             let index = TypeIndex::on_demand(&exe).expect("index");
             std::hint::black_box(&STAND_INS);
@@ -331,19 +331,29 @@ mod tests {
                 request,
                 grant_from: (FROM_REGISTER, from),
             }
-        });
-        check(&EventDecoder::new(plan, OFFSET_NS));
+        })
     }
 
-    /// The bytes of a value of this process, read as the eBPF side reads the daemon's.
-    fn block<T>(value: &T) -> RawBlock {
-        let size = std::mem::size_of::<T>();
-        assert!(size <= BLOCK_BYTES, "{size}");
+    /// The decoder of [`plan`].
+    fn with_decoder(check: impl FnOnce(&EventDecoder<'_>)) {
+        check(&EventDecoder::new(plan(), OFFSET_NS));
+    }
+
+    /// The bytes of `span` of a value of this process, read as the eBPF side reads the
+    /// daemon's; the others are garbage, as in a reused ring buffer.
+    fn block<T>(value: &T, span: Span) -> RawBlock {
+        let (start, end) = (span.offset as usize, span.end() as usize);
+        assert!(end <= std::mem::size_of::<T>().min(BLOCK_BYTES), "{span:?}");
         let mut block = RawBlock::EMPTY;
+        block.bytes.fill(0xa5);
         block.address = (value as *const T) as u64;
-        block.len = size as u32;
+        block.start = span.offset;
+        block.len = span.len;
         LiveProcess::new(nix::unistd::getpid())
-            .read(block.address, &mut block.bytes[..size])
+            .read(
+                block.address + span.offset as u64,
+                &mut block.bytes[start..end],
+            )
             .expect("own memory");
         block
     }
@@ -363,14 +373,15 @@ mod tests {
     fn record(kind: EventKind, locker: Option<&Locker>, request: Option<&Request>) -> RawEvent {
         let mut event = raw(kind);
         event.ktime_ns = 5;
+        let config = &plan().config;
         if let Some(l) = locker {
-            event.locker = block(l);
+            event.locker = block(l, config.locker_span[kind as usize]);
             if request.is_none() {
                 event.texts[TextSlot::LockerName as usize] = text(&l.resource_name);
             }
         }
         if let Some(r) = request {
-            event.request = block(r);
+            event.request = block(r, config.request_span[kind as usize]);
             event.texts[TextSlot::Name as usize] = text(&r.resource_name);
             event.texts[TextSlot::Peer as usize] = text(&r.peer.name);
             if let Some(e) = &r.element {
@@ -553,6 +564,7 @@ mod tests {
         fn garbage_records_do_not_panic(
             bytes in proptest::collection::vec(any::<u8>(), BLOCK_BYTES * 2),
             lens in (0u32..400, 0u32..400, 0u32..400),
+            starts in (0u32..300, 0u32..300),
             kind in 0u32..9,
         ) {
             let request = Request {
@@ -573,6 +585,7 @@ mod tests {
             raw.locker.len = lens.0;
             raw.locker.bytes.copy_from_slice(&bytes[..BLOCK_BYTES]);
             raw.request.len = lens.1;
+            (raw.locker.start, raw.request.start) = starts;
             raw.request.bytes.copy_from_slice(&bytes[BLOCK_BYTES..]);
             raw.texts[TextSlot::Name as usize].len = lens.2;
             with_decoder(|decoder| {
@@ -651,19 +664,16 @@ mod tests {
     }
 
     #[test]
-    fn lengths_from_the_record_are_bounded() {
+    fn a_block_is_its_copied_bytes_or_none() {
         let mut block = RawBlock::EMPTY;
         block.address = 0x1000;
-        block.len = u32::MAX;
-        assert_eq!(
-            block_bytes(&block, "x").map(|b| b.map(<[u8]>::len)),
-            Ok(Some(BLOCK_BYTES))
-        );
+        block.start = 16;
         block.len = 12;
-        assert_eq!(
-            block_bytes(&block, "x").map(|b| b.map(<[u8]>::len)),
-            Ok(Some(12))
-        );
+        assert!(block_bytes(&block, "x").is_ok_and(|b| b == Some(Copied::of(&block))));
+        // Nothing copied: the copy failed.
+        block.len = 0;
+        let error = block_bytes(&block, "x").unwrap_err();
+        assert!(error.contains("could not be copied"), "{error}");
         // No address: the function has no such argument, whatever the length says.
         block.address = 0;
         assert_eq!(block_bytes(&block, "x"), Ok(None));

@@ -12,7 +12,7 @@ use super::TraceError;
 use dwarfpeek::debuginfo::{TypeIndex, TypeRef};
 use dwarfpeek::value::layout::{self, Variants};
 use dwarfpeek::value::ValueError;
-use latch_probe_common::raw::{RawText, TextPlace, TEXT_BYTES};
+use latch_probe_common::raw::{RawBlock, RawText, Span, TextPlace, BLOCK_BYTES, TEXT_BYTES};
 use latch_probe_common::{EntryState, LockMode, ResourceType};
 
 /// Why a field could not be read from a record (the event is undecodable).
@@ -89,6 +89,54 @@ impl RequestLayout {
             peer_pid: at.optional(&["peer", "pid"], |some| at.int(some))?,
             peer_uid: at.optional(&["peer", "uid"], |some| at.int(some))?,
         })
+    }
+}
+
+impl LockerLayout {
+    /// The bytes a request's event reads of its locker: which one, and its type.
+    pub(super) fn identity_span(&self) -> Span {
+        self.rules.cover(self.id.cover(Span::default()))
+    }
+
+    /// The bytes a locker's own event reads.
+    pub(super) fn span(&self) -> Span {
+        let span = self.name.cover(self.identity_span());
+        self.created_ns.cover(span)
+    }
+}
+
+impl RequestLayout {
+    /// The bytes a request's event reads of it (all kinds: an incubated request's type
+    /// instead of its element lies within the same span on any layout worth a second one).
+    pub(super) fn span(&self) -> Span {
+        let fields: [&dyn Extent; 11] = [
+            &self.conn,
+            &self.name,
+            &self.resource_type,
+            &self.lock_mode,
+            &self.quantity,
+            &self.element,
+            &self.since_ns,
+            &self.fd,
+            &self.peer_name,
+            &self.peer_pid,
+            &self.peer_uid,
+        ];
+        fields
+            .iter()
+            .fold(Span::default(), |span, field| field.cover(span))
+    }
+}
+
+/// A field whose bytes a decoder reads: the span of a struct to copy is the cover of them.
+pub(super) trait Extent {
+    /// `span` grown to hold this field's bytes.
+    fn cover(&self, span: Span) -> Span;
+}
+
+impl Extent for TextPlace {
+    fn cover(&self, span: Span) -> Span {
+        span.cover(self.pointer_offset, 8).cover(self.len_offset, 8)
     }
 }
 
@@ -196,10 +244,16 @@ pub(super) struct Int {
     signed: bool,
 }
 
+impl Extent for Int {
+    fn cover(&self, span: Span) -> Span {
+        span.cover(self.at, u32::from(self.size))
+    }
+}
+
 impl Int {
     /// Its value, sign-extended if signed.
-    fn read(&self, bytes: &[u8]) -> Option<i128> {
-        let bits = word(bytes, self.at, self.size)?;
+    fn read(&self, bytes: Copied<'_>) -> Option<i128> {
+        let bits = bytes.word(self.at, self.size)?;
         let shift = 64 - 8 * u32::from(self.size);
         Some(if self.signed {
             i128::from(((bits << shift) as i64) >> shift)
@@ -209,7 +263,7 @@ impl Int {
     }
 
     /// The value as a `T`, or what is wrong with it.
-    pub(super) fn get<T: TryFrom<i128>>(&self, bytes: &[u8], what: &str) -> Result<T, Miss> {
+    pub(super) fn get<T: TryFrom<i128>>(&self, bytes: Copied<'_>, what: &str) -> Result<T, Miss> {
         let value = self
             .read(bytes)
             .ok_or_else(|| format!("{what} lies beyond the copied bytes"))?;
@@ -217,13 +271,46 @@ impl Int {
     }
 }
 
-/// The little-endian word of `size` bytes at `at`, if those bytes are there.
-fn word(bytes: &[u8], at: u32, size: u8) -> Option<u64> {
-    let at = at as usize;
-    let part = bytes.get(at..at.checked_add(usize::from(size))?)?;
-    let mut word = [0u8; 8];
-    word.get_mut(..part.len())?.copy_from_slice(part);
-    Some(u64::from_le_bytes(word))
+/// The bytes of a struct that a record holds: those from `start` to the end of `bytes`,
+/// each at its offset in the struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Copied<'r> {
+    bytes: &'r [u8],
+    start: usize,
+}
+
+impl<'r> Copied<'r> {
+    /// What the eBPF side copied into `block`, bounded by the block whatever it says.
+    pub(super) fn of(block: &'r RawBlock) -> Copied<'r> {
+        let start = (block.start as usize).min(BLOCK_BYTES);
+        let end = start.saturating_add(block.len as usize).min(BLOCK_BYTES);
+        Copied {
+            bytes: &block.bytes[..end],
+            start,
+        }
+    }
+
+    /// All of `bytes`, from offset 0.
+    pub(super) fn whole(bytes: &'r [u8]) -> Copied<'r> {
+        Copied { bytes, start: 0 }
+    }
+
+    /// Whether nothing was copied.
+    pub(super) fn is_empty(&self) -> bool {
+        self.bytes.len() <= self.start
+    }
+
+    /// The little-endian word of `size` bytes at `at`, if those bytes were copied.
+    fn word(&self, at: u32, size: u8) -> Option<u64> {
+        let at = at as usize;
+        if at < self.start {
+            return None;
+        }
+        let part = self.bytes.get(at..at.checked_add(usize::from(size))?)?;
+        let mut word = [0u8; 8];
+        word.get_mut(..part.len())?.copy_from_slice(part);
+        Some(u64::from_le_bytes(word))
+    }
 }
 
 /// An enum field: its variants' test, and the value each variant stands for.
@@ -271,10 +358,11 @@ impl<T: Copy> Choice<T> {
     }
 
     /// The value of the variant `bytes` hold.
-    pub(super) fn get(&self, bytes: &[u8], what: &str) -> Result<T, Miss> {
+    pub(super) fn get(&self, bytes: Copied<'_>, what: &str) -> Result<T, Miss> {
         let bits = match self.variants.discriminant {
             None => 0,
-            Some((offset, size)) => word(bytes, self.at + offset as u32, size as u8)
+            Some((offset, size)) => bytes
+                .word(self.at + offset as u32, size as u8)
                 .ok_or_else(|| format!("{what} lies beyond the copied bytes"))?,
         };
         self.variants
@@ -285,6 +373,16 @@ impl<T: Copy> Choice<T> {
     }
 }
 
+impl<T> Extent for Choice<T> {
+    fn cover(&self, span: Span) -> Span {
+        match self.variants.discriminant {
+            // Checked to fit a u32 at compile time.
+            Some((offset, size)) => span.cover(self.at + offset as u32, size as u32),
+            None => span,
+        }
+    }
+}
+
 /// An `Option<T>` field.
 #[derive(Clone, Debug)]
 pub(super) struct Optional<T> {
@@ -292,11 +390,17 @@ pub(super) struct Optional<T> {
     pub some: T,
 }
 
+impl<T: Extent> Extent for Optional<T> {
+    fn cover(&self, span: Span) -> Span {
+        self.some.cover(self.is_some.cover(span))
+    }
+}
+
 impl<T> Optional<T> {
     /// `read` of the content if the option is `Some`.
     pub(super) fn get<V>(
         &self,
-        bytes: &[u8],
+        bytes: Copied<'_>,
         what: &str,
         read: impl FnOnce(&T) -> Result<V, Miss>,
     ) -> Result<Option<V>, Miss> {
@@ -312,14 +416,14 @@ impl<T> Optional<T> {
 /// its bytes from the record's `text`: all of it, or (`true`) its start when it was longer
 /// than the eBPF side copies, cut at a character boundary.
 pub(super) fn text<'r>(
-    bytes: &[u8],
+    bytes: Copied<'_>,
     place: TextPlace,
     text: &'r RawText,
     what: &str,
 ) -> Result<(&'r str, bool), Miss> {
     let beyond = || format!("{what} lies beyond the copied bytes");
-    let pointer = word(bytes, place.pointer_offset, 8).ok_or_else(beyond)?;
-    let len = word(bytes, place.len_offset, 8).ok_or_else(beyond)?;
+    let pointer = bytes.word(place.pointer_offset, 8).ok_or_else(beyond)?;
+    let len = bytes.word(place.len_offset, 8).ok_or_else(beyond)?;
     if len == 0 {
         return Ok(("", false));
     }
@@ -345,5 +449,60 @@ pub(super) fn text<'r>(
                 true,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_copied_bytes_are_read() {
+        let mut block = RawBlock::EMPTY;
+        block.bytes[16..24].copy_from_slice(&7u64.to_le_bytes());
+        block.start = 16;
+        block.len = 8;
+        let copied = Copied::of(&block);
+        assert_eq!(copied.word(16, 8), Some(7));
+        assert_eq!(copied.word(16, 2), Some(7));
+        // Before the copy, or reaching past it.
+        assert_eq!(copied.word(8, 8), None);
+        assert_eq!(copied.word(20, 8), None);
+        // A start and a length from the record are bounded by the block.
+        block.start = u32::MAX;
+        block.len = u32::MAX;
+        assert!(Copied::of(&block).is_empty());
+        block.start = 0;
+        let whole = Copied::of(&block);
+        assert_eq!(whole.word(BLOCK_BYTES as u32 - 8, 8), Some(0));
+        assert_eq!(whole.word(BLOCK_BYTES as u32 - 4, 8), None);
+        assert_eq!(whole.word(u32::MAX, 8), None);
+    }
+
+    #[test]
+    fn a_span_covers_every_field_given_and_nothing_before_the_first() {
+        let fields: [&dyn Extent; 3] = [
+            &Int {
+                at: 40,
+                size: 4,
+                signed: false,
+            },
+            &TextPlace {
+                pointer_offset: 8,
+                len_offset: 24,
+            },
+            &Int {
+                at: 60,
+                size: 8,
+                signed: true,
+            },
+        ];
+        let span = fields.iter().fold(Span::default(), |s, f| f.cover(s));
+        assert_eq!(span, Span { offset: 8, len: 60 });
+        // Covering from nothing is the field alone.
+        assert_eq!(
+            fields[0].cover(Span::default()),
+            Span { offset: 40, len: 4 }
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::model::DaemonImage;
 use dwarfpeek::abi;
 use dwarfpeek::debuginfo::{Executable, FunctionSymbol, Parameter, ParameterClass, TypeRef};
 use dwarfpeek::value::layout::{self, Place};
-use latch_probe_common::raw::{TextPlace, TextSlot, TraceConfig, BLOCK_BYTES};
+use latch_probe_common::raw::{Span, TextPlace, TextSlot, TraceConfig, BLOCK_BYTES};
 use latch_probe_common::{EntryState, EventKind};
 
 /// The daemon's lock entry types (contract).
@@ -216,8 +216,6 @@ pub(super) fn compile_types(
     entry_state: TypeRef,
     config: &mut TraceConfig,
 ) -> Result<(LockerLayout, RequestLayout, Choice<EntryState>), TraceError> {
-    config.locker_size = block_size(index, locker_type, LOCKER_TYPE)?;
-    config.request_size = block_size(index, request_type, REQUEST_TYPE)?;
     for slot in TextSlot::ALL {
         let path: &[&str] = match slot {
             TextSlot::LockerName | TextSlot::Name => &["resource_name"],
@@ -247,6 +245,29 @@ pub(super) fn compile_types(
         request_type,
         [TextSlot::Name, TextSlot::Element, TextSlot::Peer].map(|s| config.texts[s as usize]),
     )?;
+
+    // Each hit copies only what its event reads: of the locker, a request's event reads its
+    // identity alone.
+    let spans = [
+        (locker.identity_span(), LOCKER_TYPE),
+        (locker.span(), LOCKER_TYPE),
+        (request.span(), REQUEST_TYPE),
+    ];
+    let [identity, whole, request_span] = spans.map(|(span, name)| within_block(span, name));
+    let (identity, whole, request_span) = (identity?, whole?, request_span?);
+    for hook in &HOOKS {
+        let k = hook.kind as usize;
+        if hook.locker.is_some() {
+            config.locker_span[k] = if hook.request.is_some() {
+                identity
+            } else {
+                whole
+            };
+        }
+        if hook.request.is_some() {
+            config.request_span[k] = request_span;
+        }
+    }
 
     let from = Choice::compile(index, entry_state, 0, compiled::entry_state).map_err(|error| {
         TraceError::Layout {
@@ -311,23 +332,16 @@ fn pointer_register(
     Ok(abi::argument_register(sub, index)?)
 }
 
-/// The size of a struct the eBPF programs copy whole.
-fn block_size(
-    index: &dwarfpeek::debuginfo::TypeIndex,
-    ty: TypeRef,
-    name: &str,
-) -> Result<u32, TraceError> {
-    let size = layout::size_of(index, ty).map_err(|error| TraceError::Layout {
-        what: name.to_owned(),
-        error,
-    })?;
-    match u32::try_from(size) {
-        Ok(small) if size as usize <= BLOCK_BYTES => Ok(small),
-        _ => Err(TraceError::TooLarge {
+/// `span` if the eBPF programs can copy it: it must end within [`BLOCK_BYTES`].
+fn within_block(span: Span, name: &str) -> Result<Span, TraceError> {
+    if span.end() as usize <= BLOCK_BYTES {
+        Ok(span)
+    } else {
+        Err(TraceError::TooLarge {
             type_name: name.to_owned(),
-            size,
+            size: u64::from(span.end()),
             max: BLOCK_BYTES,
-        }),
+        })
     }
 }
 
