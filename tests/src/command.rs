@@ -54,6 +54,7 @@ impl TestCommand {
         fn env_remove(key: impl AsRef<OsStr>);
         fn current_dir(dir: impl AsRef<Path>);
         fn stdin(stdin: impl Into<Stdio>);
+        fn stdout(stdout: impl Into<Stdio>);
         fn stderr(stderr: impl Into<Stdio>);
     }
 
@@ -67,6 +68,12 @@ impl TestCommand {
     /// when the returned value is dropped.
     pub fn background(&mut self) -> Background {
         Background::spawn(&mut self.cmd)
+    }
+
+    /// Like [`TestCommand::background`], but its stdout is what [`TestCommand::stdout`]
+    /// set (a file the test reads, say).
+    pub fn background_keeping_stdout(&mut self) -> Background {
+        Background::spawn_keeping_output(&mut self.cmd)
     }
 
     /// Runs the command to completion with its output captured, failing the test if it

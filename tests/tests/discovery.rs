@@ -268,3 +268,63 @@ fn clients_with_nobody_answering_start_one_daemon_and_take_turns() {
         .args(["-d", "0", "-r", "turns", "--", "true"])
         .expect_success();
 }
+
+/// FLoM's debug-features.at "IPv6 multicast": a replier (`ipv6.multicast.server`) waits for
+/// one datagram on ff01::1 and answers it; the requester (`ipv6.multicast.client`) sends
+/// `HELLO`; each prints what FLoM's test expects, and both exit 0.
+#[test]
+fn flom_s_ipv6_multicast_debug_features_say_hello_and_welcome() {
+    let ns = NetNs::create();
+    let dir = tempfile::tempdir().unwrap();
+    let out1 = dir.path().join("out1");
+    let file = std::fs::File::create(&out1).unwrap();
+    let mut server = latch(&ns, &["--debug-feature=ipv6.multicast.server"])
+        .args(group("ff01::1", "28017"))
+        .stdout(file)
+        .background_keeping_stdout();
+    // Sent again every 200 ms until the replier, starting beside it, has joined the group.
+    let out2 = latch(&ns, &["--debug-feature=ipv6.multicast.client"])
+        .args(group("ff01::1", "28017"))
+        .args(["-D", "50", "-I", "200"])
+        .expect_success();
+    assert_eq!(
+        out2,
+        "Sent datagram is 'HELLO'\nArrived datagram is 'WELCOME'\n"
+    );
+    assert!(server.wait_within(STOP).success());
+    assert_eq!(
+        std::fs::read_to_string(&out1).unwrap(),
+        "Arrived datagram is 'HELLO'\nSent datagram is 'WELCOME'\n"
+    );
+}
+
+/// The multicast debug features without a replier, or without an IPv6 group: flom's
+/// status 1, and why.
+#[test]
+fn the_multicast_debug_features_fail_with_status_1_saying_why() {
+    let ns = NetNs::create();
+    let started = Instant::now();
+    let out = latch(&ns, &["--debug-feature=ipv6.multicast.client"])
+        .args(group("ff01::1", "28018"))
+        .args(["-D", "2", "-I", "100"])
+        .expect_exit(1);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no answer from [ff01::1]:28018 after 2 attempts"),
+        "{said}"
+    );
+    for feature in ["ipv6.multicast.server", "ipv6.multicast.client"] {
+        let out = latch(&ns, &[&format!("--debug-feature={feature}")])
+            .args(group("224.0.0.1", "28018"))
+            .expect_exit(1);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains("224.0.0.1 is not an IPv6 multicast group"),
+            "{said}"
+        );
+        let out = latch(&ns, &[&format!("--debug-feature={feature}")]).expect_exit(1);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("give -A ADDRESS"), "{said}");
+    }
+}

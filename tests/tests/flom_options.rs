@@ -315,6 +315,37 @@ fn dash_v_prints_the_package_info_and_the_information_options_exit_at_once() {
     }
 }
 
+/// `--debug-feature`: after the configuration's checks (as flom's `main`), instead of a
+/// command; a name flom does not know, or a feature without what it needs, is status 1
+/// and says why. (What each feature does: tls.rs and discovery.rs.)
+#[test]
+fn debug_features_run_instead_of_a_command_and_fail_with_status_1() {
+    let user = User::new();
+    let out = user
+        .latch()
+        .args(["--debug-feature=nope", "--", "true"])
+        .expect_exit(1);
+    let said = stderr(&out);
+    assert!(
+        said.contains("there is no feature 'nope'") && said.contains("tls.server"),
+        "{said}"
+    );
+    let out = user
+        .latch()
+        .args(["--debug-feature=TLS.Client", "-a", "127.0.0.1"])
+        .expect_exit(1);
+    assert!(stderr(&out).contains("TLS is needed"), "{}", stderr(&out));
+    // A bad configuration is refused first, with its own status.
+    let out = user
+        .latch()
+        .args(["--debug-feature=tls.client", "--tls-check-peer-id=yes"])
+        .expect_exit(EXIT_ERROR);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("without full TLS configuration"),
+        "{out:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Every key, in each of the three files; their precedence.
 

@@ -24,6 +24,7 @@ const ID_MISMATCH: &str = "flom_client_lock: ret_cod=-23 (ERROR: the unique ID s
 const OTHER_ID: &str = "00112233445566778899aabbccddeeff";
 
 /// A peer's certificate and key files.
+#[derive(Clone)]
 struct Peer {
     cert: PathBuf,
     key: PathBuf,
@@ -322,8 +323,16 @@ fn tls_from_a_config_file_for_a_started_daemon_and_its_clients() {
     let key = format!("--tls-private-key={}", pki.client.key.display());
     let out = latch(&[&cert, &key, "--", "sh", "-c", "echo locked"]).expect_success();
     assert_eq!(out.trim(), "locked");
-    // Stopped over TLS too (-X); then nobody answers.
-    latch(&["-X"]).expect_success();
+    // As "TLS shutdown different CAs" and "… wrong client key": a -X the daemon cannot
+    // trust, or whose key is not its certificate's, fails (99) and the daemon goes on.
+    let other = pki.other_ca.args();
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    latch(&other).arg("-X").expect_exit(ERROR);
+    let wrong_key = format!("--tls-private-key={}", pki.other_id.key.display());
+    latch(&[&cert, &wrong_key, "-X"]).expect_exit(ERROR);
+    latch(&[&cert, &key, "--", "true"]).expect_success();
+    // Stopped over TLS too (-X, with the file's peer-id check); then nobody answers.
+    latch(&[&cert, &key, "-X"]).expect_success();
     let gone = latch(&["-d", "0", "--", "true"]).expect_exit(ERROR);
     assert!(stderr(&gone).contains("ret_cod=-105"), "{}", stderr(&gone));
 }
@@ -685,4 +694,128 @@ fn a_failed_handshake_is_flom_s_connect_error() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A TCP port on loopback that was free a moment ago (the kernel's choice).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+/// Waits until something listens on 127.0.0.1:`port` (its line in /proc/net/tcp), without
+/// connecting: a `tls.server` accepts one connection only.
+fn wait_listening(port: u16) {
+    let local = format!("0100007F:{port:04X}");
+    latch_tests::wait::wait_for(
+        "the tls.server to listen",
+        latch_tests::timeouts::DAEMON_START,
+        || {
+            let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+            table
+                .lines()
+                .map(|line| line.split_whitespace().collect::<Vec<_>>())
+                .any(|f| f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+                .then_some(())
+        },
+    );
+}
+
+/// FLoM's debug-features.at "TLS …" groups: `tls.server` accepts one connection on `-a`/`-p`,
+/// `tls.client` connects; they swap unique ids and check each other's certificate (and,
+/// with `--tls-check-peer-id`, that the id is its CN). Status 0 when it worked, 1 when not.
+#[test]
+fn flom_s_tls_debug_features_as_debug_features_at() {
+    let pki = Pki::new(&unique_id());
+    let bin = latch_tests::bins::latch_bin(Profile::Debug);
+    let wrong_key = Peer {
+        key: pki.daemon.key.clone(),
+        ..pki.client.clone()
+    };
+    let wrong_ca = Peer {
+        ca: pki.other_ca.ca.clone(),
+        ..pki.client.clone()
+    };
+    // (group, the server's peer, the client's peer, peer-id check, the client's status and
+    // FLoM's return code for why)
+    let cases = [
+        (
+            "TLS basic handshake",
+            &pki.daemon,
+            &pki.client,
+            false,
+            0,
+            "",
+        ),
+        (
+            "TLS mutual authentication",
+            &pki.daemon,
+            &pki.client,
+            true,
+            0,
+            "",
+        ),
+        (
+            "TLS peers with different cert. auth.",
+            &pki.daemon,
+            &pki.other_ca,
+            true,
+            1,
+            "-407",
+        ),
+        (
+            "TLS wrong private key",
+            &pki.daemon,
+            &wrong_key,
+            true,
+            1,
+            "-400",
+        ),
+        (
+            "TLS wrong cert. auth.",
+            &pki.daemon,
+            &wrong_ca,
+            true,
+            1,
+            "-407",
+        ),
+        (
+            "TLS wrong unique id",
+            &pki.other_id,
+            &pki.client,
+            true,
+            1,
+            "-23",
+        ),
+    ];
+    for (name, server_peer, client_peer, check, status, rc) in cases {
+        let port = free_port().to_string();
+        let feature = |feature: &str, peer: &Peer| {
+            let mut cmd = TestCommand::new(&bin);
+            cmd.arg(format!("--debug-feature={feature}"))
+                .args(["-a", "127.0.0.1", "-p", &port])
+                .args(peer.args());
+            if check {
+                cmd.arg("--tls-check-peer-id=yes");
+            }
+            cmd
+        };
+        let mut server = feature("tls.server", server_peer).background();
+        wait_listening(port.parse().expect("a port"));
+        let out = feature("tls.client", client_peer).output();
+        assert_eq!(out.status.code(), Some(status), "{name}: {}", stderr(&out));
+        if status == 0 {
+            assert!(
+                server.wait_within(latch_tests::timeouts::STOP).success(),
+                "{name}: the server failed"
+            );
+        } else {
+            // Why, on stderr (FLoM has only its trace).
+            let why = format!("latch: --debug-feature: ret_cod={rc} ");
+            assert!(stderr(&out).contains(&why), "{name}: {}", stderr(&out));
+        }
+        // A server whose client never came is ended by pid here.
+        drop(server);
+    }
 }

@@ -177,8 +177,11 @@ pub(crate) struct FlomArgs {
     /// TLS: check the peer's unique id, yes/no.
     #[arg(long = "tls-check-peer-id", value_name = "YES/NO")]
     pub tls_check_peer_id: Option<String>,
-    /// The client's debug features, as flom's (not implemented yet in latch; `latch daemon
-    /// --debug-feature` has latch's own test hooks).
+    /// One of flom's checks of the network set-up, run instead of a command:
+    /// ipv6.multicast.server (-A: answer one datagram), ipv6.multicast.client (-A: send
+    /// HELLO, show the answer), tls.server (-a, -p, --tls-*: accept one TLS connection and
+    /// swap unique ids), tls.client (connect to one). Exit 0 when it worked, else 1.
+    /// (`latch daemon --debug-feature` has latch's own test hooks.)
     #[arg(long = "debug-feature", value_name = "FEATURE")]
     pub debug_feature: Option<String>,
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 use super::autostart::{connect_only, connect_route, Route, Start};
+use super::debug_feature::{self, Feature};
 use super::discover::Multicast;
 use super::exit;
 use super::session::machine_id;
@@ -36,6 +37,12 @@ pub(crate) enum Job {
     Shutdown {
         route: Route,
         immediate: bool,
+        tls: Option<TlsJob>,
+    },
+    /// `--debug-feature`: one of FLoM's checks of the network set-up.
+    Debug {
+        feature: Feature,
+        route: Route,
         tls: Option<TlsJob>,
     },
 }
@@ -89,6 +96,11 @@ pub(crate) fn run(job: Job) -> i32 {
             immediate,
             tls,
         } => shutdown(&route, immediate, tls.as_ref()),
+        Job::Debug {
+            feature,
+            route,
+            tls,
+        } => debug_feature::run(feature, &route, tls.as_ref()),
     }
 }
 

@@ -66,9 +66,6 @@ pub(crate) struct Settings {
     pub tls_private_key: Option<String>,
     pub tls_ca_certificate: Option<String>,
     pub tls_check_peer_id: bool,
-    /// Options given that latch does not implement (the client's `--debug-feature`), each
-    /// as the user wrote it; refused after `-V`'s print-out.
-    pub not_implemented: Vec<String>,
 }
 
 impl Default for Settings {
@@ -104,7 +101,6 @@ impl Default for Settings {
             tls_private_key: None,
             tls_ca_certificate: None,
             tls_check_peer_id: false,
-            not_implemented: Vec::new(),
         }
     }
 }
@@ -503,7 +499,6 @@ mod tests {
             ),
             (1, 2, -3)
         );
-        assert!(s.not_implemented.is_empty());
     }
 
     #[test]
@@ -526,8 +521,6 @@ mod tests {
         );
         assert!(s.tls_check_peer_id);
         assert_eq!(s.tls_ca_certificate.as_deref(), Some("/ca"));
-        // Every key of flom's is implemented.
-        assert!(s.not_implemented.is_empty(), "{:?}", s.not_implemented);
     }
 
     #[test]

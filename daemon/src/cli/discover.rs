@@ -176,7 +176,7 @@ pub(crate) fn find(d: &Discovery) -> Result<Endpoint, Failure> {
 
 /// A UDP socket on an ephemeral port of every address, sending to the group with the
 /// given hop limit (IPv4 keeps its low byte, as FLoM's `u_char` does).
-fn open(group: &Group, ttl: i32) -> std::io::Result<UdpSocket> {
+pub(crate) fn open(group: &Group, ttl: i32) -> std::io::Result<UdpSocket> {
     let any: IpAddr = match group.address {
         IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),

@@ -45,7 +45,9 @@ pub(crate) fn run(cli: &Cli) -> i32 {
             println!("{line}");
         }
     }
-    options::lower(&settings, &cli.lock, &cli.command).map_or_else(|code| code, client::run)
+    let debug_feature = flom.debug_feature.as_deref();
+    options::lower(&settings, &cli.lock, debug_feature, &cli.command)
+        .map_or_else(|code| code, client::run)
 }
 
 /// `-v`: the package info, shaped as flom's.

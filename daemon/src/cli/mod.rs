@@ -13,6 +13,7 @@ pub(crate) mod bench;
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod daemon;
+pub(crate) mod debug_feature;
 pub(crate) mod discover;
 pub(crate) mod exit;
 pub(crate) mod flom;

@@ -11,6 +11,7 @@ use super::args::{resolve_endpoint, scoped, EndpointArgs, FlomArgs, LockArgs};
 use super::autostart::Route;
 use super::client::{Job, LockJob, TlsJob, Trace};
 use super::config::{self, parse_bool, parse_mode, Settings};
+use super::debug_feature::Feature;
 use super::discover::{Discovery, Multicast};
 use super::exit;
 use super::signals;
@@ -108,7 +109,6 @@ pub(crate) fn settings(
     if let Some(dir) = &flom.mount_point_vfs {
         s.mount_point_vfs = Some(dir.clone());
     }
-    lay_not_implemented(&mut s, flom);
     if let Some(v) = flom.tcp_keepalive_time {
         s.tcp_keepalive_time = v;
     }
@@ -176,20 +176,16 @@ fn lay_tls(s: &mut Settings, flom: &FlomArgs) -> Result<(), i32> {
     Ok(())
 }
 
-/// The options latch reads (and `-V` shows) but does not implement yet.
-fn lay_not_implemented(s: &mut Settings, flom: &FlomArgs) {
-    let mut given = |option: &str| s.not_implemented.push(option.to_owned());
-    let strings = [("--debug-feature", &flom.debug_feature)];
-    for (option, value) in strings {
-        if value.is_some() {
-            given(option);
-        }
-    }
-}
-
 /// flom's check of the whole configuration (`flom_config_check`), then the [`Job`]; `Err`
 /// is the exit status, its message printed.
-pub(crate) fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Result<Job, i32> {
+/// A `debug_feature` (`--debug-feature`) comes after the checks and before `-x`/`-X`, as in
+/// flom's `main`.
+pub(crate) fn lower(
+    s: &Settings,
+    lock: &LockArgs,
+    debug_feature: Option<&str>,
+    command: &[OsString],
+) -> Result<Job, i32> {
     if s.socket_name.is_some() && (s.unicast_address.is_some() || s.multicast_address.is_some()) {
         println!("ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.");
         eprintln!("Configuration is not valid, cannot go on!");
@@ -218,10 +214,6 @@ pub(crate) fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Resu
         // FLoM speaks TLS only with all three files.
         _ => None,
     };
-    if let Some(option) = s.not_implemented.first() {
-        eprintln!("latch: not implemented yet in latch: {option}; leave it out");
-        return Err(exit::ERROR);
-    }
     let multicast = s.multicast_address.as_ref().map(|address| Multicast {
         address: address.clone(),
         port: s.multicast_port,
@@ -250,6 +242,20 @@ pub(crate) fn lower(s: &Settings, lock: &LockArgs, command: &[OsString]) -> Resu
             }
         },
     };
+    if let Some(name) = debug_feature {
+        return match Feature::named(name) {
+            Ok(feature) => Ok(Job::Debug {
+                feature,
+                route,
+                tls,
+            }),
+            Err(e) => {
+                eprintln!("latch: {e}");
+                // flom's status for any debug feature that did not work.
+                Err(1)
+            }
+        };
+    }
     if lock.quiesce || lock.immediate {
         return Ok(Job::Shutdown {
             route,
