@@ -15,6 +15,8 @@ dpkg -s pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # `ip` makes the discovery tests' network namespaces.
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# What the discovery tests read off the wire inside their namespaces (the hop limit).
+command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 # OpenSSL's own TLS peers and certificates in tests/tests/tls.rs (FLoM speaks OpenSSL).
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then

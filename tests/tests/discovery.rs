@@ -328,3 +328,49 @@ fn the_multicast_debug_features_fail_with_status_1_saying_why() {
         assert!(said.contains("give -A ADDRESS"), "{said}");
     }
 }
+
+/// `--discovery-ttl`: the hop limit of the discovery requests on the wire, as `tcpdump`
+/// inside the namespace sees them (IPv4's TTL, IPv6's hop limit). IPv6 on ff02::1 out of
+/// `d0` (`-n`): an interface-local group's datagrams are only looped back, which a capture
+/// does not see.
+#[test]
+fn the_discovery_ttl_is_the_requests_hop_limit_on_the_wire() {
+    let cases: [(&[&str], &str, &str); 2] = [
+        (&["-A", "224.0.0.1"], "224.0.0.1", "ttl 7,"),
+        (&["-A", "ff02::1", "-n", "d0"], "ff02::1", "hlim 7,"),
+    ];
+    for (group, address, seen) in cases {
+        let ns = NetNs::create();
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let file = |path: &Path| std::fs::File::create(path).unwrap();
+        let mut dump = ns
+            .command("tcpdump")
+            .args(["-l", "-n", "-v", "-i", "any", "-c", "1"])
+            .args(["udp", "port", "28023"])
+            .stdout(file(&out))
+            .stderr(file(&err))
+            .background_keeping_stdout();
+        wait_for("tcpdump to listen", DAEMON_START, || {
+            let said = std::fs::read_to_string(&err).ok()?;
+            said.contains("listening on").then_some(())
+        });
+        latch(&ns, group)
+            .args([
+                "-P",
+                "28023",
+                "--discovery-ttl",
+                "7",
+                "-D",
+                "1",
+                "-I",
+                "100",
+            ])
+            .args(["-d", "0", "--", "true"])
+            .expect_exit(99);
+        assert!(dump.wait_within(STOP).success(), "tcpdump failed");
+        let dumped = std::fs::read_to_string(&out).unwrap();
+        assert!(dumped.contains(seen), "{address}: {seen} in {dumped}");
+        assert!(dumped.contains(&format!("{address}.28023")), "{dumped}");
+    }
+}

@@ -1018,7 +1018,7 @@ fn each_option_in_its_short_and_long_form_shows_in_dash_capital_v_as_cmdopt() {
     let user = User::new();
     let trace = user.text("c.trace");
     // (short form, long form, the -V line it makes)
-    let options: [(&[&str], String, String); 17] = [
+    let options: [(&[&str], String, String); 26] = [
         (
             &["-t", "/tmp/d.trc"],
             "--daemon-trace-file=/tmp/d.trc".into(),
@@ -1104,6 +1104,51 @@ fn each_option_in_its_short_and_long_form_shows_in_dash_capital_v_as_cmdopt() {
             "--tcp-keepalive-time=12345".into(),
             "[Network]/TcpKeepaliveTime=12345".into(),
         ),
+        (
+            &["-A", "224.0.0.1"],
+            "--multicast-address=224.0.0.1".into(),
+            "[Daemon]/MulticastAddress='224.0.0.1'".into(),
+        ),
+        (
+            &["-P", "28001"],
+            "--multicast-port=28001".into(),
+            "[Daemon]/MulticastPort=28001".into(),
+        ),
+        (
+            &["-n", "eth0"],
+            "--network-interface=eth0".into(),
+            "[Network]/NetworkInterface='eth0'".into(),
+        ),
+        (
+            &["-D", "7"],
+            "--discovery-attempts=7".into(),
+            "[Network]/DiscoveryAttempts=7".into(),
+        ),
+        (
+            &["-I", "123"],
+            "--discovery-timeout=123".into(),
+            "[Network]/DiscoveryTimeout=123".into(),
+        ),
+        (
+            &["--discovery-ttl", "3"],
+            "--discovery-ttl=3".into(),
+            "[Network]/DiscoveryTTL=3".into(),
+        ),
+        (
+            &["--tls-certificate", "/tmp/c.pem"],
+            "--tls-certificate=/tmp/c.pem".into(),
+            "[TLS]/TlsCertificate='/tmp/c.pem'".into(),
+        ),
+        (
+            &["--tls-private-key", "/tmp/k.pem"],
+            "--tls-private-key=/tmp/k.pem".into(),
+            "[TLS]/TlsPrivateKey='/tmp/k.pem'".into(),
+        ),
+        (
+            &["--tls-ca-certificate", "/tmp/ca.pem"],
+            "--tls-ca-certificate=/tmp/ca.pem".into(),
+            "[TLS]/TlsCaCertificate='/tmp/ca.pem'".into(),
+        ),
     ];
     for (short, long, line) in &options {
         for form in [
@@ -1126,6 +1171,18 @@ fn each_option_in_its_short_and_long_form_shows_in_dash_capital_v_as_cmdopt() {
     ] {
         let printed = printed_without_command(user.latch().args(["--verbose", option]));
         assert!(printed.contains(&line.to_owned()), "{option}: {printed:?}");
+    }
+    // Shown, then refused by flom's check: the peer-id check without the three files.
+    for form in [
+        &["--tls-check-peer-id", "yes"][..],
+        &["--tls-check-peer-id=yes"],
+    ] {
+        let out = user.latch().arg("-V").args(form).expect_exit(EXIT_ERROR);
+        let printed = lines(&out);
+        assert!(
+            printed.contains(&"[TLS]/TlsCheckPeerId=1".to_owned()),
+            "{form:?}: {printed:?}"
+        );
     }
     let printed = printed_without_command(user.latch().args([
         "-V",

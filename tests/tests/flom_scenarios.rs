@@ -908,6 +908,14 @@ fn each_error_exits_with_flom_s_code_and_message() {
         "Configuration is not valid, cannot go on!\n",
         "-s with -a",
     );
+    // -s with -A.
+    check(
+        &c().args(["-A", "224.0.0.1", "-r", "foo", "--", "true"]).output(),
+        99,
+        "ERROR: flom can not be configured for local (UNIX socket) and network (TCP-UDP/IP) communication at the same time.\n",
+        "Configuration is not valid, cannot go on!\n",
+        "-s with -A",
+    );
     // No daemon, and none may be started.
     check(
         &client_for(&nosock).args(["-d", "0", "-r", "foo", "--", "true"]).output(),
