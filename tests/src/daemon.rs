@@ -8,11 +8,11 @@ use crate::background::Background;
 use crate::bins::{latch_bin, Profile};
 use crate::command::TestCommand;
 use crate::procs::{end_child, wait_child_within};
+use crate::sockets::listening_ports;
 use crate::timeouts::{CHANGE, DAEMON_START, POLL, WEDGE};
 use crate::wait::wait_for;
 use latch_probe_common::doc::StateDoc;
 use std::ffi::OsString;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -22,10 +22,6 @@ use tempfile::TempDir;
 
 /// The address of TCP daemons.
 pub const LOOPBACK: &str = "127.0.0.1";
-
-/// How many free-looking ports a TCP daemon tries before the test fails (another process
-/// may take the port between the test finding it free and the daemon binding it).
-const PORT_ATTEMPTS: usize = 5;
 
 /// The exit code of `latch ping|status|state` when the daemon did not answer in time
 /// (docs/formats.md).
@@ -39,7 +35,9 @@ pub const WEDGE_NAME: &str = "stuck";
 pub enum Endpoint {
     /// `-s <socket>` in a temporary directory of its own.
     Unix,
-    /// `-a 127.0.0.1 -p <port>` on a loopback port that was free a moment before.
+    /// `-a 127.0.0.1 -p 0`: a loopback port the kernel chooses, read off the daemon's own
+    /// listening socket (a port found free beforehand could be taken meanwhile, and a
+    /// connection cannot tell whose listener it reached).
     TcpLoopback,
 }
 
@@ -135,36 +133,24 @@ impl Daemon {
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
         let stderr_path = dir.path().join("daemon.stderr");
-        let attempts = match options.endpoint {
-            Endpoint::Unix => 1,
-            Endpoint::TcpLoopback => PORT_ATTEMPTS,
+        let requested = match options.endpoint {
+            Endpoint::Unix => Listening::Unix(dir.path().join("latch.sock")),
+            Endpoint::TcpLoopback => Listening::Tcp(0),
         };
-        let mut last_exit = None;
-        for _ in 0..attempts {
-            let listening = match options.endpoint {
-                Endpoint::Unix => Listening::Unix(dir.path().join("latch.sock")),
-                Endpoint::TcpLoopback => Listening::Tcp(free_port()),
-            };
-            let mut child = spawn(&options, &listening, &stderr_path);
-            match wait_until_accepting(&mut child, &listening, &stderr_path) {
-                Ok(()) => {
-                    return Daemon {
-                        child,
-                        bin: options.bin,
-                        listening,
-                        stderr_path,
-                        _dir: dir,
-                    }
-                }
-                // On TCP most likely the port was taken meanwhile: try another.
-                Err(status) => last_exit = Some(status),
-            }
+        let mut child = spawn(&options, &requested, &stderr_path);
+        match wait_until_accepting(&mut child, requested, &stderr_path) {
+            Ok(listening) => Daemon {
+                child,
+                bin: options.bin,
+                listening,
+                stderr_path,
+                _dir: dir,
+            },
+            Err(status) => panic!(
+                "latch daemon exited before accepting connections ({status}); stderr:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            ),
         }
-        panic!(
-            "latch daemon exited before accepting connections ({}); stderr:\n{}",
-            last_exit.expect("at least one attempt"),
-            std::fs::read_to_string(&stderr_path).unwrap_or_default()
-        );
     }
 
     pub fn pid(&self) -> u32 {
@@ -288,48 +274,41 @@ impl Drop for Daemon {
 
 /// Waits until the daemon accepts a connection; its exit status if it exits first. One that
 /// neither accepts nor exits in time is ended by its pid before the test fails.
+/// Waits until the daemon accepts where it was asked to listen; where that is (on TCP, the
+/// port the kernel chose).
 fn wait_until_accepting(
     child: &mut Child,
-    listening: &Listening,
+    requested: Listening,
     stderr_path: &Path,
-) -> Result<(), ExitStatus> {
+) -> Result<Listening, ExitStatus> {
     let deadline = Instant::now() + DAEMON_START;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(status);
         }
-        let (accepts, address) = match listening {
-            Listening::Unix(socket) => (
-                UnixStream::connect(socket).is_ok(),
-                socket.display().to_string(),
-            ),
-            Listening::Tcp(port) => (
-                TcpStream::connect((LOOPBACK, *port)).is_ok(),
-                format!("{LOOPBACK}:{port}"),
-            ),
+        let listening = match &requested {
+            Listening::Unix(socket) => UnixStream::connect(socket)
+                .is_ok()
+                .then(|| Listening::Unix(socket.clone())),
+            Listening::Tcp(_) => listening_ports(child.id())
+                .first()
+                .map(|p| Listening::Tcp(*p)),
         };
-        if accepts {
-            return Ok(());
+        if let Some(listening) = listening {
+            return Ok(listening);
         }
         if Instant::now() >= deadline {
             let pid = child.id();
             end_child(child);
             panic!(
-                "latch daemon (pid {pid}) did not accept connections on {address} within \
-                 {DAEMON_START:?}; stderr:\n{}",
+                "latch daemon (pid {pid}) did not listen ({:?}) within {DAEMON_START:?}; \
+                 stderr:\n{}",
+                requested.args(),
                 std::fs::read_to_string(stderr_path).unwrap_or_default()
             );
         }
         thread::sleep(POLL);
     }
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((LOOPBACK, 0))
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("cannot find a free loopback port: {e}"))
-        .port()
 }
 
 fn spawn(options: &DaemonOptions, listening: &Listening, stderr_path: &Path) -> Child {

@@ -1,6 +1,6 @@
-//! Another process's TCP sockets seen from the test: their keepalive settings, read with
-//! `getsockopt` on a copy of the descriptor taken by `pidfd_getfd` (root, or ptrace rights
-//! on the process).
+//! Another process's TCP sockets seen from the test: the ports it listens on (from /proc),
+//! and their keepalive settings, read with `getsockopt` on a copy of the descriptor taken by
+//! `pidfd_getfd` (root, or ptrace rights on the process).
 //!
 //! Reads only; the copies are closed before it returns. Loopback ports only.
 
@@ -77,6 +77,52 @@ pub fn tcp_keepalive(pid: u32, end: End) -> Vec<Keepalive> {
         }
     }
     found
+}
+
+/// The TCP ports `pid` itself listens on (in its own network namespace): its socket
+/// descriptors' inodes among the LISTEN entries of its /proc/PID/net/tcp and tcp6. Unlike a
+/// connection, this cannot mistake another process's listener for its.
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        // "sl local_address rem_address st … uid timeout inode"; 0A is LISTEN.
+        for fields in text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        {
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if let (Some(port), "0A", true) = (port, *state, inodes.iter().any(|i| i == inode)) {
+                ports.push(port);
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 fn pidfd_open(pid: u32) -> OwnedFd {

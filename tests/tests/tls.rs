@@ -10,6 +10,7 @@
 use latch_tests::bins::Profile;
 use latch_tests::command::TestCommand;
 use latch_tests::daemon::{Daemon, DaemonOptions, Endpoint};
+use latch_tests::sockets::listening_ports;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -514,11 +515,14 @@ fn our_client_locks_through_an_openssl_daemon() {
     let answer = format!(
         r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="16"><session peerid="{id}"/><answer rc="0"/></msg>"#
     );
-    // s_server sends what it reads of a line.
-    if let Err(e) = server.send(&answer).and_then(|()| server.send("\n")) {
+    // s_server sends what it reads of a line. One write: the client may lock, run, unlock
+    // and close, and s_server (-naccept 1) exit, before a second one.
+    if let Err(e) = server.send(&format!("{answer}\n")) {
         let out = client.join().expect("the client's thread");
         panic!(
-            "openssl s_server is gone ({e}); the client said: {}",
+            "openssl s_server is gone ({e}) after printing:\n{}\nthe client ({}) said: {}",
+            String::from_utf8_lossy(&server.seen),
+            out.status,
             stderr(&out)
         );
     }
@@ -696,32 +700,6 @@ fn a_failed_handshake_is_flom_s_connect_error() {
     );
 }
 
-/// A TCP port on loopback that was free a moment ago (the kernel's choice).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("an ephemeral port")
-        .port()
-}
-
-/// Waits until something listens on 127.0.0.1:`port` (its line in /proc/net/tcp), without
-/// connecting: a `tls.server` accepts one connection only.
-fn wait_listening(port: u16) {
-    let local = format!("0100007F:{port:04X}");
-    latch_tests::wait::wait_for(
-        "the tls.server to listen",
-        latch_tests::timeouts::DAEMON_START,
-        || {
-            let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-            table
-                .lines()
-                .map(|line| line.split_whitespace().collect::<Vec<_>>())
-                .any(|f| f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
-                .then_some(())
-        },
-    );
-}
-
 /// FLoM's debug-features.at "TLS …" groups: `tls.server` accepts one connection on `-a`/`-p`,
 /// `tls.client` connects; they swap unique ids and check each other's certificate (and,
 /// with `--tls-check-peer-id`, that the id is its CN). Status 0 when it worked, 1 when not.
@@ -790,20 +768,25 @@ fn flom_s_tls_debug_features_as_debug_features_at() {
         ),
     ];
     for (name, server_peer, client_peer, check, status, rc) in cases {
-        let port = free_port().to_string();
-        let feature = |feature: &str, peer: &Peer| {
+        let feature = |feature: &str, peer: &Peer, port: u16| {
             let mut cmd = TestCommand::new(&bin);
             cmd.arg(format!("--debug-feature={feature}"))
-                .args(["-a", "127.0.0.1", "-p", &port])
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
                 .args(peer.args());
             if check {
                 cmd.arg("--tls-check-peer-id=yes");
             }
             cmd
         };
-        let mut server = feature("tls.server", server_peer).background();
-        wait_listening(port.parse().expect("a port"));
-        let out = feature("tls.client", client_peer).output();
+        // On the port the kernel chooses, read off its listening socket (a connection
+        // would be the one it accepts).
+        let mut server = feature("tls.server", server_peer, 0).background();
+        let port = latch_tests::wait::wait_for(
+            "the tls.server to listen",
+            latch_tests::timeouts::DAEMON_START,
+            || listening_ports(server.pid()).first().copied(),
+        );
+        let out = feature("tls.client", client_peer, port).output();
         assert_eq!(out.status.code(), Some(status), "{name}: {}", stderr(&out));
         if status == 0 {
             assert!(
