@@ -346,7 +346,9 @@ fn over_long_message_gets_rc_minus_100_and_is_closed() {
     assert_unharmed(&mut daemon, &mut keeper, "over-long, terminated");
 
     // A flood: the daemon stops reading long before it ends (it does not buffer it all).
+    // It begins as a message does (bytes that cannot are refused at once: framer.rs).
     let mut raw = Raw::connect(&daemon);
+    let _ = raw.stream.write_all(b"<msg ");
     let chunk = vec![b'A'; 1 << 20];
     let mut sent = 0usize;
     while sent < 64 << 20 {

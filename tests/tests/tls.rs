@@ -187,6 +187,35 @@ fn a_good_peer_locks_and_unlocks_over_tcp_and_the_unix_socket() {
     }
 }
 
+/// A TLS client and a daemon without TLS: the daemon closes on the ClientHello, which no
+/// FLoM message begins like, and the client fails its handshake at once (FLoM's would wait
+/// for ever on each other).
+#[test]
+fn a_tls_client_of_a_plain_daemon_fails_its_handshake_at_once() {
+    let pki = Pki::new(&unique_id());
+    let plain = DaemonOptions::new(Profile::Debug)
+        .endpoint(Endpoint::TcpLoopback)
+        .start();
+    let out = client(&plain, &pki.client, &[])
+        .timeout(std::time::Duration::from_secs(5))
+        .expect_exit(ERROR);
+    assert!(
+        stderr(&out).contains("flom_client_connect: ret_cod=-406"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        plain.stderr().contains("does not speak FLoM's protocol"),
+        "{}",
+        plain.stderr()
+    );
+    // The daemon serves on.
+    plain
+        .client()
+        .args(["-d", "0", "-r", "after", "--", "true"])
+        .expect_success();
+}
+
 #[test]
 fn a_daemon_from_another_ca_is_refused_by_the_client() {
     let pki = Pki::new(&unique_id());

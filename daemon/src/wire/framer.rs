@@ -47,10 +47,14 @@ impl Framer {
                 Ok(unread.get(..end))
             }
             None if unread.len() > MAX_MESSAGE => Err(WireError::TooLong),
-            None => {
-                self.scanned = unread.len();
-                Ok(None)
-            }
+            // Refused as soon as its first byte is there, not once MAX_MESSAGE bytes are.
+            None => match unread.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(&first) if first != b'<' => Err(WireError::NotXml(first)),
+                _ => {
+                    self.scanned = unread.len();
+                    Ok(None)
+                }
+            },
         }
     }
 
@@ -69,6 +73,22 @@ mod tests {
     use super::*;
 
     const LOCK: &str = r#"<?xml version="1.0" encoding="UTF-8" ?><msg level="3" verb="1" step="8"><resource name="Zm9v" mode="5" wait="1" create="1" lifespan="0"/></msg>"#;
+
+    #[test]
+    fn what_cannot_begin_a_message_is_refused_at_its_first_byte() {
+        let mut f = Framer::default();
+        f.push(b"\n <?xm");
+        assert_eq!(f.next_message().unwrap(), None);
+        let mut tls = Framer::default();
+        // A TLS ClientHello's first bytes.
+        tls.push(&[0x16, 0x03, 0x01]);
+        assert!(matches!(tls.next_message(), Err(WireError::NotXml(0x16))));
+        let mut after = Framer::default();
+        after.push(LOCK.as_bytes());
+        after.push(b"\nGET / HTTP/1.1");
+        assert_eq!(after.next_message().unwrap().unwrap(), LOCK.as_bytes());
+        assert!(matches!(after.next_message(), Err(WireError::NotXml(b'G'))));
+    }
 
     #[test]
     fn framer_splits_and_bounds() {

@@ -55,6 +55,10 @@ pub enum WireError {
     UnexpectedVerb { verb: u32, step: u32 },
     #[error("resource name is not valid base64 UTF-8")]
     BadName,
+    /// What arrived cannot begin a FLoM message, which is XML: a TLS client talking to a
+    /// plain daemon, say (its first byte 0x16), which would otherwise wait for ever.
+    #[error("the peer does not speak FLoM's protocol (its message begins with byte {0:#04x}, not '<'); a TLS client needs a TLS daemon")]
+    NotXml(u8),
 }
 
 /// An answer's return code, as on the wire.
