@@ -76,8 +76,10 @@ proptest! {
 
     #[test]
     fn framer_bounds_memory(chunk in proptest::collection::vec(any::<u8>().prop_filter("no terminator start", |b| *b != b'<'), 1..4096)) {
+        // Begun as a message (what cannot begin one is refused at once: the test below).
         let mut framer = Framer::default();
-        let mut fed = 0;
+        framer.push(b"<msg ");
+        let mut fed = 5;
         loop {
             framer.push(&chunk);
             fed += chunk.len();
@@ -87,5 +89,19 @@ proptest! {
                 other => prop_assert!(false, "unexpected {:?}", other),
             }
         }
+    }
+
+    #[test]
+    fn what_cannot_begin_a_message_is_refused_at_once(
+        space in "[ \t\r\n]{0,8}",
+        first in any::<u8>().prop_filter("not a message start", |b| *b != b'<' && !b.is_ascii_whitespace()),
+        rest in proptest::collection::vec(any::<u8>().prop_filter("no terminator", |b| *b != b'<'), 0..64),
+    ) {
+        let mut framer = Framer::default();
+        framer.push(space.as_bytes());
+        prop_assert!(matches!(framer.next_message(), Ok(None)));
+        framer.push(&[first]);
+        framer.push(&rest);
+        prop_assert!(matches!(framer.next_message(), Err(wire::WireError::NotXml(b)) if b == first));
     }
 }
