@@ -13,7 +13,7 @@
 
 use super::autostart::Route;
 use super::client::TlsJob;
-use super::discover::{self, Discovery};
+use super::discover::{self, say, Discovery};
 use super::session::machine_id;
 use super::stream::{self, ClientStream};
 use latch::net::Endpoint;
@@ -286,13 +286,6 @@ fn read_id(stream: &mut impl Read) -> Result<String, String> {
 /// FLoM's error and its return code, as the client prints them.
 fn tls_error(e: TlsError) -> String {
     format!("ret_cod={} ({e})", e.rc())
-}
-
-/// FLoM's lines go to stdout, at once (a test reads them while the replier waits).
-fn say(line: &str) {
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 #[cfg(test)]

@@ -221,8 +221,8 @@ fn endpoint(answer: &[u8], from: SocketAddr) -> Result<Endpoint, Failure> {
     Ok(Endpoint::Tcp(address, answer.port))
 }
 
-/// `-V`'s lines go to stdout, as FLoM's `g_print`.
-fn say(line: &str) {
+/// `-V`'s lines (and the debug features') go to stdout at once, as FLoM's `g_print`.
+pub(crate) fn say(line: &str) {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
