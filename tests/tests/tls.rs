@@ -475,6 +475,29 @@ fn openssl_peer_args(peer: &Peer) -> Vec<String> {
     ]
 }
 
+/// `openssl s_server` for one connection on the loopback port the kernel chooses, as
+/// `peer`, with `extra` options; and that port, as it says.
+fn openssl_server(peer: &Peer, extra: &[&str]) -> (OpenSsl, u16) {
+    let mut args: Vec<String> = ["s_server", "-accept", "127.0.0.1:0", "-naccept", "1"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    args.extend(openssl_peer_args(peer));
+    let mut server = OpenSsl::spawn(&args);
+    let port = server.accepting_port();
+    (server, port)
+}
+
+/// Our client locking `foo` at the daemon on loopback `port`, as `peer`.
+fn client_at(port: u16, peer: &Peer) -> TestCommand {
+    let mut cmd = TestCommand::new(latch_tests::bins::latch_bin(Profile::Debug));
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-d", "0", "-r", "foo"])
+        .args(peer.args());
+    cmd
+}
+
 #[test]
 fn an_openssl_client_locks_through_our_daemon() {
     let id = unique_id();
@@ -512,32 +535,9 @@ fn an_openssl_client_locks_through_our_daemon() {
 fn our_client_locks_through_an_openssl_daemon() {
     let id = unique_id();
     let pki = Pki::new(&id);
-    let mut args = vec![
-        "s_server".to_string(),
-        "-accept".into(),
-        // The port the kernel chooses, as s_server then says.
-        "127.0.0.1:0".into(),
-        "-naccept".into(),
-        "1".into(),
-        "-Verify".into(),
-        "4".into(),
-    ];
-    args.extend(openssl_peer_args(&pki.daemon));
-    let mut server = OpenSsl::spawn(&args);
-    let port = server.accepting_port();
-    let mut cmd = TestCommand::new(latch_tests::bins::latch_bin(Profile::Debug));
-    cmd.args([
-        "-a",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-d",
-        "0",
-        "-r",
-        "foo",
-    ])
-    .args(pki.client.args())
-    .args(["--tls-check-peer-id=yes", "--", "sh", "-c", "echo locked"]);
+    let (mut server, port) = openssl_server(&pki.daemon, &["-Verify", "4"]);
+    let mut cmd = client_at(port, &pki.client);
+    cmd.args(["--tls-check-peer-id=yes", "--", "sh", "-c", "echo locked"]);
     // Run by a thread (bounded by TestCommand's timeout) while this one plays the daemon.
     let client = std::thread::spawn(move || cmd.output());
     server.wait_for(r#"<resource name="Zm9v""#);
@@ -692,33 +692,12 @@ fn flom_s_configuration_checks_of_tls() {
 fn a_failed_handshake_is_flom_s_connect_error() {
     let pki = Pki::new(&unique_id());
     // A daemon offering only a cipher suite rustls does not speak: no handshake.
-    let mut args = vec![
-        "s_server".to_string(),
-        "-accept".into(),
-        // The port the kernel chooses, as s_server then says.
-        "127.0.0.1:0".into(),
-        "-naccept".into(),
-        "1".into(),
-        "-tls1_3".into(),
-        "-ciphersuites".into(),
-        "TLS_AES_128_CCM_8_SHA256".into(),
-    ];
-    args.extend(openssl_peer_args(&pki.daemon));
-    let mut server = OpenSsl::spawn(&args);
-    let port = server.accepting_port();
-    let mut cmd = TestCommand::new(latch_tests::bins::latch_bin(Profile::Debug));
-    cmd.args([
-        "-a",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-d",
-        "0",
-        "-r",
-        "foo",
-    ])
-    .args(pki.client.args())
-    .args(["--", "true"]);
+    let (_server, port) = openssl_server(
+        &pki.daemon,
+        &["-tls1_3", "-ciphersuites", "TLS_AES_128_CCM_8_SHA256"],
+    );
+    let mut cmd = client_at(port, &pki.client);
+    cmd.args(["--", "true"]);
     let out = cmd.expect_exit(ERROR);
     assert!(
         stderr(&out).contains(
