@@ -162,9 +162,9 @@ fn a_daemon_on_an_ipv6_link_local_address_answers_discovery_naming_it() {
 }
 
 /// `-D attempts -I ms -d 0` with nobody answering: how long the client took, its output.
-fn nobody_answers(ns: &NetNs, attempts: u32, timeout_ms: u32) -> (Duration, String) {
+fn nobody_answers(ns: &NetNs, address: &str, attempts: u32, timeout_ms: u32) -> (Duration, String) {
     let started = Instant::now();
-    let out = latch(ns, &group("224.0.0.1", "28018"))
+    let out = latch(ns, &group(address, "28018"))
         .args([
             "-V",
             "-D",
@@ -182,26 +182,28 @@ fn nobody_answers(ns: &NetNs, attempts: u32, timeout_ms: u32) -> (Duration, Stri
 #[test]
 fn with_nobody_answering_the_client_gives_up_after_attempts_times_timeout() {
     let ns = NetNs::create();
-    for (attempts, timeout_ms) in [(3, 300), (1, 1200)] {
-        let (took, out) = nobody_answers(&ns, attempts, timeout_ms);
-        let sent = out
-            .lines()
-            .filter(|l| l.starts_with("sending UDP multicast datagram to 224.0.0.1/28018"))
-            .count();
-        let unanswered = out
-            .lines()
-            .filter(|l| *l == "no reply from 224.0.0.1/28018")
-            .count();
+    let cases = [
+        ("224.0.0.1", 3, 300),
+        ("224.0.0.1", 1, 1200),
+        ("ff01::1", 3, 300),
+        ("ff01::1", 1, 1200),
+    ];
+    for (address, attempts, timeout_ms) in cases {
+        let (took, out) = nobody_answers(&ns, address, attempts, timeout_ms);
+        let sending = format!("sending UDP multicast datagram to {address}/28018");
+        let sent = out.lines().filter(|l| l.starts_with(&sending)).count();
+        let no_reply = format!("no reply from {address}/28018");
+        let unanswered = out.lines().filter(|l| *l == no_reply).count();
         assert_eq!(
             (sent, unanswered),
             (attempts as usize, attempts as usize),
-            "{out}"
+            "{address}: {out}"
         );
         let floor = Duration::from_millis(u64::from(attempts * timeout_ms));
         // Generous above: a debug build starting on a busy machine.
         assert!(
             took >= floor && took < floor + Duration::from_secs(5),
-            "-D {attempts} -I {timeout_ms} took {took:?}"
+            "{address} -D {attempts} -I {timeout_ms} took {took:?}"
         );
     }
 }
@@ -329,17 +331,42 @@ fn the_multicast_debug_features_fail_with_status_1_saying_why() {
     }
 }
 
-/// `--discovery-ttl`: the hop limit of the discovery requests on the wire, as `tcpdump`
-/// inside the namespace sees them (IPv4's TTL, IPv6's hop limit). IPv6 on ff02::1 out of
-/// `d0` (`-n`): an interface-local group's datagrams are only looped back, which a capture
-/// does not see.
+/// `--discovery-ttl` (and `[Network] DiscoveryTTL`): the hop limit of the discovery
+/// requests on the wire, as `tcpdump` inside the namespace sees them (IPv4's TTL, IPv6's hop
+/// limit). IPv4 from a `-c` file's keys (`[Daemon] MulticastAddress MulticastPort`,
+/// `[Network] DiscoveryTTL DiscoveryAttempts DiscoveryTimeout`), IPv6 from the options, on
+/// ff02::1 out of `d0` (`-n`): an interface-local group's datagrams are only looped back,
+/// which a capture does not see.
 #[test]
 fn the_discovery_ttl_is_the_requests_hop_limit_on_the_wire() {
-    let cases: [(&[&str], &str, &str); 2] = [
-        (&["-A", "224.0.0.1"], "224.0.0.1", "ttl 7,"),
-        (&["-A", "ff02::1", "-n", "d0"], "ff02::1", "hlim 7,"),
+    let files = tempfile::tempdir().unwrap();
+    let conf = files.path().join("discovery.conf");
+    std::fs::write(
+        &conf,
+        "[Daemon]\nMulticastAddress=224.0.0.1\nMulticastPort=28023\n\
+         [Network]\nDiscoveryTTL=7\nDiscoveryAttempts=1\nDiscoveryTimeout=100\n",
+    )
+    .unwrap();
+    let conf = conf.to_str().expect("a UTF-8 path");
+    let options = [
+        "-A",
+        "ff02::1",
+        "-n",
+        "d0",
+        "-P",
+        "28023",
+        "--discovery-ttl",
+        "7",
+        "-D",
+        "1",
+        "-I",
+        "100",
     ];
-    for (group, address, seen) in cases {
+    let cases: [(&[&str], &str, &str); 2] = [
+        (&["-c", conf], "224.0.0.1", "ttl 7,"),
+        (&options, "ff02::1", "hlim 7,"),
+    ];
+    for (args, address, seen) in cases {
         let ns = NetNs::create();
         let dir = tempfile::tempdir().unwrap();
         let (out, err) = (dir.path().join("out"), dir.path().join("err"));
@@ -355,17 +382,7 @@ fn the_discovery_ttl_is_the_requests_hop_limit_on_the_wire() {
             let said = std::fs::read_to_string(&err).ok()?;
             said.contains("listening on").then_some(())
         });
-        latch(&ns, group)
-            .args([
-                "-P",
-                "28023",
-                "--discovery-ttl",
-                "7",
-                "-D",
-                "1",
-                "-I",
-                "100",
-            ])
+        latch(&ns, args)
             .args(["-d", "0", "--", "true"])
             .expect_exit(99);
         assert!(dump.wait_within(STOP).success(), "tcpdump failed");

@@ -410,6 +410,46 @@ fn every_key_is_read_from_the_system_file_the_user_file_and_dash_c() {
     }
 }
 
+/// The discovery and TLS keys, which [`every_key`] leaves out because they change where and
+/// how a client connects, from each of the three files: what `-V` shows of them. (What
+/// they do: discovery.rs with the same keys, tls.rs's `tls_from_a_config_file_...`.)
+#[test]
+fn discovery_and_tls_keys_are_read_from_each_file() {
+    let text = "[Daemon]\nMulticastAddress=224.0.0.1\nMulticastPort=28031\n\
+                [Network]\nNetworkInterface=lo\nDiscoveryAttempts=4\nDiscoveryTimeout=321\n\
+                DiscoveryTTL=3\n\
+                [TLS]\nTlsCertificate=/tmp/c.pem\nTlsPrivateKey=/tmp/k.pem\n\
+                TlsCaCertificate=/tmp/ca.pem\n";
+    let expected = with(
+        defaults(),
+        &[
+            ("[Daemon]/MulticastAddress", "'224.0.0.1'"),
+            ("[Daemon]/MulticastPort", "28031"),
+            ("[Network]/NetworkInterface", "'lo'"),
+            ("[Network]/DiscoveryAttempts", "4"),
+            ("[Network]/DiscoveryTimeout", "321"),
+            ("[Network]/DiscoveryTTL", "3"),
+            ("[TLS]/TlsCertificate", "'/tmp/c.pem'"),
+            ("[TLS]/TlsPrivateKey", "'/tmp/k.pem'"),
+            ("[TLS]/TlsCaCertificate", "'/tmp/ca.pem'"),
+        ],
+    );
+    for which in ["system", "user", "-c"] {
+        let user = User::new();
+        let mut cmd = user.latch();
+        match which {
+            "system" => drop(user.write(user.system_file(), text)),
+            "user" => drop(user.write(user.user_file(), text)),
+            _ => drop(cmd.arg("-c").arg(user.write(user.path("my.conf"), text))),
+        }
+        assert_eq!(
+            printed_without_command(cmd.arg("-V")),
+            expected,
+            "{which} file"
+        );
+    }
+}
+
 #[test]
 fn files_are_read_system_then_user_then_dash_c_then_the_command_line() {
     let user = User::new();
