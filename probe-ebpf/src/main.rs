@@ -5,8 +5,8 @@
 //!
 //! It may not know the daemon's layout: which argument holds what, which bytes of the structs
 //! each event reads and where a string's pointer and length sit are in `CONFIG`, which user
-//! space computes from the exact binary's DWARF and sets at load time. It copies bytes and interprets none of them
-//! beyond a string's pointer and length. It never writes to the daemon and never blocks: when
+//! space computes from the exact binary's DWARF and sets at load time. It copies bytes and
+//! interprets none of them beyond a string's pointer and length. It never writes to the daemon and never blocks: when
 //! the ring buffer is full the event is counted in `LOST`, never waited for.
 #![no_std]
 #![no_main]
@@ -136,7 +136,8 @@ fn count_lost() {
 
 /// Copies the bytes of `span` (cut to end by [`BLOCK_BYTES`]) of the struct at `address` in
 /// the daemon, each to its offset in the block; a failed copy or a missing argument leaves
-/// `len` 0. Only the span: a hit's cost grows with the bytes it copies.
+/// `len` 0. No more of the daemon's memory than the event reads (a copy costs by the call
+/// more than by the byte: docs/benchmarks.md).
 ///
 /// # Safety
 /// `block` must point to writable memory for a [`RawBlock`].

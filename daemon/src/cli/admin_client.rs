@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use super::args::AdminArgs;
-use super::stream::{connect, ClientStream};
+use super::stream::{connect, is_timeout, ClientStream};
 use latch::net::Endpoint;
 use latch_probe_common::doc::{EventDoc, StateDoc};
 use std::io::{self, BufRead, BufReader, Write};
@@ -50,12 +50,7 @@ pub(crate) fn run(endpoint: &Endpoint, op: Op, args: &AdminArgs) -> i32 {
             );
             EXIT_NO_DAEMON
         }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
+        Err(e) if is_timeout(&e) => {
             eprintln!(
                 "latch: the daemon at {endpoint} did not answer within {} ms; it may be wedged: \
                  `latch-probe dump --pid PID` reads its state without its help",

@@ -15,7 +15,7 @@ use super::discover::Multicast;
 use super::exit;
 use super::session::machine_id;
 use super::signals;
-use super::stream::{secure, ClientStream};
+use super::stream::{is_timeout, secure, ClientStream};
 use latch::net::Keepalive;
 use latch::timefmt;
 use latch::tls::{PeerCert, Tls, TlsFiles};
@@ -227,12 +227,7 @@ fn lock(
                 wire::parse_answer(&bytes).map_err(|_| recv_error())?
             }
             Ok(None) => return Err(recv_error()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_timeout(&e) => {
                 eprintln!(
                     "The lock was not obtained because timeout ({timeout_ms} milliseconds) expired"
                 );

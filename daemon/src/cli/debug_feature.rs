@@ -15,7 +15,7 @@ use super::autostart::Route;
 use super::client::TlsJob;
 use super::discover::{self, say, Discovery};
 use super::session::machine_id;
-use super::stream::{self, ClientStream};
+use super::stream::{self, is_timeout, ClientStream};
 use latch::net::Endpoint;
 use latch::tls::{PeerCert, Tls, TlsError};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -182,13 +182,6 @@ fn multicast_client(d: &Discovery) -> Result<(), String> {
         d.attempts.max(1),
         d.timeout_ms
     ))
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
 }
 
 /// Accepts one TLS connection, takes the client's id, checks it, sends its own.

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+use super::stream::is_timeout;
 use latch::discovery::Group;
 use latch::net::Endpoint;
 use latch::wire::write::format_discover_request;
@@ -155,12 +156,7 @@ pub(crate) fn find(d: &Discovery) -> Result<Endpoint, Failure> {
                 }
                 return endpoint(answer, from);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if is_timeout(&e) => {
                 if d.verbose {
                     say(&format!("no reply from {shown}"));
                 }

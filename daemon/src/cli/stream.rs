@@ -40,6 +40,14 @@ pub(crate) fn secure(
     ))
 }
 
+/// Whether a read failed because its timeout passed (`SO_RCVTIMEO` gives `WouldBlock`).
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Connects to the daemon at `endpoint` (TCP without Nagle: every message is one write).
 pub(crate) fn connect(endpoint: &Endpoint) -> io::Result<ClientStream> {
     match endpoint {

@@ -248,13 +248,9 @@ pub(super) fn compile_types(
 
     // Each hit copies only what its event reads: of the locker, a request's event reads its
     // identity alone.
-    let spans = [
-        (locker.identity_span(), LOCKER_TYPE),
-        (locker.span(), LOCKER_TYPE),
-        (request.span(), REQUEST_TYPE),
-    ];
-    let [identity, whole, request_span] = spans.map(|(span, name)| within_block(span, name));
-    let (identity, whole, request_span) = (identity?, whole?, request_span?);
+    let identity = within_block(locker.identity_span(), LOCKER_TYPE)?;
+    let whole = within_block(locker.span(), LOCKER_TYPE)?;
+    let request_span = within_block(request.span(), REQUEST_TYPE)?;
     for hook in &HOOKS {
         let k = hook.kind as usize;
         if hook.locker.is_some() {
