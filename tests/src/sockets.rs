@@ -29,19 +29,7 @@ pub enum End {
 pub fn tcp_keepalive(pid: u32, end: End) -> Vec<Keepalive> {
     let pidfd = pidfd_open(pid);
     let mut found = Vec::new();
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return found;
-    };
-    for entry in fds.flatten() {
-        let Some(target) = std::fs::read_link(entry.path()).ok() else {
-            continue;
-        };
-        if !target.to_string_lossy().starts_with("socket:") {
-            continue;
-        }
-        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
+    for (fd, _) in sockets(pid) {
         let Some(copy) = pidfd_getfd(&pidfd, fd) else {
             continue;
         };
@@ -83,21 +71,7 @@ pub fn tcp_keepalive(pid: u32, end: End) -> Vec<Keepalive> {
 /// descriptors' inodes among the LISTEN entries of its /proc/PID/net/tcp and tcp6. Unlike a
 /// connection, this cannot mistake another process's listener for its.
 pub fn listening_ports(pid: u32) -> Vec<u16> {
-    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_string_lossy().into_owned();
-            Some(
-                target
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .to_owned(),
-            )
-        })
-        .collect();
+    let inodes: Vec<String> = sockets(pid).into_iter().map(|(_, inode)| inode).collect();
     let mut ports = Vec::new();
     for table in ["tcp", "tcp6"] {
         let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
@@ -123,6 +97,22 @@ pub fn listening_ports(pid: u32) -> Vec<u16> {
     ports.sort_unstable();
     ports.dedup();
     ports
+}
+
+/// `pid`'s socket descriptors and their inodes (from /proc/PID/fd's `socket:[INODE]`).
+fn sockets(pid: u32) -> Vec<(RawFd, String)> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            let target = target.to_string_lossy();
+            let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some((fd, inode.to_owned()))
+        })
+        .collect()
 }
 
 fn pidfd_open(pid: u32) -> OwnedFd {
