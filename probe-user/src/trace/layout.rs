@@ -303,10 +303,20 @@ impl<'r> Copied<'r> {
     /// The little-endian word of `size` bytes at `at`, if those bytes were copied.
     fn word(&self, at: u32, size: u8) -> Option<u64> {
         let at = at as usize;
-        if at < self.start {
+        if at < self.start || size > 8 {
             return None;
         }
         let part = self.bytes.get(at..at.checked_add(usize::from(size))?)?;
+        // One load and a mask where 8 bytes are there to read: a copy of `size` bytes is a
+        // call to memcpy, and this runs a dozen times an event.
+        if let Some(eight) = self.bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(eight.try_into().ok()?);
+            let mask = match size {
+                8 => u64::MAX,
+                n => (1 << (8 * u32::from(n))) - 1,
+            };
+            return Some(word & mask);
+        }
         let mut word = [0u8; 8];
         word.get_mut(..part.len())?.copy_from_slice(part);
         Some(u64::from_le_bytes(word))
@@ -477,6 +487,30 @@ mod tests {
         assert_eq!(whole.word(BLOCK_BYTES as u32 - 8, 8), Some(0));
         assert_eq!(whole.word(BLOCK_BYTES as u32 - 4, 8), None);
         assert_eq!(whole.word(u32::MAX, 8), None);
+    }
+
+    #[test]
+    fn a_word_is_its_bytes_little_endian_with_none_of_its_neighbours() {
+        let mut block = RawBlock::EMPTY;
+        for (i, b) in block.bytes.iter_mut().enumerate() {
+            *b = i as u8 | 0x80;
+        }
+        block.start = 16;
+        block.len = 16;
+        let copied = Copied::of(&block);
+        // Every place and size, those read by one load and those near the copy's end.
+        for at in 16..32u32 {
+            for size in 0..=8u8 {
+                let end = at as usize + usize::from(size);
+                let expected = (end <= 32).then(|| {
+                    let mut word = [0u8; 8];
+                    word[..usize::from(size)].copy_from_slice(&block.bytes[at as usize..end]);
+                    u64::from_le_bytes(word)
+                });
+                assert_eq!(copied.word(at, size), expected, "{size} bytes at {at}");
+            }
+        }
+        assert_eq!(copied.word(16, 9), None);
     }
 
     #[test]
