@@ -18,14 +18,19 @@ probes=8
 dir=$(mktemp -d /dev/shm/bench-trace.XXXXXX)
 daemon=
 tracer=
+# Off for the run: with it on, the kernel reads the clock around every program run, a cost
+# of its own in every traced cell (bench-uprobe-cost.sh turns it on, and back).
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
 cleanup() {
     # By pid only: the tracer of the cell under way (if any), then the daemon.
     if [ -n "$tracer" ]; then kill -INT "$tracer" 2>/dev/null || true; wait "$tracer" 2>/dev/null || true; fi
     if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi
+    sysctl -qw kernel.bpf_stats_enabled="$stats_was"
     rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+sysctl -qw kernel.bpf_stats_enabled=0
 bin=$dir/latch
 probe=$dir/latch-probe
 cp target/release/latch "$bin"
@@ -82,26 +87,34 @@ stop_tracer() { # signal
     tracer=
 }
 
+# One cell each: ours (its rate, CPU, and counts from its closing line), and bpftrace's empty
+# program (the bare uprobe cost).
+run_ours() {
+    "$probe" trace --pid "$daemon" --json >/dev/null 2>"$dir/trace.err" & tracer=$!
+    attached "$tracer"
+    for _ in $(seq 100); do grep -q "uprobes attached" "$dir/trace.err" && break; sleep 0.05; done
+    read -r ours dours tours <<<"$(measure "$clients")"
+    stop_tracer TERM
+    # "latch-probe: trace ended on SIGTERM: N events, M lost, K undecodable; ..."
+    summary=$(grep -o '[0-9]* events, [0-9]* lost, [0-9]* undecodable' "$dir/trace.err") \
+        || { cat "$dir/trace.err" >&2; exit 1; }
+    read -r events _ lost _ undecodable _ <<<"$summary"
+}
+run_bare() {
+    bpftrace -p "$daemon" -e "$spec {}" >"$dir/bt-empty.out" 2>&1 & tracer=$!
+    attached "$tracer"
+    read -r bare dbare tbare <<<"$(measure "$clients")"
+    stop_tracer INT
+}
+
 results=$dir/results.jsonl
 echo "start $(date -u '+%F %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds of $ops ops" >&2
 for clients in 1 8 32; do
     for round in $(seq "$rounds"); do
         read -r u1 du1 _ <<<"$(measure "$clients")"
-
-        "$probe" trace --pid "$daemon" --json >/dev/null 2>"$dir/trace.err" & tracer=$!
-        attached "$tracer"
-        for _ in $(seq 100); do grep -q "uprobes attached" "$dir/trace.err" && break; sleep 0.05; done
-        read -r ours dours tours <<<"$(measure "$clients")"
-        stop_tracer TERM
-        # "latch-probe: trace ended on SIGTERM: N events, M lost, K undecodable; ..."
-        summary=$(grep -o '[0-9]* events, [0-9]* lost, [0-9]* undecodable' "$dir/trace.err") \
-            || { cat "$dir/trace.err" >&2; exit 1; }
-        read -r events _ lost _ undecodable _ <<<"$summary"
-
-        bpftrace -p "$daemon" -e "$spec {}" >"$dir/bt-empty.out" 2>&1 & tracer=$!
-        attached "$tracer"
-        read -r bare dbare tbare <<<"$(measure "$clients")"
-        stop_tracer INT
+        # Ours and the bare uprobes in turn first, so that neither always runs in the other's
+        # wake.
+        if [ $((round % 2)) -eq 1 ]; then run_ours; run_bare; else run_bare; run_ours; fi
 
         bpftrace -p "$daemon" -e "$spec { printf(\"%s %d %lu %lx %lx\\n\", probe, tid, nsecs, arg0, arg1); }" \
             >"$dir/bt-printf.out" 2>"$dir/bt-printf.err" & tracer=$!
