@@ -87,6 +87,9 @@ pub struct RawBlock {
     pub bytes: [u8; BLOCK_BYTES],
 }
 
+// The eBPF side reads a word at an 8-aligned offset of `bytes` with one aligned load.
+const _: () = assert!(core::mem::offset_of!(RawBlock, bytes) % 8 == 0);
+
 /// A string's bytes, copied through the pointer and length found in a copied struct.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

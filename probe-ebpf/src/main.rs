@@ -182,8 +182,9 @@ unsafe fn fill_text(texts: *mut RawText, slot: TextSlot, wanted: bool, block: *c
                 config_item(&raw const CONFIG.texts, slot as usize),
             );
         } else {
-            addr_of_mut!((*text).address).write(0);
-            addr_of_mut!((*text).claimed).write(0);
+            // Volatile: plain stores are merged into a call of a byte-at-a-time memset.
+            addr_of_mut!((*text).address).write_volatile(0);
+            addr_of_mut!((*text).claimed).write_volatile(0);
             addr_of_mut!((*text).len).write(0);
         }
     }
@@ -219,8 +220,18 @@ unsafe fn block_word(block: *const RawBlock, offset: u32) -> Option<u64> {
         if at > BLOCK_BYTES - 8 || at < start || at + 8 > start + (*block).len as usize {
             return None;
         }
-        let bytes = addr_of!((*block).bytes) as *const u8;
-        Some(core::ptr::read_unaligned(bytes.add(at) as *const u64))
+        // User space sets only 8-aligned offsets here, and the bytes start 8-aligned in the
+        // record: one aligned load (an unaligned read is eight byte loads in BPF).
+        if at % 8 != 0 {
+            return None;
+        }
+        Some(
+            addr_of!((*block).bytes)
+                .cast::<u8>()
+                .add(at)
+                .cast::<u64>()
+                .read(),
+        )
     }
 }
 

@@ -364,7 +364,8 @@ fn none_niche(
     };
     Ok(u32::try_from(offset.saturating_add(at))
         .ok()
-        .filter(|at| (*at as usize) + 8 <= BLOCK_BYTES)
+        // Unaligned (no Option<String> is): no test, the element is copied whatever it is.
+        .filter(|at| (*at as usize) + 8 <= BLOCK_BYTES && at % 8 == 0)
         .map(|at| (at, value)))
 }
 
@@ -382,12 +383,21 @@ fn text_place(
     let Place { ty, offset } = layout::place(index, ty, path).map_err(layout_error)?;
     let (pointer, len) = layout::string_parts(index, ty).map_err(layout_error)?;
     let within = |part: u64| {
-        u32::try_from(offset.saturating_add(part))
+        let at = offset.saturating_add(part);
+        // The eBPF side reads these words with aligned loads; a usize is 8-aligned in any
+        // struct, so this only fails for a layout that is not a String's.
+        if at % 8 != 0 {
+            return Err(layout_error(dwarfpeek::value::ValueError::Shape {
+                type_name: what(),
+                what: format!("a pointer or length at the unaligned offset {at}"),
+            }));
+        }
+        u32::try_from(at)
             .ok()
             .filter(|at| (*at as usize) < BLOCK_BYTES)
             .ok_or_else(|| TraceError::TooLarge {
                 type_name: what(),
-                size: offset.saturating_add(part),
+                size: at,
                 max: BLOCK_BYTES,
             })
     };
