@@ -189,6 +189,15 @@ pub struct TraceConfig {
     pub element_none_value: u64,
     /// The runtime address of the lock table's generation counter (a `u64`).
     pub generation_address: u64,
+    /// Whose hits are recorded: the traced process's id as its own pid namespace numbers it,
+    /// and that namespace (the device and inode of `/proc/PID/ns/pid`). The uprobes are set
+    /// for every process that maps the binary, so the programs pick the daemon's hits out
+    /// themselves: a uprobe bound to one process puts its perf events in and out at each of
+    /// its context switches, which cost the daemon more than the program (docs/benchmarks.md).
+    pub pidns_dev: u64,
+    pub pidns_ino: u64,
+    pub tgid: u32,
+    pub _pad: u32,
 }
 
 impl TraceConfig {
@@ -206,5 +215,9 @@ impl TraceConfig {
         element_none_size: 0,
         element_none_value: 0,
         generation_address: 0,
+        pidns_dev: 0,
+        pidns_ino: 0,
+        tgid: 0,
+        _pad: 0,
     };
 }

@@ -2,18 +2,24 @@
 //! `latch::change::*`), each copying what its event needs into the `EVENTS` ring buffer: the
 //! argument registers, the part of the `Locker` and `Request` its arguments point to that the
 //! event reads, the strings those hold (names, element, peer name) and the table's generation.
+//! The uprobes fire in every process that runs the executable; a hit outside the traced one
+//! (`CONFIG.tgid`) records nothing.
 //!
 //! It may not know the daemon's layout: which argument holds what, which bytes of the structs
 //! each event reads and where a string's pointer and length sit are in `CONFIG`, which user
 //! space computes from the exact binary's DWARF and sets at load time. It copies bytes and
-//! interprets none of them beyond a string's pointer and length. It never writes to the daemon and never blocks: when
-//! the ring buffer is full the event is counted in `LOST`, never waited for.
+//! interprets none of them beyond a string's pointer and length. It never writes to the daemon
+//! and never blocks: when the ring buffer is full the event is counted in `LOST`, never waited
+//! for.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
-    bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_probe_read_user},
+    bindings::{bpf_pidns_info, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_ns_current_pid_tgid, bpf_probe_read_user},
+    },
     macros::{map, uprobe},
     maps::{PerCpuArray, RingBuf},
     programs::ProbeContext,
@@ -63,6 +69,9 @@ probes! {
 
 #[inline(always)]
 fn emit(ctx: &ProbeContext, kind: EventKind) {
+    if !in_the_daemon() {
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
         count_lost();
         return;
@@ -108,6 +117,25 @@ fn emit(ctx: &ProbeContext, kind: EventKind) {
     // The reader is never woken (a wake-up costs the daemon more than the record): it
     // drains the buffer every few milliseconds, and the buffer holds a second or more.
     entry.submit(BPF_RB_NO_WAKEUP as u64);
+}
+
+/// Whether the hit is the traced daemon's: the uprobes are set for every process that maps
+/// the binary (`CONFIG.tgid`).
+#[inline(always)]
+fn in_the_daemon() -> bool {
+    let mut ns = bpf_pidns_info { pid: 0, tgid: 0 };
+    // SAFETY: `ns` is a writable bpf_pidns_info of the size given; `CONFIG` is a plain
+    // static. The helper fails (and `ns` stays 0) when the current task is in another pid
+    // namespace than the daemon's.
+    unsafe {
+        let found = bpf_get_ns_current_pid_tgid(
+            read_volatile(&raw const CONFIG.pidns_dev),
+            read_volatile(&raw const CONFIG.pidns_ino),
+            &mut ns,
+            core::mem::size_of::<bpf_pidns_info>() as u32,
+        ) == 0;
+        found && ns.tgid == read_volatile(&raw const CONFIG.tgid)
+    }
 }
 
 /// Item `i` of an array in `CONFIG`, read volatile. Pointer arithmetic after an explicit

@@ -6,7 +6,8 @@
 //! and a `-Zrandomize-layout` build: the probe reads every layout from the exact binary.
 //!
 //! Also: `trace` ends cleanly on SIGTERM, and then none of its eBPF programs or links is left
-//! in the kernel (bpftool says so).
+//! in the kernel (bpftool says so); and it shows nothing of another daemon that runs the
+//! same executable.
 //!
 //! Needs root (uprobes, BPF). A missing prerequisite fails the test with the reason.
 
@@ -36,6 +37,57 @@ fn trace_equals_daemon_events_release() {
 #[test]
 fn trace_equals_daemon_events_randomized_layout() {
     truth(randomized_latch_bin());
+}
+
+/// The uprobes are set for every process that runs the binary; the trace keeps its daemon's
+/// hits alone. A second daemon of the same executable locks first, then the traced one: the
+/// trace shows the traced one's two events and nothing of the other's.
+#[test]
+fn another_daemon_of_the_same_executable_is_not_traced() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test attaches eBPF uprobes and must run as root"
+    );
+    let traced = DaemonOptions::exe(latch_bin(Profile::Debug)).start();
+    let other = DaemonOptions::exe(latch_bin(Profile::Debug)).start();
+    let others_own = EventReader::start(&other);
+    let trace = ProbeStream::start("trace", traced.pid(), &["--json"]);
+
+    let mut theirs = other.holder(&["-r", "theirs"]);
+    // The other daemon has made both its changes, so their hits came before the next ones.
+    others_own
+        .lines
+        .take(0, 2, "the other daemon's create and grant", CHANGE);
+    let mut mine = traced.holder(&["-r", "mine"]);
+    let events = parse(
+        &trace
+            .stdout
+            .take(0, 2, "the traced daemon's create and grant", CHANGE),
+    );
+    let seen: Vec<(EventKind, &str)> = events
+        .iter()
+        .map(|e| (e.kind, e.resource_name.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (EventKind::LockerCreate, "mine"),
+            (EventKind::Grant, "mine")
+        ]
+    );
+    for client in [&mut theirs, &mut mine] {
+        client.close_stdin();
+        assert!(client.wait_within(CHANGE).success());
+    }
+    let (stdout, stderr) = trace.stop();
+    let names: Vec<String> = parse(&stdout)
+        .into_iter()
+        .map(|e| e.resource_name)
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "mine"),
+        "the other daemon's events in the trace: {names:?}; {stderr:#?}"
+    );
 }
 
 /// What one event must be. `element`: `None` for none, `Some("*")` for any, else exactly.

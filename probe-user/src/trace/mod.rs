@@ -5,8 +5,9 @@
 //!
 //! - [`plan`]: what the uprobes need, computed from the exact executable's DWARF (registers,
 //!   struct sizes, where strings keep their pointer and length). No layout is written here.
-//! - [`probes`]: loading the eBPF object with that plan, attaching it for one process, and
-//!   handing out the raw records and the count of lost ones; dropping it detaches.
+//! - [`probes`]: loading the eBPF object with that plan, attaching it to the executable with
+//!   the one process's hits kept, and handing out the raw records and the count of lost
+//!   ones; dropping it detaches.
 //! - [`layout`]: the decoder compiled from the plan: offsets, sizes and variant tests.
 //! - [`event`]: a raw record decoded, at those offsets, into an [`EventRef`] (or an
 //!   [`EventDoc`]).

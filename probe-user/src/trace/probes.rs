@@ -1,5 +1,6 @@
 //! The uprobes themselves: the embedded eBPF object loaded with a [`TracePlan`]'s
-//! configuration, one program attached to each state-change function of one process, and
+//! configuration, one program attached to each state-change function of the daemon's
+//! executable (for every process that maps it; the programs keep one process's hits), and
 //! the ring buffer and lost-record counter they write.
 //!
 //! The attachments live as long as the [`Tracer`]: dropping it detaches every uprobe, on
@@ -13,7 +14,6 @@ use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use latch_probe_common::raw::{RawBlock, RawEvent, RawText, Span, TraceConfig, TEXT_SLOTS};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use std::num::NonZeroU32;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::Duration;
@@ -63,9 +63,12 @@ impl Tracer {
         pid: u32,
         load_bias: u64,
     ) -> Result<Tracer, TraceError> {
-        let pid_nz = NonZeroU32::new(pid).ok_or(TraceError::ZeroPid)?;
+        if pid == 0 {
+            return Err(TraceError::ZeroPid);
+        }
         let mut config = plan.config;
         config.generation_address = config.generation_address.wrapping_add(load_bias);
+        (config.pidns_dev, config.pidns_ino, config.tgid) = identity(pid)?;
         let mut ebpf = EbpfLoader::new()
             .override_global(CONFIG_GLOBAL, &ConfigGlobal(config), true)
             .map_max_entries(EVENTS_MAP, EVENTS_BYTES)
@@ -103,7 +106,10 @@ impl Tracer {
                 .attach(
                     UProbeAttachLocation::AbsoluteOffset(probe.function.file_offset),
                     target,
-                    UProbeScope::OneProcess(pid_nz),
+                    // Not OneProcess: a uprobe bound to the daemon's task moves its perf
+                    // events in and out at each of the daemon's context switches, which
+                    // cost more than the hits (docs/benchmarks.md). The programs filter.
+                    UProbeScope::AllProcesses,
                 )
                 .map_err(|error| TraceError::Attach {
                     function: probe.function.path.clone(),
@@ -188,6 +194,25 @@ impl Drop for Tracer {
         // no record is written once the tracer is gone.
         self.detach();
     }
+}
+
+/// How the eBPF programs tell the process `pid` apart: its pid namespace (the device and
+/// inode of its `ns/pid`) and its id in that namespace (the last of its status's `NSpid`;
+/// `pid` itself where the kernel has no such line), which is how a hit in it numbers it.
+fn identity(pid: u32) -> Result<(u64, u64, u32), TraceError> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |what| move |error| TraceError::Process { pid, what, error };
+    let ns =
+        std::fs::metadata(format!("/proc/{pid}/ns/pid")).map_err(failed("the pid namespace"))?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(failed("the status"))?;
+    let inner = status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .and_then(|ids| ids.split_whitespace().last())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(pid);
+    Ok((ns.dev(), ns.ino(), inner))
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, TraceError> {
