@@ -111,10 +111,15 @@ results=$dir/results.jsonl
 echo "start $(date -u '+%F %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg); $rounds rounds of $ops ops" >&2
 for clients in 1 8 32; do
     for round in $(seq "$rounds"); do
+        # An untraced load before and after each traced one, each traced one measured
+        # against the two beside it: the machine's drift over a round is larger than a bare
+        # hit's cost. Ours and the bare uprobes take turns at going first.
+        if [ $((round % 2)) -eq 1 ]; then first=ours; else first=bare; fi
         read -r u1 du1 _ <<<"$(measure "$clients")"
-        # Ours and the bare uprobes in turn first, so that neither always runs in the other's
-        # wake.
-        if [ $((round % 2)) -eq 1 ]; then run_ours; run_bare; else run_bare; run_ours; fi
+        "run_$first"
+        read -r u2 du2 _ <<<"$(measure "$clients")"
+        if [ "$first" = ours ]; then run_bare; else run_ours; fi
+        read -r u3 du3 _ <<<"$(measure "$clients")"
 
         bpftrace -p "$daemon" -e "$spec { printf(\"%s %d %lu %lx %lx\\n\", probe, tid, nsecs, arg0, arg1); }" \
             >"$dir/bt-printf.out" 2>"$dir/bt-printf.err" & tracer=$!
@@ -125,15 +130,15 @@ for clients in 1 8 32; do
         bt_lost=$(awk '/^Lost [0-9]+ events/ {s+=$2} END {print s+0}' "$dir/bt-printf.out")
         rm -f "$dir/bt-printf.out"
 
-        read -r u2 du2 _ <<<"$(measure "$clients")"
+        read -r u4 du4 _ <<<"$(measure "$clients")"
         cat >>"$results" <<JSON
-{"clients":$clients,"round":$round,"untraced":[$u1,$u2],"ours":$ours,"bare":$bare,"printf":$pf,
- "cpu":{"untraced":[$du1,$du2],"ours":$dours,"bare":$dbare,"printf":$dpf},
+{"clients":$clients,"round":$round,"first":"$first","untraced":[$u1,$u2,$u3,$u4],"ours":$ours,"bare":$bare,"printf":$pf,
+ "cpu":{"untraced":[$du1,$du2,$du3,$du4],"ours":$dours,"bare":$dbare,"printf":$dpf},
  "tracer_cpu":{"ours":$tours,"bare":$tbare,"printf":$tpf},
  "events":$events,"lost":$lost,"undecodable":$undecodable,"bt_lines":$bt_lines,"bt_lost":$bt_lost}
 JSON
-        printf 'round %s, %s clients: ops/s untraced %.0f / %.0f, ours %.0f (%s events, %s lost), bpftrace {} %.0f, printf %.0f (%s lines, %s lost)\n' \
-            "$round" "$clients" "$u1" "$u2" "$ours" "$events" "$lost" "$bare" "$pf" "$bt_lines" "$bt_lost" >&2
+        printf 'round %s, %s clients: ops/s untraced %.0f / %.0f / %.0f / %.0f, ours %.0f (%s events, %s lost), bpftrace {} %.0f, printf %.0f (%s lines, %s lost)\n' \
+            "$round" "$clients" "$u1" "$u2" "$u3" "$u4" "$ours" "$events" "$lost" "$bare" "$pf" "$bt_lines" "$bt_lost" >&2
     done
 done
 
@@ -159,17 +164,21 @@ def fmt(x, spec=".1f"):
 def mr(xs):  # median of per-round ratios, the undefined ones (a cost <= 0) left out
     xs = [x for x in xs if x == x]
     return med(xs) if xs else float("nan")
-# Per round: untraced is the mean of the loads before and after the traced ones.
+# Per round: each traced load against the mean of the untraced loads just before and after
+# it (the round ran U first U second U printf U).
 # Throughput cost of an event: the time tracing adds to an operation, over events per op.
 # CPU cost of an event: the daemon's extra CPU per op over events per op (what its uprobe
 # hits cost it, in-kernel); the tracer's: its CPU over the events it handled.
 per = []
 for r in rows:
-    u = statistics.mean(r["untraced"])
-    du = statistics.mean(r["cpu"]["untraced"]) / ops
+    second = "bare" if r["first"] == "ours" else "ours"
+    beside = {r["first"]: (0, 1), second: (1, 2), "printf": (2, 3)}
     epo = (r["events"] + r["lost"]) / ops  # hits per op (a lost event was a hit too)
-    d = {"r": r, "u": u, "epo": epo, "du": du / 1e3}
+    d = {"r": r, "epo": epo, "u": statistics.mean(r["untraced"]),
+         "du": statistics.mean(r["cpu"]["untraced"]) / ops / 1e3}
     for k in peers:
+        u = statistics.mean(r["untraced"][i] for i in beside[k])
+        du = statistics.mean(r["cpu"]["untraced"][i] for i in beside[k]) / ops
         d["t_" + k] = (1 / r[k] - 1 / u) / epo * 1e6
         d["c_" + k] = (r["cpu"][k] / ops - du) / epo / 1e3
     d["tr_ours"] = r["tracer_cpu"]["ours"] / max(r["events"], 1) / 1e3
