@@ -6,8 +6,8 @@
 //! and a `-Zrandomize-layout` build: the probe reads every layout from the exact binary.
 //!
 //! Also: `trace` ends cleanly on SIGTERM, and then none of its eBPF programs or links is left
-//! in the kernel (bpftool says so); and it shows nothing of another daemon that runs the
-//! same executable.
+//! in the kernel (bpftool says so); its uprobes go when its daemon exits; and it shows
+//! nothing of another daemon that runs the same executable.
 //!
 //! Needs root (uprobes, BPF). A missing prerequisite fails the test with the reason.
 
@@ -87,6 +87,41 @@ fn another_daemon_of_the_same_executable_is_not_traced() {
     assert!(
         names.iter().all(|n| n == "mine"),
         "the other daemon's events in the trace: {names:?}; {stderr:#?}"
+    );
+}
+
+/// The programs keep their daemon's hits by pid, and a pid is reused: once the daemon has
+/// exited, the trace's uprobes go (bpftool shows none of its links), while the trace itself
+/// runs on until it is stopped.
+#[test]
+fn the_uprobes_go_when_the_daemon_exits() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test attaches eBPF uprobes and must run as root"
+    );
+    let daemon = DaemonOptions::exe(latch_bin(Profile::Debug)).start();
+    let trace = ProbeStream::start("trace", daemon.pid(), &["--json"]);
+    let ours = programs_of(trace.pid());
+    let links = || {
+        let all = bpftool(&["link", "show"]);
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["prog_id"].as_u64().is_some_and(|id| ours.contains(&id)))
+            .count()
+    };
+    assert_eq!(links(), 8, "the trace's links while its daemon runs");
+    drop(daemon);
+    let deadline = std::time::Instant::now() + CHANGE;
+    while links() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(links(), 0, "the trace's links after its daemon exited");
+    let (_, stderr) = trace.stop();
+    let summary = stderr.last().cloned().unwrap_or_default();
+    assert!(
+        summary.contains("0 lost, 0 undecodable"),
+        "the trace's summary: {stderr:#?}"
     );
 }
 

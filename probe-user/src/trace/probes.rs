@@ -14,7 +14,7 @@ use aya::programs::UProbe;
 use aya::{Ebpf, EbpfLoader};
 use latch_probe_common::raw::{RawBlock, RawEvent, RawText, Span, TraceConfig, TEXT_SLOTS};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,6 +52,9 @@ pub struct Tracer {
     /// The record being handed out, copied out of the ring buffer (boxed: it is large).
     record: Box<RawEvent>,
     hot: HotLines,
+    /// The daemon's pidfd, readable once it has exited. The programs keep its hits by pid,
+    /// and a pid is reused: the uprobes go once the daemon has.
+    daemon: OwnedFd,
 }
 
 impl Tracer {
@@ -66,6 +69,7 @@ impl Tracer {
         if pid == 0 {
             return Err(TraceError::ZeroPid);
         }
+        let daemon = pidfd(pid)?;
         let mut config = plan.config;
         config.generation_address = config.generation_address.wrapping_add(load_bias);
         (config.pidns_dev, config.pidns_ino, config.tgid) = identity(pid)?;
@@ -93,6 +97,7 @@ impl Tracer {
             links: Vec::with_capacity(plan.probes.len()),
             record: Box::new(RawEvent::EMPTY),
             hot: HotLines::of(&plan.config),
+            daemon,
         };
         // Attached one by one into the tracer, so a failure drops (and detaches) the ones
         // attached before it.
@@ -139,7 +144,22 @@ impl Tracer {
             self.hot.prefetch_after(&item);
             each(record(&item, &mut self.record)?)?;
         }
+        // Looked at when the buffer is empty: whatever the daemon wrote before it exited is
+        // in it by then (its hits run before its exit), and a later drain still reads it.
+        if n < max && !self.links.is_empty() && self.daemon_exited()? {
+            self.detach();
+        }
         Ok(n)
+    }
+
+    /// Whether the daemon has exited (its pidfd is readable).
+    fn daemon_exited(&self) -> Result<bool, TraceError> {
+        let mut fds = [PollFd::new(self.daemon.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => Ok(fds[0].revents().is_some_and(|r| !r.is_empty())),
+            Err(nix::errno::Errno::EINTR) => Ok(false),
+            Err(e) => Err(TraceError::Poll(e)),
+        }
     }
 
     /// Sleeps until records have had time to gather ([`LOOK_EVERY`], at most `timeout`), or
@@ -194,6 +214,27 @@ impl Drop for Tracer {
         // no record is written once the tracer is gone.
         self.detach();
     }
+}
+
+/// A pidfd of the process `pid` (Linux 5.3): unlike the pid, it cannot come to mean
+/// another process.
+fn pidfd(pid: u32) -> Result<OwnedFd, TraceError> {
+    let raw_pid = libc::pid_t::try_from(pid).map_err(|_| TraceError::Process {
+        pid,
+        what: "a pidfd",
+        error: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
+    if fd < 0 {
+        return Err(TraceError::Process {
+            pid,
+            what: "a pidfd",
+            error: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: `fd` is a descriptor just opened, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// How the eBPF programs tell the process `pid` apart: its pid namespace (the device and
