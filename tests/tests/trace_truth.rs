@@ -44,10 +44,7 @@ fn trace_equals_daemon_events_randomized_layout() {
 /// trace shows the traced one's two events and nothing of the other's.
 #[test]
 fn another_daemon_of_the_same_executable_is_not_traced() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test attaches eBPF uprobes and must run as root"
-    );
+    require_root();
     let traced = DaemonOptions::exe(latch_bin(Profile::Debug)).start();
     let other = DaemonOptions::exe(latch_bin(Profile::Debug)).start();
     let others_own = EventReader::start(&other);
@@ -95,10 +92,7 @@ fn another_daemon_of_the_same_executable_is_not_traced() {
 /// runs on until it is stopped.
 #[test]
 fn the_uprobes_go_when_the_daemon_exits() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test attaches eBPF uprobes and must run as root"
-    );
+    require_root();
     let daemon = DaemonOptions::exe(latch_bin(Profile::Debug)).start();
     let trace = ProbeStream::start("trace", daemon.pid(), &["--json"]);
     let ours = programs_of(trace.pid());
@@ -122,6 +116,14 @@ fn the_uprobes_go_when_the_daemon_exits() {
     assert!(
         summary.contains("0 lost, 0 undecodable"),
         "the trace's summary: {stderr:#?}"
+    );
+}
+
+/// Fails the test, saying why, where it cannot attach uprobes.
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test attaches eBPF uprobes and must run as root"
     );
 }
 
@@ -250,10 +252,7 @@ impl Check<'_> {
 fn truth(bin: PathBuf) {
     use EntryState::{Holding, Incubating, None as Nothing, Waiting};
     use EventKind::*;
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test attaches eBPF uprobes and must run as root"
-    );
+    require_root();
     let build = bin.display().to_string();
     let daemon = DaemonOptions::exe(bin).start();
     let own = EventReader::start(&daemon);
