@@ -1,5 +1,5 @@
 //! What `/proc` says about a live process: whether it exists, its executable, its owner, its
-//! command line, its threads (name and state letter). Read before the process is stopped, so the states are its own and not the
+//! pid in its own pid namespace, its command line, its threads (name and state letter). Read before the process is stopped, so the states are its own and not the
 //! freeze's.
 //!
 //! Text files only; no memory is read here. Every field is parsed defensively: a process may
@@ -66,6 +66,37 @@ pub fn owner(pid: u32) -> Result<(u32, u32), ProcError> {
         // A status without them: the process is a zombie or gone.
         _ => Err(ProcError::NoSuchProcess { pid }),
     }
+}
+
+/// A process as its own pid namespace numbers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnPid {
+    /// The namespace: the device and inode of `/proc/PID/ns/pid`.
+    pub ns_dev: u64,
+    pub ns_ino: u64,
+    /// The process's id in it: the last of its status's `NSpid`, or the pid itself where the
+    /// kernel writes no such line.
+    pub pid: u32,
+}
+
+/// The process `pid` (as this process's namespace numbers it) as its own namespace does.
+pub fn own_pid(pid: u32) -> Result<OwnPid, ProcError> {
+    use std::os::unix::fs::MetadataExt;
+    let ns_path = format!("/proc/{pid}/ns/pid");
+    let ns = std::fs::metadata(&ns_path).map_err(|error| proc_error(pid, &ns_path, error))?;
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).map_err(|error| proc_error(pid, &path, error))?;
+    let inner = text
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .and_then(|ids| ids.split_whitespace().last())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(pid);
+    Ok(OwnPid {
+        ns_dev: ns.dev(),
+        ns_ino: ns.ino(),
+        pid: inner,
+    })
 }
 
 /// Every thread of the process with its name and state letter, by tid. Threads that exit
@@ -169,6 +200,14 @@ mod tests {
         );
         let (uid, _) = owner(me).expect("own status");
         assert_eq!(uid, nix::unistd::getuid().as_raw());
+        let own = own_pid(me).expect("own pid namespace");
+        let ns = std::fs::metadata("/proc/self/ns/pid").unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((own.ns_dev, own.ns_ino, own.pid), (ns.dev(), ns.ino(), me));
+        assert!(matches!(
+            own_pid(u32::MAX),
+            Err(ProcError::NoSuchProcess { .. })
+        ));
         assert!(matches!(
             threads(u32::MAX),
             Err(ProcError::NoSuchProcess { .. })

@@ -94,12 +94,8 @@ pub enum TraceError {
         name: &'static str,
         error: Box<MapError>,
     },
-    #[error("reading {what} of pid {pid} failed: {error}; check that the process exists")]
-    Process {
-        pid: u32,
-        what: &'static str,
-        error: std::io::Error,
-    },
+    #[error("opening a pidfd of pid {pid} failed: {error}; check that the process exists")]
+    Pidfd { pid: u32, error: std::io::Error },
     #[error("waiting for events failed: {0}")]
     Poll(nix::Error),
     #[error("the live feed's thread ended before its first snapshot; try again")]
@@ -120,7 +116,7 @@ impl TraceError {
             | TraceError::NotAPointer { .. }
             | TraceError::TypeNotFound(_)
             | TraceError::Layout { .. } => NOT_A_LATCH_DAEMON,
-            TraceError::ZeroPid | TraceError::Attach { .. } | TraceError::Process { .. } => {
+            TraceError::ZeroPid | TraceError::Attach { .. } | TraceError::Pidfd { .. } => {
                 TARGET_NOT_FOUND_OR_NOT_PERMITTED
             }
             _ => USAGE,

@@ -8,6 +8,7 @@
 
 use super::plan::TracePlan;
 use super::TraceError;
+use crate::error::ProbeError;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
 use aya::programs::UProbe;
@@ -72,7 +73,9 @@ impl Tracer {
         let daemon = pidfd(pid)?;
         let mut config = plan.config;
         config.generation_address = config.generation_address.wrapping_add(load_bias);
-        (config.pidns_dev, config.pidns_ino, config.tgid) = identity(pid)?;
+        // A hit numbers its process as the process's own pid namespace does.
+        let own = dwarfpeek::process::own_pid(pid).map_err(ProbeError::from)?;
+        (config.pidns_dev, config.pidns_ino, config.tgid) = (own.ns_dev, own.ns_ino, own.pid);
         let mut ebpf = EbpfLoader::new()
             .override_global(CONFIG_GLOBAL, &ConfigGlobal(config), true)
             .map_max_entries(EVENTS_MAP, EVENTS_BYTES)
@@ -219,41 +222,20 @@ impl Drop for Tracer {
 /// A pidfd of the process `pid` (Linux 5.3): unlike the pid, it cannot come to mean
 /// another process.
 fn pidfd(pid: u32) -> Result<OwnedFd, TraceError> {
-    let raw_pid = libc::pid_t::try_from(pid).map_err(|_| TraceError::Process {
+    let raw_pid = libc::pid_t::try_from(pid).map_err(|_| TraceError::Pidfd {
         pid,
-        what: "a pidfd",
         error: std::io::Error::from(std::io::ErrorKind::InvalidInput),
     })?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
     if fd < 0 {
-        return Err(TraceError::Process {
+        return Err(TraceError::Pidfd {
             pid,
-            what: "a pidfd",
             error: std::io::Error::last_os_error(),
         });
     }
     // SAFETY: `fd` is a descriptor just opened, owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// How the eBPF programs tell the process `pid` apart: its pid namespace (the device and
-/// inode of its `ns/pid`) and its id in that namespace (the last of its status's `NSpid`;
-/// `pid` itself where the kernel has no such line), which is how a hit in it numbers it.
-fn identity(pid: u32) -> Result<(u64, u64, u32), TraceError> {
-    use std::os::unix::fs::MetadataExt;
-    let failed = |what| move |error| TraceError::Process { pid, what, error };
-    let ns =
-        std::fs::metadata(format!("/proc/{pid}/ns/pid")).map_err(failed("the pid namespace"))?;
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(failed("the status"))?;
-    let inner = status
-        .lines()
-        .find_map(|line| line.strip_prefix("NSpid:"))
-        .and_then(|ids| ids.split_whitespace().last())
-        .and_then(|id| id.parse().ok())
-        .unwrap_or(pid);
-    Ok((ns.dev(), ns.ino(), inner))
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, TraceError> {
